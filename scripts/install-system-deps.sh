@@ -1,0 +1,60 @@
+#!/bin/sh
+# Install the Debian packages the portenv test suite needs (Debian 12 host; idempotent).
+#
+#   debootstrap, debian-archive-keyring, gpgv, wget
+#                        build the Debian rootfs fixtures (tests/support/rootfs.py)
+#   dpkg, apt            `apt-get download` + `dpkg-deb -x` build the glibc+busybox rootfs
+#   busybox-static       host-side tests of the target shell scripts under busybox sh
+#                        (it replaces the dynamic `busybox` package if that is installed)
+#   dash                 host-side tests under dash (Debian's /bin/sh)
+#   shellcheck           lint of the target shell scripts (tests/unit/test_unpack_sh.py)
+#   gcc                  compiles the C packages of the local test channel
+#   util-linux, mount    unshare(1) and mount(8) for the per-test overlay sandbox
+#   tar, coreutils       rootfs cache tarballs, `env -i` inside the sandbox
+#
+# `apt-get update` runs at most once, and only when something is missing.
+# Needs root (uses sudo when run as another user and sudo exists).
+set -eu
+
+PKGS="debootstrap debian-archive-keyring gpgv wget dpkg apt busybox-static dash shellcheck gcc util-linux mount tar coreutils"
+
+missing=""
+for pkg in $PKGS; do
+    status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
+    case "$status" in
+        *" ok installed") ;;
+        *) missing="$missing $pkg" ;;
+    esac
+done
+
+if [ -n "$missing" ]; then
+    SUDO=""
+    if [ "$(id -u)" != 0 ]; then
+        if command -v sudo >/dev/null 2>&1; then
+            SUDO="sudo"
+        else
+            echo "error: need root to install:$missing" >&2
+            exit 1
+        fi
+    fi
+    echo "installing:$missing"
+    # Wait for a concurrent apt/dpkg run instead of failing on its lock.
+    APT_OPTS="-o DPkg::Lock::Timeout=600 -o Acquire::Retries=3"
+    # shellcheck disable=SC2086
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get $APT_OPTS update -q
+    # shellcheck disable=SC2086
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get $APT_OPTS install -y -q \
+        --no-install-recommends $missing
+else
+    echo "system test dependencies already installed"
+fi
+
+# What the rootfs fixtures need from the kernel, reported (not fatal: the fixtures raise a
+# clear error themselves when they cannot work).
+if ! grep -qw overlay /proc/filesystems 2>/dev/null; then
+    if command -v modprobe >/dev/null 2>&1; then
+        ${SUDO:-} modprobe overlay 2>/dev/null || true
+    fi
+    grep -qw overlay /proc/filesystems 2>/dev/null \
+        || echo "warning: overlayfs is not available in this kernel" >&2
+fi

@@ -1,0 +1,4 @@
+#ifndef BAR_H
+#define BAR_H
+int bar(void);
+#endif

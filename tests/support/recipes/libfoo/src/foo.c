@@ -1,0 +1,3 @@
+#include "foo.h"
+
+int foo(void) { return 42; }

@@ -1,0 +1,4 @@
+#ifndef FOO_H
+#define FOO_H
+int foo(void);
+#endif
