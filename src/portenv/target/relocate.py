@@ -1,0 +1,173 @@
+"""Relocate a portenv environment to the path it lives at (or will live at).
+
+Runs on the target with the environment's own python and the standard library only (no
+portenv import): the unpacker calls it before renaming the env into place, and
+`bin/portenv-relocate` calls it after the env was moved. It follows `.portenv/manifest.json`
+(see docs/format.md): text files get every occurrence of the old prefix replaced, binary files
+get each recorded C-string region rewritten and NUL-padded to its reserved length. Every file
+is written to a new file beside it and renamed over the original, so a running interpreter or
+a mapped shared library is never written in place.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import tempfile
+
+__all__ = ["RelocationError", "check_destination", "main", "relocate", "rewrite_text"]
+
+FORMAT = 1
+SHEBANG_MAX = 127
+"""The shortest kernel limit on a `#!` line still in use; longer lines get a trampoline."""
+FORBIDDEN = '\n"$`\\'
+_PYTHON_NAME = re.compile(rb"python[0-9.]*$")
+
+
+class RelocationError(Exception):
+    """The environment cannot be relocated to the requested path."""
+
+
+def check_destination(prefix: str, prefix_max: int) -> None:
+    """Refuse a destination the environment cannot hold, before any file is touched."""
+    if not prefix.startswith("/"):
+        msg = f"destination is not an absolute path: {prefix}"
+        raise RelocationError(msg)
+    bad = sorted({c for c in prefix if c in FORBIDDEN})
+    if bad:
+        shown = " ".join(repr(c) for c in bad)
+        msg = f"destination holds characters a relocated env cannot use ({shown}): {prefix}"
+        raise RelocationError(msg)
+    if len(prefix.encode()) > prefix_max:
+        msg = (
+            f"destination is {len(prefix.encode())} bytes long, longer than the "
+            f"{prefix_max} bytes this environment reserves: {prefix}"
+        )
+        raise RelocationError(msg)
+
+
+def _trampoline(first_line: bytes) -> bytes | None:
+    """A `/bin/sh` first line for a python script whose `#!` line the kernel cannot take."""
+    interpreter = first_line[2:].strip()
+    if b" " in interpreter and not _PYTHON_NAME.search(interpreter):
+        interpreter = interpreter.split(b" ", 1)[0]
+    if not _PYTHON_NAME.search(interpreter):
+        return None
+    return b"#!/bin/sh\n'''exec' \"" + interpreter + b'" "$0" "$@"\n' + b"' '''"
+
+
+def rewrite_text(data: bytes, old: bytes, new: bytes) -> bytes:
+    """Replace the prefix; turn a too-long or spaced python `#!` line into a trampoline."""
+    data = data.replace(old, new)
+    if not data.startswith(b"#!"):
+        return data
+    first, newline, rest = data.partition(b"\n")
+    interpreter = first[2:].strip()
+    too_long = len(first) > SHEBANG_MAX
+    spaced = new in interpreter and b" " in new
+    if too_long or spaced:
+        trampoline = _trampoline(first)
+        if trampoline is not None:
+            return trampoline + newline + rest
+    return data
+
+
+def rewrite_region(segment: bytes, old: bytes, new: bytes, where: str) -> bytes:
+    """The NUL-padded new content of one binary region."""
+    text = segment.rstrip(b"\0")
+    replaced = text.replace(old, new)
+    if len(replaced) > len(segment):
+        msg = (
+            f"{where}: the new prefix needs {len(replaced)} bytes where {len(segment)} are reserved"
+        )
+        raise RelocationError(msg)
+    return replaced + b"\0" * (len(segment) - len(replaced))
+
+
+def _replace_file(path: str, content: bytes) -> None:
+    """Write `content` to a new file beside `path` and rename it over `path`, keeping the mode."""
+    mode = os.stat(path).st_mode & 0o7777
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".portenv-reloc-")
+    try:
+        with os.fdopen(fd, "wb") as stream:
+            stream.write(content)
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _new_binary(path: str, regions: list[list[int]], old: bytes, new: bytes) -> bytes:
+    with open(path, "rb") as stream:
+        data = bytearray(stream.read())
+    for offset, length in regions:
+        segment = bytes(data[offset : offset + length])
+        data[offset : offset + length] = rewrite_region(segment, old, new, f"{path}@{offset}")
+    return bytes(data)
+
+
+def _load(root: str) -> dict:  # type: ignore[type-arg]
+    with open(os.path.join(root, ".portenv", "manifest.json"), encoding="utf-8") as stream:
+        manifest = json.load(stream)
+    if manifest.get("format") != FORMAT:
+        msg = f"unknown relocation manifest format: {manifest.get('format')!r}"
+        raise RelocationError(msg)
+    return manifest  # type: ignore[no-any-return]
+
+
+def relocate(root: str, prefix: str) -> int:
+    """Rewrite the env at `root` so that it works at `prefix`. Returns the files rewritten.
+
+    All binary regions are checked before the first file is written.
+    """
+    manifest = _load(root)
+    old = manifest["prefix"].encode()
+    new = prefix.encode()
+    if old == new:
+        return 0
+    check_destination(prefix, int(manifest["prefix_max"]))
+    binaries = [f for f in manifest["files"] if f["mode"] == "binary"]
+    for entry in binaries:  # validate every region first: nothing is written on refusal
+        _new_binary(os.path.join(root, entry["path"]), entry["regions"], old, new)
+    for entry in manifest["files"]:
+        path = os.path.join(root, entry["path"])
+        if entry["mode"] == "binary":
+            content = _new_binary(path, entry["regions"], old, new)
+        else:
+            with open(path, "rb") as stream:
+                content = rewrite_text(stream.read(), old, new)
+        _replace_file(path, content)
+    manifest["prefix"] = prefix
+    _replace_file(
+        os.path.join(root, ".portenv", "manifest.json"),
+        (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode(),
+    )
+    return len(manifest["files"])
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`relocate.py --to PREFIX`: relocate the env this file belongs to."""
+    parser = argparse.ArgumentParser(prog="portenv-relocate", description=__doc__.splitlines()[0])
+    parser.add_argument("--to", help="the path the env will live at (default: where it is now)")
+    parser.add_argument("--quiet", action="store_true")
+    args = parser.parse_args(argv)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    target = args.to or os.path.realpath(root)
+    try:
+        count = relocate(root, target)
+    except (RelocationError, OSError, ValueError, KeyError) as exc:
+        print(f"error: relocation failed: {exc}", file=sys.stderr)
+        print("  hint: choose a shorter or plainer destination path", file=sys.stderr)
+        return 1
+    if not args.quiet:
+        print(f"portenv: relocated {count} files to {target}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

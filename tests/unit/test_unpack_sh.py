@@ -1,0 +1,761 @@
+"""Tests of the target-side unpacker, src/portenv/target/portenv-unpack.sh.
+
+Every case runs under each shell found on the host: dash, bash, and busybox sh with
+busybox's own applets first on PATH (so tail, head, tar, gzip, sha256sum, df... are
+busybox's). Archives are built here, following docs/format.md byte for byte, with a
+fake environment whose interpreter is a sh wrapper around the host python and whose
+relocate.py records the --to value it was given.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import os
+import platform
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "src" / "portenv" / "target" / "portenv-unpack.sh"
+OFFSET_RE = re.compile(rb"^PORTENV_EMBEDDED_OFFSET=(\d{10})$", re.MULTILINE)
+MACHINE = platform.machine()
+OTHER_ARCH = "aarch64" if MACHINE != "aarch64" else "x86_64"
+
+RELOCATE_OK = """\
+import sys
+from pathlib import Path
+
+assert sys.argv[1] == "--to", sys.argv
+here = Path(__file__).resolve().parent
+(here / "relocated-to").write_text(sys.argv[2])
+(here / "relocated-in").write_text(str(here.parent))
+"""
+RELOCATE_SLOW = """\
+import os
+import time
+
+mark = os.environ["PORTENV_TEST_MARK"]
+with open(mark + ".new", "w") as out:
+    out.write("relocating")
+os.replace(mark + ".new", mark)
+time.sleep(60)
+"""
+RELOCATE_FAIL = "import sys\nsys.stderr.write('relocate: refused\\n')\nsys.exit(1)\n"
+
+
+# --------------------------------------------------------------------------- archives
+
+
+@dataclass(frozen=True)
+class Env:
+    """A fake environment: 4 files, 4 folders and 1 symlink (9 payload members)."""
+
+    relocate: str = RELOCATE_OK
+    data: bytes = b"hello\n"
+    python: bytes | None = None  # bin/python; default: a sh wrapper of the host python
+
+
+def _payload_tar(env: Env) -> tuple[bytes, int]:
+    wrapper = env.python or f"#!/bin/sh\nexec '{sys.executable}' \"$@\"\n".encode()
+    files: dict[str, tuple[bytes, int]] = {
+        ".portenv/manifest.json": (b'{"format": 1, "files": []}\n', 0o644),
+        ".portenv/relocate.py": (env.relocate.encode(), 0o644),
+        "bin/python": (wrapper, 0o755),
+        "share/data.txt": (env.data, 0o644),
+    }
+    dirs = {str(Path(p).parent) for p in files} | {"share/empty"}
+    links = {"bin/python3": "python"}
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for name in sorted(dirs | set(files) | set(links)):
+            info = tarfile.TarInfo(name)
+            info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
+            if name in dirs:
+                info.type, info.mode = tarfile.DIRTYPE, 0o755
+                tar.addfile(info)
+            elif name in links:
+                info.type, info.linkname, info.mode = tarfile.SYMTYPE, links[name], 0o777
+                tar.addfile(info)
+            else:
+                content, info.mode = files[name]
+                info.size = len(content)
+                tar.addfile(info, io.BytesIO(content))
+        count = len(dirs) + len(files) + len(links)
+    return buf.getvalue(), count
+
+
+def build_tar(
+    env: Env | None = None,
+    meta: Mapping[str, str | None] | None = None,
+    payload: bytes | None = None,
+) -> bytes:
+    """An env.tar as docs/format.md lays it out; `meta` overrides (None drops a key)."""
+    raw, count = _payload_tar(env or Env())
+    payload = gzip.compress(raw, mtime=0) if payload is None else payload
+    keys: dict[str, str | None] = {
+        "format": "1",
+        "portenv_version": "0.1.0",
+        "platform": "linux-64",
+        "arch": MACHINE,
+        "libc": "glibc",
+        "glibc_floor": "2.17",
+        "unpacked_kib": "64",
+        "files": str(count),
+        "compression": "gzip",
+        "payload_size": str(len(payload)),
+        "payload_sha256": hashlib.sha256(payload).hexdigest(),
+        "prefix_max": "255",
+        "python": "bin/python",
+        "env_name": "env",
+    }
+    keys.update(meta or {})
+    block = "".join(f"{k}={v}\n" for k, v in keys.items() if v is not None).encode()
+    block = block.ljust(4096, b"\n")
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for name, content in (("portenv/meta", block), ("portenv/payload.tar.gz", payload)):
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.mtime = len(content), 0o644, 0
+            tar.addfile(info, io.BytesIO(content))
+    data = buf.getvalue()
+    assert data[512:4608] == block and data[5120 : 5120 + len(payload)] == payload
+    return data
+
+
+def build_sh(archive: bytes) -> bytes:
+    """A self-extracting env.sh: the unpacker padded to 512 bytes, then the archive."""
+    script = SCRIPT.read_bytes()
+    header = script + b"\n" * (-len(script) % 512)
+    header = OFFSET_RE.sub(b"PORTENV_EMBEDDED_OFFSET=%010d" % len(header), header)
+    assert len(header) % 512 == 0
+    return header + archive
+
+
+# --------------------------------------------------------------------------- shells
+
+
+@dataclass(frozen=True)
+class Shell:
+    name: str
+    argv: tuple[str, ...]
+    path: str
+
+
+@dataclass(frozen=True)
+class Result:
+    code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def first(self) -> str:
+        lines = self.stderr.splitlines()
+        return lines[0] if lines else ""
+
+    @property
+    def last(self) -> str:
+        lines = self.stderr.splitlines()
+        return lines[-1] if lines else ""
+
+
+@pytest.fixture(scope="session")
+def busybox_bin(tmp_path_factory: pytest.TempPathFactory) -> Path | None:
+    busybox = shutil.which("busybox")
+    if busybox is None:
+        return None
+    applets = subprocess.run([busybox, "--list"], capture_output=True, text=True, check=True)
+    bindir = tmp_path_factory.mktemp("busybox-bin")
+    for applet in applets.stdout.split():
+        if "/" not in applet:
+            (bindir / applet).symlink_to(busybox)
+    return bindir
+
+
+@pytest.fixture(params=["dash", "bash", "busybox"])
+def shell(request: pytest.FixtureRequest, busybox_bin: Path | None) -> Shell:
+    name: str = request.param
+    exe = shutil.which(name)
+    if exe is None:
+        pytest.fail(f"{name} is not installed: run scripts/install-system-deps.sh")
+    path = os.environ.get("PATH", "/usr/bin:/bin")
+    if name == "busybox":
+        assert busybox_bin is not None
+        return Shell(name, (exe, "sh"), f"{busybox_bin}{os.pathsep}{path}")
+    return Shell(name, (exe,), path)
+
+
+@pytest.fixture(params=["tar", "sh"])
+def shape(request: pytest.FixtureRequest) -> str:
+    value: str = request.param
+    return value
+
+
+@dataclass
+class Unpacker:
+    shell: Shell
+    shape: str
+    tmp: Path
+
+    def write(self, archive: bytes, name: str = "env") -> Path:
+        """Write the archive in this shape (env.tar or env.sh); return its path."""
+        if self.shape == "sh":
+            path = self.tmp / f"{name}.sh"
+            path.write_bytes(build_sh(archive))
+        else:
+            path = self.tmp / f"{name}.tar"
+            path.write_bytes(archive)
+        return path
+
+    def argv(self, file: Path) -> list[str]:
+        """The command that unpacks `file`: `sh env.sh` or `sh portenv-unpack env.tar`."""
+        if self.shape == "sh":
+            return [*self.shell.argv, str(file)]
+        return [*self.shell.argv, str(SCRIPT), str(file)]
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return {**os.environ, "PATH": self.shell.path, **extra}
+
+    def run(self, file: Path, *args: str, cwd: Path | None = None) -> Result:
+        proc = subprocess.run(
+            [*self.argv(file), *args],
+            capture_output=True,
+            text=True,
+            env=self.env(),
+            cwd=cwd or self.tmp,
+            timeout=120,
+            check=False,
+        )
+        return Result(proc.returncode, proc.stdout, proc.stderr)
+
+    def unpack(self, archive: bytes, *args: str, cwd: Path | None = None) -> Result:
+        return self.run(self.write(archive), *args, cwd=cwd)
+
+
+@pytest.fixture
+def up(shell: Shell, shape: str, tmp_path: Path) -> Unpacker:
+    return Unpacker(shell, shape, tmp_path)
+
+
+def tree(root: Path) -> dict[str, str]:
+    """Everything under root: relative path -> content, link target or 'dir'."""
+    found: dict[str, str] = {}
+    if not root.exists():
+        return found
+    for path in sorted(root.rglob("*")):
+        rel = str(path.relative_to(root))
+        if path.is_symlink():
+            found[rel] = "-> " + os.readlink(path)
+        elif path.is_dir():
+            found[rel] = "dir"
+        else:
+            found[rel] = path.read_bytes().decode("latin-1")
+    return found
+
+
+def dead_pid() -> int:
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
+def assert_relocated(dest: Path, data: bytes = b"hello\n") -> None:
+    assert (dest / ".portenv" / "relocated-to").read_text() == str(dest)
+    assert ".portenv-tmp.env." in (dest / ".portenv" / "relocated-in").read_text()
+    assert (dest / "share" / "data.txt").read_bytes() == data
+    assert os.readlink(dest / "bin" / "python3") == "python"
+    assert (dest / "share" / "empty").is_dir()
+    assert os.access(dest / "bin" / "python", os.X_OK)
+
+
+# --------------------------------------------------------------------------- the script
+
+
+def test_script_shape() -> None:
+    text = SCRIPT.read_bytes()
+    assert text.startswith(b"#!/bin/sh\n")
+    assert len(OFFSET_RE.findall(text)) == 1
+    assert OFFSET_RE.search(text) is not None
+    assert text.count(b"PORTENV_EMBEDDED_OFFSET=") == 1
+    assert OFFSET_RE.findall(text) == [b"0000000000"]
+    assert text.rstrip(b"\n").splitlines()[-1] == b"exit"
+    for bashism in (b"[[", b"pipefail", b"local ", b"10#", b"function "):
+        assert bashism not in text
+
+
+def test_script_parses(shell: Shell) -> None:
+    proc = subprocess.run(
+        [*shell.argv, "-n", str(SCRIPT)], capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_help(up: Unpacker) -> None:
+    res = up.run(up.write(build_tar()), "--help")
+    assert res.code == 0
+    assert res.stdout.startswith("usage: sh portenv-unpack ARCHIVE.tar [-o DIR]")
+    for option in ("--env-name NAME", "--force", "--sha256 HEX", "--check", "exit codes"):
+        assert option in res.stdout
+
+
+# --------------------------------------------------------------------------- success
+
+
+def test_unpacks_and_relocates(up: Unpacker) -> None:
+    file = up.write(build_tar())
+    res = up.run(file, "-o", str(up.tmp / "out"))
+    dest = up.tmp / "out" / "env"
+    assert res.code == 0, res.stderr
+    assert res.stdout == ""
+    assert res.last == f"portenv: unpacked 9 files into {dest}"
+    assert_relocated(dest)
+    assert sorted(os.listdir(up.tmp / "out")) == ["env"]
+
+
+def test_env_name_sha256_and_default_dir(up: Unpacker) -> None:
+    file = up.write(build_tar())
+    digest = hashlib.sha256(file.read_bytes()).hexdigest().upper()
+    work = up.tmp / "work"
+    work.mkdir()
+    res = up.run(file, "--env-name", "myenv", f"--sha256={digest}", cwd=work)
+    assert res.code == 0, res.stderr
+    assert (work / "myenv" / ".portenv" / "relocated-to").read_text() == str(work / "myenv")
+
+
+def test_standalone_unpacker_reads_env_sh(shell: Shell, tmp_path: Path) -> None:
+    up = Unpacker(shell, "tar", tmp_path)
+    file = tmp_path / "env.sh"
+    file.write_bytes(build_sh(build_tar()))
+    res = up.run(file, "-o", str(tmp_path / "out"))
+    assert res.code == 0, res.stderr
+    assert_relocated(tmp_path / "out" / "env")
+
+
+def test_relative_dir_is_resolved(up: Unpacker) -> None:
+    (up.tmp / "real").mkdir()
+    (up.tmp / "link").symlink_to("real")
+    res = up.unpack(build_tar(), "-o", "link/a/../b//c/.", cwd=up.tmp)
+    dest = up.tmp / "real" / "b" / "c" / "env"
+    assert res.code == 0, res.stderr
+    assert (dest / ".portenv" / "relocated-to").read_text() == str(dest)
+    assert not (up.tmp / "real" / "a").exists()
+
+
+def test_info(up: Unpacker) -> None:
+    res = up.run(up.write(build_tar()), "--info")
+    assert res.code == 0, res.stderr
+    assert "format=1" in res.stdout.splitlines()
+    assert f"arch={MACHINE}" in res.stdout.splitlines()
+
+
+def test_check_writes_nothing(up: Unpacker) -> None:
+    file = up.write(build_tar())
+    before = tree(up.tmp)
+    res = up.run(file, "--check", "-o", str(up.tmp / "out" / "sub"))
+    assert res.code == 0, res.stderr
+    assert res.first.startswith("portenv: all checks passed")
+    assert tree(up.tmp) == before
+
+
+# --------------------------------------------------------------------------- target checks
+
+
+def test_wrong_arch(up: Unpacker) -> None:
+    res = up.unpack(build_tar(meta={"arch": OTHER_ARCH}), "-o", str(up.tmp / "out"))
+    assert res.code == 4
+    assert res.first == (
+        f"error: this machine is {MACHINE}, the environment is built for {OTHER_ARCH}"
+    )
+    assert res.stderr.splitlines()[1].startswith("  hint: ")
+    assert not (up.tmp / "out").exists()
+
+
+def test_glibc_too_old(up: Unpacker) -> None:
+    res = up.unpack(build_tar(meta={"glibc_floor": "9.99"}), "-o", str(up.tmp / "out"))
+    assert res.code == 4
+    assert re.fullmatch(
+        r"error: this machine has glibc 2\.\d+, the environment needs "
+        r"glibc >= 9\.99",
+        res.first,
+    ), res.stderr
+    assert not (up.tmp / "out").exists()
+
+
+def test_glibc_floor_compares_numerically(up: Unpacker) -> None:
+    # 2.9 < 2.10 < 2.3x: a string comparison would refuse 2.9 and accept 2.100
+    assert up.unpack(build_tar(meta={"glibc_floor": "2.9"}), "--check").code == 0
+    assert up.unpack(build_tar(meta={"glibc_floor": "2.100"}), "--check").code == 4
+
+
+def test_musl_libc_refused(up: Unpacker) -> None:
+    res = up.unpack(build_tar(meta={"libc": "musl"}), "-o", str(up.tmp / "out"))
+    assert res.code == 4
+    assert res.first == "error: this environment needs the C library 'musl'"
+
+
+def test_not_enough_space(up: Unpacker) -> None:
+    res = up.unpack(build_tar(meta={"unpacked_kib": str(10**15)}), "-o", str(up.tmp / "out"))
+    assert res.code == 6
+    assert re.fullmatch(
+        r"error: .* has \d+ KiB free, the environment needs 10{15} KiB", res.first
+    ), res.stderr
+    assert not (up.tmp / "out").exists()
+
+
+# --------------------------------------------------------------------------- archive checks
+
+
+def test_flipped_payload_byte(up: Unpacker) -> None:
+    data = bytearray(build_tar())
+    data[5120 + 100] ^= 0xFF
+    file = up.write(bytes(data))
+    res = up.run(file, "-o", str(up.tmp / "out"))
+    assert res.code == 7
+    assert res.first.startswith(f"error: the payload of {file} is damaged (sha256 ")
+    assert not (up.tmp / "out").exists()
+
+
+def test_wrong_sha256_option(up: Unpacker) -> None:
+    res = up.unpack(build_tar(), "-o", str(up.tmp / "out"), "--sha256", "0" * 64)
+    assert res.code == 7
+    assert res.first.endswith(f", not the expected {'0' * 64}")
+    assert not (up.tmp / "out").exists()
+
+
+def test_malformed_sha256_option(up: Unpacker) -> None:
+    res = up.unpack(build_tar(), "--sha256", "abc")
+    assert res.code == 2
+    assert res.first == "error: --sha256 needs 64 hex digits"
+
+
+@pytest.mark.parametrize("cut", [-1, 5120 + 50, 4000, 600], ids=["last", "payload", "meta", "hdr"])
+def test_truncated(up: Unpacker, cut: int) -> None:
+    data = build_tar()
+    payload_end = 5120 + int(re.findall(rb"payload_size=(\d+)", data)[0])
+    data = data[: payload_end - 1] if cut == -1 else data[:cut]
+    file = up.write(data)
+    res = up.run(file, "-o", str(up.tmp / "out"))
+    assert res.code == 3
+    assert res.first.startswith(f"error: {file} is truncated ("), res.stderr
+    assert not (up.tmp / "out").exists()
+
+
+@pytest.mark.parametrize("kind", ["random", "zeros", "other-tar", "empty"])
+def test_not_a_portenv_file(up: Unpacker, kind: str) -> None:
+    if kind == "random":
+        data = os.urandom(20000)
+    elif kind == "zeros":
+        data = bytes(20000)  # NUL bytes must not reach a command substitution (bash warns)
+    elif kind == "empty":
+        data = b""
+    else:
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+            info = tarfile.TarInfo("hello.txt")
+            info.size = 6
+            tar.addfile(info, io.BytesIO(b"hello\n"))
+        data = buf.getvalue()
+    file = up.write(data)
+    res = up.run(file, "-o", str(up.tmp / "out"))
+    assert res.code == 3
+    what = "carries no portenv archive" if up.shape == "sh" else "is not a portenv archive"
+    assert res.first == f"error: {file} {what}"
+    assert not (up.tmp / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("meta", "first"),
+    [
+        ({"format": "2"}, "has archive format '2', this unpacker knows format 1"),
+        ({"compression": "zstd"}, "uses compression 'zstd'"),
+        ({"payload_size": "12x"}, "has a damaged meta block"),
+        ({"python": "../../bin/sh"}, "has a damaged meta block"),
+        ({"payload_sha256": None}, "has a damaged meta block"),
+    ],
+    ids=["format", "compression", "size", "python", "nosha"],
+)
+def test_bad_meta(up: Unpacker, meta: dict[str, str | None], first: str) -> None:
+    file = up.write(build_tar(meta=meta))
+    res = up.run(file, "-o", str(up.tmp / "out"))
+    assert res.code == 3
+    assert res.first == f"error: {file} {first}"
+
+
+def test_payload_size_disagrees_with_tar_header(up: Unpacker) -> None:
+    data = build_tar()
+    size = int(re.findall(rb"payload_size=(\d+)", data)[0])
+    data = data.replace(b"payload_size=%d\n" % size, b"payload_size=%d\n" % (size - 1))
+    res = up.unpack(data, "-o", str(up.tmp / "out"))
+    assert res.code == 3
+    assert "has no gzip payload where format 1 puts it" in res.first
+
+
+def test_missing_archive_file(shell: Shell, tmp_path: Path) -> None:
+    up = Unpacker(shell, "tar", tmp_path)  # env.sh is its own archive
+    res = up.run(up.tmp / "nope.tar")
+    assert res.code == 3
+    assert res.first == f"error: cannot read {up.tmp / 'nope.tar'}"
+
+
+# --------------------------------------------------------------------------- usage
+
+
+@pytest.mark.parametrize(
+    ("args", "first"),
+    [
+        (["--frobnicate"], "error: unknown option: --frobnicate"),
+        (["-o"], "error: option -o needs a value"),
+        (["extra-arg"], "error: unexpected argument: extra-arg"),
+    ],
+    ids=["unknown", "noval", "extra"],
+)
+def test_usage_errors(up: Unpacker, args: list[str], first: str) -> None:
+    res = up.unpack(build_tar(), *args)
+    assert res.code == 2
+    assert res.first == first
+    assert res.stderr.splitlines()[1].startswith("  hint: ")
+
+
+def test_no_archive_given(shell: Shell, tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [*shell.argv, str(SCRIPT), "-o", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PATH": shell.path},
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines()[0] == "error: no ARCHIVE given"
+
+
+# --------------------------------------------------------------------------- destination
+
+
+def test_existing_env_without_force(up: Unpacker) -> None:
+    dest = up.tmp / "out" / "env"
+    (dest / "sub").mkdir(parents=True)
+    (dest / "sub" / "keep.txt").write_text("mine")
+    before = tree(up.tmp / "out")
+    res = up.unpack(build_tar(), "-o", str(up.tmp / "out"))
+    assert res.code == 5
+    assert res.first == f"error: {dest} already exists"
+    assert tree(up.tmp / "out") == before
+
+
+def test_force_replaces_env(up: Unpacker) -> None:
+    out = up.tmp / "out"
+    assert up.unpack(build_tar(), "-o", str(out)).code == 0
+    (out / "env" / "old-marker").write_text("old")
+    res = up.run(up.write(build_tar(Env(data=b"new\n")), "v2"), "-o", str(out), "--force")
+    assert res.code == 0, res.stderr
+    assert_relocated(out / "env", b"new\n")
+    assert not (out / "env" / "old-marker").exists()
+    assert sorted(os.listdir(out)) == ["env"]
+
+
+def test_force_accepts_empty_dir_refuses_foreign_dir(up: Unpacker) -> None:
+    out = up.tmp / "out"
+    (out / "env").mkdir(parents=True)
+    file = up.write(build_tar())
+    assert up.run(file, "-o", str(out), "--force").code == 0
+    (out / "other").mkdir()
+    (out / "other" / "precious").write_text("x")
+    before = tree(out)
+    res = up.run(file, "-o", str(out), "--env-name", "other", "--force")
+    assert res.code == 5
+    assert res.first.endswith(
+        "exists and is not a portenv environment: --force will not replace it"
+    )
+    assert tree(out) == before
+
+
+@pytest.mark.parametrize("precreate", [True, False], ids=["dir-exists", "dir-missing"])
+def test_relocation_failure_leaves_nothing(up: Unpacker, precreate: bool) -> None:
+    out = up.tmp / "out"
+    if precreate:
+        out.mkdir()
+    res = up.unpack(build_tar(Env(relocate=RELOCATE_FAIL)), "-o", str(out / "deeper"))
+    assert res.code == 8
+    assert "relocate: refused" in res.stderr
+    assert f"error: relocating the environment to {out / 'deeper' / 'env'} failed (exit 1)" in (
+        res.stderr.splitlines()
+    )
+    assert tree(up.tmp / "out") == {}
+    assert out.exists() == precreate
+
+
+def test_force_with_failing_relocation_keeps_old(up: Unpacker) -> None:
+    out = up.tmp / "out"
+    assert up.unpack(build_tar(), "-o", str(out)).code == 0
+    before = tree(out)
+    res = up.run(up.write(build_tar(Env(relocate=RELOCATE_FAIL)), "bad"), "-o", str(out), "--force")
+    assert res.code == 8
+    assert tree(out) == before
+
+
+def test_broken_gzip_with_matching_sha_is_detected(up: Unpacker) -> None:
+    raw, _ = _payload_tar(Env(data=os.urandom(50000)))
+    payload = gzip.compress(raw, mtime=0)
+    payload = payload[: len(payload) // 2]  # sha256 in meta matches these bytes
+    res = up.unpack(build_tar(payload=payload), "-o", str(up.tmp / "out"))
+    assert res.code == 8
+    assert re.search(
+        r"^error: extracting into .* failed \(gzip exit 1(, tar exit \d+)?\)$",
+        res.stderr,
+        re.MULTILINE,
+    ), res.stderr
+    assert not (up.tmp / "out").exists()
+
+
+def test_missing_files_are_detected(up: Unpacker) -> None:
+    res = up.unpack(build_tar(meta={"files": "10"}), "-o", str(up.tmp / "out"))
+    assert res.code == 8
+    assert re.match(r"error: extracted 9 of 10 files into .*/\.portenv-tmp\.env\.\d+$", res.first)
+    assert not (up.tmp / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "bad",
+    ["a$b", 'a"b', "a`b", "a\\b", "a\nb"],
+    ids=["dollar", "quote", "backtick", "backslash", "newline"],
+)
+def test_destination_bad_characters(up: Unpacker, bad: str) -> None:
+    res = up.unpack(build_tar(), "-o", str(up.tmp / bad))
+    assert res.code == 5
+    assert res.stderr.startswith(f"error: the destination {up.tmp / bad / 'env'} holds a newline")
+    assert not (up.tmp / bad).exists()
+
+
+def test_destination_too_long(up: Unpacker) -> None:
+    out = up.tmp / "out dir é"  # lengths count bytes: é is two
+    dest = str(out / "env")
+    size = len(dest.encode())
+    res = up.unpack(build_tar(meta={"prefix_max": str(size - 1)}), "-o", str(out))
+    assert res.code == 5
+    assert res.first == (
+        f"error: the destination {dest} is {size} bytes long, "
+        f"the environment accepts at most {size - 1}"
+    )
+    assert not out.exists()
+    res = up.unpack(build_tar(meta={"prefix_max": str(size)}), "-o", str(out))
+    assert res.code == 0, res.stderr
+    assert_relocated(Path(dest))
+
+
+def test_bad_env_name(up: Unpacker) -> None:
+    res = up.unpack(build_tar(), "--env-name", "a/b")
+    assert res.code == 5
+    assert res.first == "error: bad environment name 'a/b'"
+
+
+def test_dir_is_a_file(up: Unpacker) -> None:
+    (up.tmp / "afile").write_text("x")
+    res = up.unpack(build_tar(), "-o", str(up.tmp / "afile" / "sub"))
+    assert res.code == 5
+    assert res.first == f"error: {up.tmp / 'afile'} is not a folder"
+
+
+# --------------------------------------------------------------------------- leftovers, locks
+
+
+def test_stale_leftovers_are_cleaned(up: Unpacker) -> None:
+    out = up.tmp / "out"
+    pid = dead_pid()
+    for name in (f".portenv-tmp.env.{pid}", ".portenv-lock.env"):
+        (out / name).mkdir(parents=True)
+        (out / name / "pid").write_text(f"{pid}\n")
+    (out / f".portenv-tmp.other.{pid}").mkdir()  # another env's: not ours to clean
+    res = up.unpack(build_tar(), "-o", str(out))
+    assert res.code == 0, res.stderr
+    assert sorted(os.listdir(out)) == [f".portenv-tmp.other.{pid}", "env"]
+
+
+def test_live_lock_refuses(up: Unpacker) -> None:
+    out = up.tmp / "out"
+    lock = out / ".portenv-lock.env"
+    lock.mkdir(parents=True)
+    (lock / "pid").write_text(f"{os.getpid()}\n")
+    res = up.unpack(build_tar(), "-o", str(out))
+    assert res.code == 5
+    assert res.first == f"error: another unpack into {out / 'env'} is running (pid {os.getpid()})"
+    assert sorted(os.listdir(out)) == [".portenv-lock.env"]
+
+
+@pytest.mark.parametrize("force", [True, False], ids=["force", "noforce"])
+def test_interrupted_force_is_restored(up: Unpacker, force: bool) -> None:
+    out = up.tmp / "out"
+    old = out / f".portenv-old.env.{dead_pid()}"
+    (old / ".portenv").mkdir(parents=True)
+    (old / "marker").write_text("old env")
+    res = up.unpack(build_tar(), "-o", str(out), *(["--force"] if force else []))
+    assert f"portenv: restored {out / 'env'}" in res.stderr
+    assert sorted(os.listdir(out)) == ["env"]
+    if force:
+        assert res.code == 0, res.stderr
+        assert_relocated(out / "env")
+    else:
+        assert res.code == 5
+        assert (out / "env" / "marker").read_text() == "old env"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["TERM", "INT"])
+def test_interrupted_run_leaves_old_env(up: Unpacker, sig: signal.Signals) -> None:
+    out = up.tmp / "out"
+    assert up.unpack(build_tar(), "-o", str(out)).code == 0
+    before = tree(out)
+    mark = up.tmp / "mark"
+    file = up.write(build_tar(Env(relocate=RELOCATE_SLOW)), "slow")
+    proc = subprocess.Popen(
+        [*up.argv(file), "-o", str(out), "--force"],
+        start_new_session=True,
+        env=up.env(PORTENV_TEST_MARK=str(mark)),
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(600):
+            if mark.exists() or proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        assert mark.read_text() == "relocating"
+        assert any(p.startswith(".portenv-lock.") for p in os.listdir(out))
+        os.killpg(proc.pid, sig)  # as a terminal does: the whole process group
+        assert proc.wait(timeout=30) == 128 + sig
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert tree(out) == before
+
+
+def test_python_environment_variables_are_ignored(up: Unpacker) -> None:
+    file = up.write(build_tar())
+    env = up.env(PYTHONHOME="/nonexistent", PYTHONPATH="/nonexistent")
+    proc = subprocess.run(
+        [*up.argv(file), "-o", str(up.tmp / "out")],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert_relocated(up.tmp / "out" / "env")
+
+
+def test_shellcheck_clean() -> None:
+    shellcheck = shutil.which("shellcheck")
+    if shellcheck is None:
+        pytest.fail("shellcheck is not installed: run scripts/install-system-deps.sh")
+    proc = subprocess.run(
+        [shellcheck, "-s", "sh", str(SCRIPT)], capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0, proc.stdout
