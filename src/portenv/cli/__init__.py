@@ -1,0 +1,191 @@
+"""The command line: options become one request, the library does the work, errors end here."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn
+
+import click
+
+from portenv import __version__
+from portenv.errors import PortenvError
+from portenv.model import Plan
+
+__all__ = ["app", "main", "run"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show tracebacks of errors.")
+@click.version_option(__version__, prog_name="portenv")
+def app(debug: bool) -> None:
+    """Turn a Python environment into one file that runs on a bare Linux machine."""
+
+
+project_arg = click.argument(
+    "project", type=click.Path(path_type=Path), default=Path("."), required=False
+)
+environment_opt = click.option(
+    "-e", "--environment", default="default", show_default=True, help="Environment of the lock."
+)
+platform_opt = click.option(
+    "-p", "--platform", default=None, help="Platform of the lock (default: this machine's)."
+)
+
+
+def _print_plan(the_plan: Plan) -> None:
+    out = sys.stdout
+    out.write(f"environment {the_plan.environment} on {the_plan.platform} ({the_plan.subdir})\n")
+    out.write(f"conda packages: {len(the_plan.conda)}\n")
+    for p in the_plan.conda:
+        size = f"{p.size:>11,}" if p.size is not None else "          ?"
+        out.write(f"  {p.name:<28} {p.version:<14} {p.build:<22} {size}  {p.url}\n")
+        out.write(f"  {'':<28} sha256 {p.sha256 or '(none, md5 ' + str(p.md5) + ')'}\n")
+    out.write(f"pypi packages: {len(the_plan.pypi)}\n")
+    for q in the_plan.pypi:
+        out.write(f"  {q.name:<28} {q.version:<14} {q.kind:<8} {q.url}\n")
+    out.write(f"download size: {the_plan.download_size:,} bytes\n")
+    out.write("longest destination path: up to 255 bytes (exact value after fetching)\n")
+    for problem in the_plan.problems:
+        out.write(f"refused: {problem}\n")
+
+
+@app.command("plan")
+@project_arg
+@environment_opt
+@platform_opt
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def plan_cmd(project: Path, environment: str, platform: str | None, as_json: bool) -> None:
+    """Show what would be packed, without downloading anything."""
+    from portenv.pack import PlanRequest, plan
+
+    the_plan = plan(PlanRequest(project, environment, platform))
+    if as_json:
+        json.dump(the_plan.to_json(), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        _print_plan(the_plan)
+
+
+@app.command("pack")
+@project_arg
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    default=Path("env.sh"),
+    show_default=True,
+    help="env.sh (self-extracting) or env.tar (for portenv-unpack).",
+)
+@environment_opt
+@platform_opt
+@click.option(
+    "--use-cache",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Package cache folder (default: the user cache).",
+)
+@click.option("--env-name", default="env", show_default=True, help="Folder name on the target.")
+@click.option(
+    "--level", type=click.IntRange(1, 9), default=6, show_default=True, help="gzip level."
+)
+def pack_cmd(
+    project: Path,
+    output: Path,
+    environment: str,
+    platform: str | None,
+    use_cache: Path | None,
+    env_name: str,
+    level: int,
+) -> None:
+    """Pack an environment into a self-extracting env.sh or an env.tar."""
+    from portenv.cli.progress import RichReporter
+    from portenv.pack import PackRequest, PlanRequest, pack
+
+    reporter = RichReporter()
+    try:
+        written = pack(
+            PackRequest(
+                PlanRequest(project, environment, platform),
+                output,
+                cache=use_cache,
+                env_name=env_name,
+                level=level,
+            ),
+            reporter,
+        )
+    finally:
+        reporter.close()
+    meta = written.meta
+    sys.stderr.write(
+        f"wrote {written.path} ({written.path.stat().st_size:,} bytes, {meta.files} files, "
+        f"glibc >= {meta.glibc_floor}, destination paths up to {meta.prefix_max} bytes)\n"
+    )
+    sys.stdout.write(f"{written.sha256}  {written.path}\n")
+
+
+@app.command("unpacker")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    default=Path("portenv-unpack"),
+    show_default=True,
+    help="Where to write it.",
+)
+def unpacker_cmd(output: Path) -> None:
+    """Write the standalone POSIX sh unpacker for env.tar archives."""
+    from portenv.write import atomic_output
+    from portenv.write.container import render_unpacker
+
+    with atomic_output(output, 0o755) as sink:
+        sink.write(render_unpacker(embedded=False))
+    sys.stderr.write(f"wrote {output}\n")
+
+
+def _report(error: PortenvError) -> None:
+    sys.stderr.write(f"error: {error.message}\n")
+    if error.hint:
+        sys.stderr.write(f"  hint: {error.hint}\n")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; the single place where errors become exit codes."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    try:
+        app.main(args=args, prog_name="portenv", standalone_mode=False)
+    except PortenvError as error:
+        if debug:
+            traceback.print_exc()
+        _report(error)
+        return 1
+    except click.exceptions.Exit as done:
+        return int(done.exit_code)
+    except click.exceptions.Abort:
+        sys.stderr.write("interrupted\n")
+        return 130
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        return 130
+    except click.ClickException as usage:
+        usage.show()
+        return usage.exit_code
+    return 0
+
+
+def run() -> NoReturn:
+    """Console-script entry point.
+
+    Leaves with os._exit: py-rattler's async runtime can crash during interpreter
+    finalization after its work is done (see FIELD-NOTES), which must not turn a success into
+    a random failure.
+    """
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -1,0 +1,200 @@
+"""Frozen values passed from one pipeline stage to the next."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, NewType
+
+__all__ = [
+    "CondaPackage",
+    "FetchedPackage",
+    "PackMeta",
+    "Plan",
+    "PypiKind",
+    "PypiPackage",
+    "RelocFile",
+    "RelocationManifest",
+    "Sha256Hex",
+    "StagedPrefix",
+    "Subdir",
+]
+
+Subdir = NewType("Subdir", str)
+Sha256Hex = NewType("Sha256Hex", str)
+PypiKind = Literal["wheel", "sdist", "git", "path", "editable"]
+
+
+@dataclass(frozen=True)
+class CondaPackage:
+    """One conda package of the locked environment, as the lock records it."""
+
+    name: str
+    version: str
+    build: str
+    subdir: str
+    url: str
+    file_name: str
+    sha256: str | None
+    md5: str | None
+    size: int | None
+    depends: tuple[str, ...] = ()
+    record: Any = field(default=None, compare=False, repr=False)
+    """The rattler RepoDataRecord, opaque outside the rattler adapter."""
+
+    def to_json(self) -> dict[str, Any]:
+        """The fields `portenv plan --json` reports."""
+        return {
+            "name": self.name,
+            "version": self.version,
+            "build": self.build,
+            "subdir": self.subdir,
+            "url": self.url,
+            "sha256": self.sha256,
+            "size": self.size,
+        }
+
+
+@dataclass(frozen=True)
+class PypiPackage:
+    """One PyPI distribution of the locked environment."""
+
+    name: str
+    version: str
+    url: str
+    kind: PypiKind
+    sha256: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        """The fields `portenv plan --json` reports."""
+        return {
+            "name": self.name,
+            "version": self.version,
+            "url": self.url,
+            "kind": self.kind,
+            "sha256": self.sha256,
+        }
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What would be packed: the locked packages of one environment on one platform."""
+
+    project_dir: Path
+    environment: str
+    platform: str
+    subdir: Subdir
+    conda: tuple[CondaPackage, ...]
+    pypi: tuple[PypiPackage, ...]
+    problems: tuple[str, ...]
+    lock_glibc: str | None = None
+    """The `__glibc` version the lock was solved for, if it records one."""
+
+    @property
+    def download_size(self) -> int:
+        """Bytes to download, as far as the lock records sizes."""
+        return sum(p.size or 0 for p in self.conda)
+
+    def to_json(self) -> dict[str, Any]:
+        """The object `portenv plan --json` prints."""
+        return {
+            "environment": self.environment,
+            "platform": self.platform,
+            "subdir": self.subdir,
+            "conda": [p.to_json() for p in self.conda],
+            "pypi": [p.to_json() for p in self.pypi],
+            "download_size": self.download_size,
+            "problems": list(self.problems),
+        }
+
+
+@dataclass(frozen=True)
+class FetchedPackage:
+    """A conda package whose archive is in the verified cache."""
+
+    package: CondaPackage
+    path: Path
+
+
+@dataclass(frozen=True)
+class StagedPrefix:
+    """The environment installed on the build machine, every self-reference a placeholder."""
+
+    path: Path
+    placeholder: str
+    subdir: Subdir
+    python: str
+    """The interpreter, relative to the prefix (e.g. ``bin/python3.12``)."""
+
+
+@dataclass(frozen=True)
+class RelocFile:
+    """A file that holds the prefix: text is rewritten, binary regions are NUL-padded."""
+
+    path: str
+    mode: Literal["text", "binary"]
+    regions: tuple[tuple[int, int], ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        """The manifest entry (see docs/format.md)."""
+        entry: dict[str, Any] = {"path": self.path, "mode": self.mode}
+        if self.mode == "binary":
+            entry["regions"] = [list(r) for r in self.regions]
+        return entry
+
+
+@dataclass(frozen=True)
+class RelocationManifest:
+    """Which files hold the prefix, so the env can be relocated again and again."""
+
+    prefix: str
+    prefix_max: int
+    python: str
+    files: tuple[RelocFile, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        """The `.portenv/manifest.json` object."""
+        return {
+            "format": 1,
+            "prefix": self.prefix,
+            "prefix_max": self.prefix_max,
+            "python": self.python,
+            "files": [f.to_json() for f in self.files],
+        }
+
+
+@dataclass(frozen=True)
+class PackMeta:
+    """The meta block of an archive: what the target checks before writing anything."""
+
+    platform: str
+    arch: str
+    glibc_floor: str
+    unpacked_kib: int
+    files: int
+    prefix_max: int
+    python: str
+    env_name: str = "env"
+    payload_size: int = 0
+    payload_sha256: str = ""
+    compression: str = "gzip"
+    portenv_version: str = ""
+
+    def lines(self) -> list[str]:
+        """The ``key=value`` lines, in a fixed order."""
+        return [
+            "format=1",
+            f"portenv_version={self.portenv_version}",
+            f"platform={self.platform}",
+            f"arch={self.arch}",
+            "libc=glibc",
+            f"glibc_floor={self.glibc_floor}",
+            f"unpacked_kib={self.unpacked_kib}",
+            f"files={self.files}",
+            f"compression={self.compression}",
+            f"payload_size={self.payload_size}",
+            f"payload_sha256={self.payload_sha256}",
+            f"prefix_max={self.prefix_max}",
+            f"python={self.python}",
+            f"env_name={self.env_name}",
+        ]

@@ -1,0 +1,104 @@
+"""Make a staged prefix relocatable: record where the placeholder is, and what the target needs."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from portenv import __version__
+from portenv.model import PackMeta, RelocationManifest, StagedPrefix
+from portenv.platforms import arch_of
+from portenv.seal.checks import check_machines, glibc_floor
+from portenv.seal.elf import scan_elf
+from portenv.seal.manifest import scan_prefix, walk_files
+
+__all__ = ["SealedPrefix", "seal"]
+
+BLOCK = 4096
+
+
+@dataclass(frozen=True)
+class SealedPrefix:
+    """A staged prefix with its relocation manifest written, and the meta the target checks."""
+
+    path: Path
+    manifest: RelocationManifest
+    meta: PackMeta
+
+
+def target_file(name: str) -> str:
+    """The text of a file shipped in portenv.target."""
+    return resources.files("portenv.target").joinpath(name).read_text(encoding="utf-8")
+
+
+def _write(path: Path, text: str, mode: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    path.chmod(mode)
+
+
+def _relativize_symlinks(root: Path, placeholder: str) -> None:
+    """Absolute links into the env become relative, so they need no relocation."""
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            link = Path(dirpath, name)
+            if link.is_symlink():
+                target = os.readlink(link)
+                if target.startswith(placeholder + "/"):
+                    inside = root / target[len(placeholder) + 1 :]
+                    link.unlink()
+                    link.symlink_to(os.path.relpath(inside, link.parent))
+
+
+def _add_support_files(staged: StagedPrefix) -> None:
+    root = staged.path
+    _write(root / ".portenv" / "relocate.py", target_file("relocate.py"), 0o644)
+    relocate_sh = target_file("portenv-relocate.sh").replace("@PYTHON@", staged.python)
+    _write(root / "bin" / "portenv-relocate", relocate_sh, 0o755)
+    activate = target_file("activate.sh").replace("@PREFIX@", staged.placeholder)
+    _write(root / "bin" / "activate", activate, 0o644)
+
+
+def _disk_kib(root: Path, files: Iterable[str]) -> int:
+    """Space the unpacked env takes, counting each file in whole 4 KiB blocks."""
+    blocks = 0
+    for relative in files:
+        size = (root / relative).stat().st_size
+        blocks += (size + BLOCK - 1) // BLOCK
+    directories = sum(1 for _ in os.walk(root))
+    return (blocks + directories) * BLOCK // 1024
+
+
+def seal(staged: StagedPrefix, *, lock_glibc: str | None, depends: Iterable[str]) -> SealedPrefix:
+    """Write `.portenv/` into the staged prefix and describe what the target must offer."""
+    root = staged.path
+    _relativize_symlinks(root, staged.placeholder)
+    _add_support_files(staged)
+    files = list(walk_files(root))
+    arch = arch_of(staged.subdir)
+    elf = scan_elf(root, files)
+    check_machines(elf, arch)
+    manifest = RelocationManifest(
+        prefix=staged.placeholder,
+        prefix_max=len(staged.placeholder),
+        python=staged.python,
+        files=scan_prefix(root, staged.placeholder),
+    )
+    manifest_path = root / ".portenv" / "manifest.json"
+    _write(manifest_path, json.dumps(manifest.to_json(), indent=1, sort_keys=True) + "\n", 0o644)
+    entries = sum(len(d) + len(f) for _, d, f in os.walk(root))
+    meta = PackMeta(
+        platform=staged.subdir,
+        arch=arch,
+        glibc_floor=glibc_floor(elf, lock_glibc, depends),
+        unpacked_kib=_disk_kib(root, [*files, ".portenv/manifest.json"]),
+        files=entries,
+        prefix_max=manifest.prefix_max,
+        python=staged.python,
+        portenv_version=__version__,
+    )
+    return SealedPrefix(root, manifest, meta)

@@ -1,0 +1,70 @@
+"""What the ELF files of a prefix demand of the target: machine and glibc version."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from elftools.common.exceptions import ELFError
+from elftools.elf.elffile import ELFFile
+from elftools.elf.gnuversions import GNUVerNeedSection
+
+__all__ = ["ElfFacts", "scan_elf", "version_key"]
+
+_MACHINES = {
+    "EM_X86_64": "x86_64",
+    "EM_AARCH64": "aarch64",
+    "EM_PPC64": "ppc64le",
+    "EM_S390": "s390x",
+    "EM_ARM": "armv7l",
+    "EM_386": "i686",
+}
+ELF_MAGIC = b"\x7fELF"
+
+
+def version_key(version: str) -> tuple[int, ...]:
+    """Order versions like 2.9 < 2.17 < 2.34."""
+    return tuple(int(part) for part in version.split(".") if part.isdigit())
+
+
+@dataclass(frozen=True)
+class ElfFacts:
+    """The highest GLIBC_ symbol version needed, and by which file; machines seen."""
+
+    glibc_floor: str | None
+    floor_file: str | None
+    machines: dict[str, str]
+    """file (relative) -> machine, for every ELF file."""
+
+
+def _glibc_needs(elf: ELFFile) -> Iterable[str]:
+    for section in elf.iter_sections():
+        if isinstance(section, GNUVerNeedSection):
+            for _verneed, auxiliaries in section.iter_versions():
+                for aux in auxiliaries:
+                    name = aux.name
+                    if name.startswith("GLIBC_") and name[6:7].isdigit():
+                        yield name[6:]
+
+
+def scan_elf(root: Path, files: Iterable[str]) -> ElfFacts:
+    """Read every ELF file among `files` (relative to `root`)."""
+    floor: str | None = None
+    floor_file: str | None = None
+    machines: dict[str, str] = {}
+    for relative in files:
+        path = root / relative
+        with path.open("rb") as stream:
+            if stream.read(4) != ELF_MAGIC:
+                continue
+            stream.seek(0)
+            try:
+                elf = ELFFile(stream)
+                machines[relative] = _MACHINES.get(elf["e_machine"], str(elf["e_machine"]))
+                for version in _glibc_needs(elf):
+                    if floor is None or version_key(version) > version_key(floor):
+                        floor, floor_file = version, relative
+            except ELFError:
+                continue
+    return ElfFacts(floor, floor_file, machines)

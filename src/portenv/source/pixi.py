@@ -1,0 +1,168 @@
+"""A pixi project (pixi.toml or pyproject.toml [tool.pixi] + pixi.lock) as a Plan."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import tomlkit
+from tomlkit.exceptions import TOMLKitError
+
+from portenv import _rattler
+from portenv.errors import LockFileError, ManifestError, ResolveError
+from portenv.model import CondaPackage, Plan, PypiPackage, Subdir
+from portenv.platforms import SUBDIR_ARCH, host_subdir
+
+__all__ = ["PixiProject", "plan_pixi_project"]
+
+SUPPORTED_LOCK_VERSIONS = range(4, 8)
+_VERSION_LINE = re.compile(rb"^version:\s*(\d+)\s*$", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class PixiProject:
+    """Where a project's manifest and lock are."""
+
+    manifest: Path
+    lock: Path
+
+    @property
+    def root(self) -> Path:
+        """The folder relative lock paths are resolved against."""
+        return self.lock.parent
+
+    @classmethod
+    def from_path(cls, path: Path) -> PixiProject:
+        """Find the manifest from a project folder or a manifest file."""
+        if not path.exists():
+            msg = f"project not found: {path}"
+            raise ManifestError(msg, hint="pass a folder holding pixi.toml, or the manifest file")
+        manifest = _find_manifest(path) if path.is_dir() else _check_manifest(path)
+        lock = manifest.parent / "pixi.lock"
+        if not lock.is_file():
+            msg = f"no pixi.lock next to {manifest.name} in {manifest.parent}"
+            raise LockFileError(msg, hint="create it with `pixi lock` or `portenv lock`")
+        return cls(manifest, lock)
+
+
+def _find_manifest(folder: Path) -> Path:
+    pixi_toml = folder / "pixi.toml"
+    if pixi_toml.is_file():
+        return pixi_toml
+    pyproject = folder / "pyproject.toml"
+    if pyproject.is_file():
+        return _check_manifest(pyproject)
+    msg = f"no pixi.toml or pyproject.toml in {folder}"
+    raise ManifestError(msg, hint="run `portenv init` there, or pass the manifest's path")
+
+
+def _check_manifest(path: Path) -> Path:
+    if path.name == "pyproject.toml":
+        try:
+            data = tomlkit.parse(path.read_text(encoding="utf-8"))
+        except (TOMLKitError, UnicodeDecodeError) as exc:
+            msg = f"{path} is not valid TOML: {exc}"
+            raise ManifestError(msg, hint="fix the syntax error it names") from exc
+        tool = data.get("tool", {})
+        if not isinstance(tool, dict) or "pixi" not in tool:
+            msg = f"{path} has no [tool.pixi] table, so it is not a pixi manifest"
+            raise ManifestError(msg, hint="add [tool.pixi] (see `portenv init --pyproject`)")
+        return path
+    if path.suffix == ".toml":
+        return path
+    msg = f"{path} is not a pixi manifest"
+    raise ManifestError(msg, hint="pass pixi.toml, a pyproject.toml with [tool.pixi], or a folder")
+
+
+def lock_version(lock: Path) -> int | None:
+    """The lock's format version (a top-level ``version:`` key; v1 puts it last)."""
+    match = _VERSION_LINE.search(lock.read_bytes())
+    return int(match.group(1)) if match else None
+
+
+def _load_lock(path: Path) -> object:
+    version = lock_version(path)
+    if version is not None and version not in SUPPORTED_LOCK_VERSIONS:
+        too = "old" if version < SUPPORTED_LOCK_VERSIONS.start else "new"
+        msg = f"{path} is lock format v{version}, too {too}: portenv reads v4 to v7"
+        fix = "re-lock with a current pixi (`pixi lock`) or `portenv lock`"
+        raise LockFileError(msg, hint=fix if too == "old" else "upgrade portenv")
+    return _rattler.load_lock(path)
+
+
+def _select_platform(
+    platforms: list[_rattler.LockedPlatform], wanted: str | None, env_name: str
+) -> _rattler.LockedPlatform:
+    name = wanted or host_subdir()
+    for platform in platforms:
+        if platform.name == name:
+            return platform
+    if wanted is None or wanted in SUBDIR_ARCH:
+        for platform in platforms:
+            if platform.subdir == name:
+                return platform
+    have = ", ".join(sorted(p.name for p in platforms)) or "none"
+    msg = f"platform {name} is not in the lock for environment {env_name} (it has: {have})"
+    raise ResolveError(msg, hint="add the platform to the manifest and re-lock, or pass -p")
+
+
+def _glibc_of(virtual_packages: tuple[str, ...]) -> str | None:
+    for spec in virtual_packages:
+        name, _, rest = spec.partition("=")
+        if name == "__glibc" and rest:
+            return rest.split("=", 1)[0]
+    return None
+
+
+def _problems(
+    subdir: str,
+    conda: tuple[CondaPackage, ...],
+    pypi: tuple[PypiPackage, ...],
+    sources: tuple[str, ...],
+) -> list[str]:
+    problems: list[str] = []
+    if subdir not in SUBDIR_ARCH:
+        problems.append(f"platform {subdir} is not Linux: portenv packs for Linux targets only")
+    if not any(p.name == "python" for p in conda):
+        problems.append("no python package: portenv needs the environment's own python")
+    problems.extend(
+        f"conda package {s} is built from source: lock a built package instead" for s in sources
+    )
+    problems.extend(
+        f"conda package {p.name} has no sha256 or md5 in the lock: re-lock"
+        for p in conda
+        if not p.sha256 and not p.md5
+    )
+    problems.extend(
+        f"pypi package {p.name} ({p.kind}) cannot be packed yet: only conda packages are supported"
+        for p in pypi
+    )
+    return problems
+
+
+def plan_pixi_project(
+    project: PixiProject, *, environment: str = "default", platform: str | None = None
+) -> Plan:
+    """Read the lock and list what packing `environment` for `platform` would take."""
+    lock = _load_lock(project.lock)
+    names = _rattler.environment_names(lock)
+    if environment not in names:
+        have = ", ".join(sorted(names)) or "none"
+        msg = f"environment {environment} is not in {project.lock} (it has: {have})"
+        raise ResolveError(msg, hint="pass one of them with -e")
+    chosen = _select_platform(
+        _rattler.environment_platforms(lock, environment), platform, environment
+    )
+    locked = _rattler.locked_environment(lock, environment, chosen.name)
+    problems = _problems(chosen.subdir, locked.conda, locked.pypi, locked.source_packages)
+    return Plan(
+        project_dir=project.root,
+        environment=environment,
+        platform=chosen.name,
+        subdir=Subdir(chosen.subdir),
+        conda=locked.conda,
+        pypi=locked.pypi,
+        problems=tuple(problems),
+        lock_glibc=_glibc_of(chosen.virtual_packages),
+    )

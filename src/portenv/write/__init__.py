@@ -1,0 +1,115 @@
+"""Write a sealed prefix as an archive: the format is chosen by the output's suffix."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import BinaryIO
+
+from portenv.errors import OutputError
+from portenv.model import PackMeta
+from portenv.reporting import NullReporter, Reporter
+from portenv.seal import SealedPrefix
+from portenv.write.container import write_container, write_self_extracting
+from portenv.write.payload import write_payload
+
+__all__ = ["FORMATS", "WrittenArchive", "atomic_output", "write_archive"]
+
+ContainerWriter = Callable[[PackMeta, BinaryIO, BinaryIO], None]
+FORMATS: dict[str, ContainerWriter] = {
+    ".sh": write_self_extracting,
+    ".tar": write_container,
+}
+"""Output suffix -> the writer that wraps the payload."""
+
+
+@dataclass(frozen=True)
+class WrittenArchive:
+    """An archive on disk, with the hash users can publish beside it."""
+
+    path: Path
+    sha256: str
+    meta: PackMeta
+
+
+def writer_for(output: Path) -> ContainerWriter:
+    """The writer for an output name, or a clear refusal."""
+    try:
+        return FORMATS[output.suffix]
+    except KeyError:
+        known = ", ".join(FORMATS)
+        msg = f"unknown output type {output.suffix or '(no suffix)'!r} for {output.name}"
+        raise OutputError(msg, hint=f"name the output with one of: {known}") from None
+
+
+class atomic_output:
+    """A temp file beside `path`, renamed over it on success and removed on any failure."""
+
+    def __init__(self, path: Path, mode: int = 0o644) -> None:
+        self.path = path
+        self.mode = mode
+        self.stream: BinaryIO | None = None
+        self._tmp = ""
+
+    def __enter__(self) -> BinaryIO:
+        try:
+            fd, self._tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.")
+        except OSError as exc:
+            msg = f"cannot write into {self.path.parent}: {exc.strerror}"
+            raise OutputError(msg, hint="choose an output folder you can write to") from exc
+        self.stream = os.fdopen(fd, "w+b")
+        return self.stream
+
+    def __exit__(self, kind: object, value: object, traceback: object) -> None:
+        assert self.stream is not None
+        self.stream.close()
+        if kind is None:
+            os.chmod(self._tmp, self.mode)
+            os.replace(self._tmp, self.path)
+        else:
+            os.unlink(self._tmp)
+
+
+def _sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        while chunk := stream.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def write_archive(
+    sealed: SealedPrefix,
+    output: Path,
+    *,
+    env_name: str = "env",
+    level: int = 6,
+    reporter: Reporter | None = None,
+) -> WrittenArchive:
+    """Compress the sealed prefix once, then wrap it as `output`'s format asks."""
+    reporter = reporter or NullReporter()
+    wrap = writer_for(output)
+    token = reporter.on_task_start("compressing", sealed.meta.unpacked_kib * 1024)
+    with tempfile.TemporaryFile(dir=output.parent) as payload:
+        info = write_payload(
+            sealed.path,
+            payload,
+            level=level,
+            advance=lambda n: reporter.on_task_advance(token, n),
+        )
+        reporter.on_task_complete(token)
+        meta = replace(
+            sealed.meta, payload_size=info.size, payload_sha256=info.sha256, env_name=env_name
+        )
+        payload.seek(0)
+        with atomic_output(output, 0o755 if output.suffix == ".sh" else 0o644) as sink:
+            wrap(meta, payload, sink)
+    sha256 = _sha256_of(output)
+    sidecar = output.with_name(output.name + ".sha256")
+    with atomic_output(sidecar) as stream:
+        stream.write(f"{sha256}  {output.name}\n".encode())
+    return WrittenArchive(output, sha256, meta)

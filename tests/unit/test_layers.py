@@ -1,0 +1,54 @@
+"""Data flows forward: a module imports only from its own stage or an earlier one."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[2] / "src" / "portenv"
+SHARED = {"portenv", "portenv.errors", "portenv.model", "portenv.reporting", "portenv.platforms"}
+ORDER = ["_rattler", "source", "fetch", "stage", "seal", "write", "pack", "cli", "__main__"]
+
+
+def stage_of(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else ""
+
+
+def imports(path: Path) -> set[str]:
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return {name for name in found if name.split(".")[0] == "portenv"}
+
+
+MODULES = sorted(p for p in SRC.rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", MODULES, ids=[str(p.relative_to(SRC)) for p in MODULES])
+def test_imports_flow_forward(path: Path) -> None:
+    relative = path.relative_to(SRC).with_suffix("")
+    module = ".".join(["portenv", *relative.parts]).removesuffix(".__init__")
+    own = stage_of(module)
+    for imported in imports(path):
+        if own == "target":
+            pytest.fail(f"{module} runs on the target and must not import {imported}")
+        if (
+            imported in SHARED
+            or imported == "portenv.__version__"
+            or any(imported.startswith(s + ".") for s in SHARED - {"portenv"})
+        ):
+            continue
+        other = stage_of(imported)
+        if other in ORDER and own in ORDER:
+            assert ORDER.index(other) <= ORDER.index(own), f"{module} reaches back to {imported}"
+        elif other == "target":
+            continue  # the target code is shipped as data by seal and write
+        else:
+            assert other == own, f"{module} imports {imported} from an unknown stage"
