@@ -1,0 +1,9 @@
+#!/bin/sh
+# The test command: set up, then lint, type-check and run every test (end-to-end included).
+set -eu
+cd "$(dirname "$0")/.."
+sh scripts/bootstrap.sh
+.venv/bin/ruff check src tests
+.venv/bin/ruff format --check src tests
+.venv/bin/mypy
+.venv/bin/python -m pytest "$@"

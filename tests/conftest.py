@@ -1,0 +1,107 @@
+"""Session fixtures: the local conda channel, a packed test project, and bare rootfs targets."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.support.channel import build_local_channel, write_project
+from tests.support.rootfs import busybox_rootfs, debian_rootfs
+
+CORE_SPECS = ["python 3.12.*", "greet", "libbar", "hello-py"]
+_exit_status = 0
+
+
+def portenv(*args: str | Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run the portenv CLI in a child process, as a user would."""
+    argv = [sys.executable, "-m", "portenv", *map(str, args)]
+    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if check and done.returncode != 0:
+        pytest.fail(f"portenv {' '.join(map(str, args))} failed:\n{done.stderr}")
+    return done
+
+
+@pytest.fixture(scope="session")
+def local_channel() -> Path:
+    """A file:// conda channel built from the recipes in tests/support/recipes."""
+    return build_local_channel()
+
+
+@pytest.fixture(scope="session")
+def package_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One portenv package cache for the whole session."""
+    return tmp_path_factory.mktemp("portenv-cache")
+
+
+@pytest.fixture(scope="session")
+def core_project(local_channel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """python + a C program with a compiled-in prefix + a library pair + a noarch entry point."""
+    return write_project(tmp_path_factory.mktemp("core") / "project", local_channel, CORE_SPECS)
+
+
+@dataclass(frozen=True)
+class Archives:
+    """The three files a user ships: env.sh, env.tar and the standalone unpacker."""
+
+    folder: Path
+    self_extracting: Path
+    tar: Path
+    unpacker: Path
+
+
+@pytest.fixture(scope="session")
+def core_archives(core_project: Path, package_cache: Path) -> Archives:
+    """The core project packed both ways."""
+    dist = core_project.parent / "dist"
+    dist.mkdir()
+    for name in ("env.sh", "env.tar"):
+        portenv("pack", core_project, "-o", dist / name, "--use-cache", package_cache)
+    portenv("unpacker", "-o", dist / "portenv-unpack")
+    return Archives(dist, dist / "env.sh", dist / "env.tar", dist / "portenv-unpack")
+
+
+@pytest.fixture(scope="session")
+def busybox_root() -> Path:
+    """glibc + busybox: the strictest target."""
+    return busybox_rootfs()
+
+
+@pytest.fixture(scope="session")
+def trixie_root() -> Path:
+    """Debian 13 minbase: dash as /bin/sh, bash, coreutils."""
+    return debian_rootfs("trixie")
+
+
+@pytest.fixture(scope="session")
+def bullseye_root() -> Path:
+    """Debian 11 minbase: glibc 2.31, too old for the test python."""
+    return debian_rootfs("bullseye")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """End-to-end tests run last, so a quick failure shows first."""
+    items.sort(key=lambda item: "e2e" in item.nodeid.split("/"))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Remember the status for pytest_unconfigure."""
+    global _exit_status
+    _exit_status = int(exitstatus)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Leave without interpreter finalization.
+
+    The session ran rattler.solve in-process (the channel fixture), and py-rattler's async
+    runtime can crash during finalization after all work is done (FIELD-NOTES): a green run
+    must not turn into a random SIGSEGV.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(_exit_status)

@@ -1,0 +1,112 @@
+"""Pack -> unpack in a bare rootfs with no network -> run, move, relocate, run again."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Archives
+from tests.support.rootfs import RootfsResult, run_in_rootfs
+
+pytestmark = pytest.mark.e2e
+
+CHECKS = r"""
+E="$1"
+"$E/bin/python" -c 'import ssl, sqlite3, ctypes, json, sys; print("imports ok", sys.prefix)'
+"$E/bin/python" - "$E" <<'PY'
+import sys, os, ctypes, ssl, sqlite3  # load the extension modules first
+prefix = os.path.realpath(sys.argv[1])
+glibc = ("libc.so", "libm.so", "ld-linux", "libpthread", "libdl.so", "librt.so", "libutil.so")
+outside = set()
+for line in open("/proc/self/maps"):
+    fields = line.rstrip("\n").split(None, 5)
+    path = fields[5] if len(fields) == 6 else ""
+    if ".so" in path and not os.path.realpath(path).startswith(prefix + "/"):
+        if not os.path.basename(path).startswith(glibc):
+            outside.add(path)
+print("outside libs:", sorted(outside) or "none")
+sys.exit(1 if outside else 0)
+PY
+"$E/bin/hello-py"
+"$E/bin/greet"
+"$E/bin/barcli"
+"""
+
+
+def script(*lines: str) -> list[str]:
+    """A `sh -c` argv that stops at the first failing line."""
+    return ["/bin/sh", "-c", "set -e\n" + "\n".join(lines)]
+
+
+def run(root: Path, archives: Archives, *lines: str, **kwargs: object) -> RootfsResult:
+    """Run sh lines in a fresh copy of `root` with the archives at /dist."""
+    (archives.folder / "checks.sh").write_text(CHECKS)
+    return run_in_rootfs(root, script(*lines), binds=[(archives.folder, "/dist")], **kwargs)  # type: ignore[arg-type]
+
+
+def unpack_line(mode: str, dest: str, shell: str = "sh") -> str:
+    """The command a user types on the target."""
+    if mode == "self-extracting":
+        return f"{shell} /dist/env.sh -o {shlex.quote(dest)}"
+    return f"{shell} /dist/portenv-unpack /dist/env.tar -o {shlex.quote(dest)}"
+
+
+def expect_ok(result: RootfsResult) -> str:
+    assert result.returncode == 0, f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+    return result.stdout
+
+
+def assert_runs_from(out: str, prefix: str) -> None:
+    assert f"imports ok {prefix}" in out
+    assert "outside libs: none" in out
+    assert f"hello-py {prefix}" in out
+    assert "hello from greet" in out, "the compiled-in prefix was not relocated"
+    assert "bar=43" in out
+
+
+TARGETS = [
+    pytest.param("busybox", "self-extracting", "sh", id="busybox-sh-env.sh"),
+    pytest.param("busybox", "unpacker", "sh", id="busybox-sh-portenv-unpack"),
+    pytest.param("trixie", "self-extracting", "sh", id="debian13-dash-env.sh"),
+    pytest.param("trixie", "unpacker", "bash", id="debian13-bash-portenv-unpack"),
+]
+
+
+@pytest.mark.parametrize(("target", "mode", "shell"), TARGETS)
+def test_unpack_run_move_relocate(
+    request: pytest.FixtureRequest, core_archives: Archives, target: str, mode: str, shell: str
+) -> None:
+    root = request.getfixturevalue(f"{target}_root")
+    dest = "/srv/deploy/app one"
+    moved = "/home/someone/elsewhere/env2"
+    result = run(
+        root,
+        core_archives,
+        unpack_line(mode, dest, shell),
+        f"sh /dist/checks.sh {shlex.quote(dest + '/env')}",
+        "mkdir -p /home/someone/elsewhere",
+        f"mv {shlex.quote(dest + '/env')} {moved}",
+        f"{moved}/bin/portenv-relocate",
+        f"sh /dist/checks.sh {moved}",
+        f". {moved}/bin/activate && command -v python && python -c 'import sys; print(sys.prefix)'",
+    )
+    out = expect_ok(result)
+    first, second = out.split("imports ok", 2)[1:]
+    assert_runs_from("imports ok" + first, dest + "/env")
+    assert_runs_from("imports ok" + second, moved)
+    assert f"{moved}/bin/python\n{moved}\n" in out
+    leftovers = [p for p in result.changed if ".portenv-" in p]
+    assert not leftovers, leftovers
+    assert_only_under(result, [dest, "/home/someone/elsewhere"])
+
+
+def assert_only_under(result: RootfsResult, allowed: list[str]) -> None:
+    """Nothing was written outside `allowed` (their parent folders may be created)."""
+    stray = [
+        p
+        for p in result.changed
+        if not any(p == a or p.startswith(a + "/") or a.startswith(p + "/") for a in allowed)
+    ]
+    assert not stray, f"written outside {allowed}: {stray}"
