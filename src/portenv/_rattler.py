@@ -138,7 +138,7 @@ def package_placeholders(archive: Path) -> list[tuple[str, str, str]]:
     for entry in paths.paths:
         placeholder = entry.prefix_placeholder
         if placeholder is not None:
-            mode = str(placeholder.file_mode).rsplit(".", 1)[-1].lower()
+            mode = "binary" if placeholder.file_mode.binary else "text"
             found.append((str(entry.relative_path), placeholder.placeholder, mode))
     return found
 

@@ -10,15 +10,15 @@ from pathlib import Path
 import platformdirs
 
 from portenv.errors import InputError, OutputError
-from portenv.fetch import fetch_conda
-from portenv.model import Plan
+from portenv.fetch import cache_path, fetch_conda
+from portenv.model import FetchedPackage, Plan
 from portenv.reporting import NullReporter, Reporter
 from portenv.seal import seal
 from portenv.source import PixiProject, plan_pixi_project
 from portenv.stage import prefix_capacity, stage
 from portenv.write import WrittenArchive, write_archive, writer_for
 
-__all__ = ["PackRequest", "PlanRequest", "default_cache", "pack", "plan"]
+__all__ = ["PackRequest", "PlanRequest", "cached_capacity", "default_cache", "pack", "plan"]
 
 
 def default_cache() -> Path:
@@ -51,6 +51,18 @@ def plan(request: PlanRequest) -> Plan:
     """List what packing would take, without downloading anything."""
     project = PixiProject.from_path(request.project)
     return plan_pixi_project(project, environment=request.environment, platform=request.platform)
+
+
+def cached_capacity(the_plan: Plan, cache: Path | None = None) -> int | None:
+    """The longest destination path, if every package is already cached (plan never downloads)."""
+    cache = (cache or default_cache()).resolve()
+    fetched = []
+    for package in the_plan.conda:
+        path = cache_path(cache, package) if (package.sha256 or package.md5) else None
+        if path is None or not path.is_file():
+            return None
+        fetched.append(FetchedPackage(package, path))
+    return prefix_capacity(fetched)
 
 
 def _check_output(output: Path, cache: Path) -> None:

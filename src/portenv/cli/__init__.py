@@ -37,7 +37,7 @@ platform_opt = click.option(
 )
 
 
-def _print_plan(the_plan: Plan) -> None:
+def _print_plan(the_plan: Plan, capacity: int | None) -> None:
     out = sys.stdout
     out.write(f"environment {the_plan.environment} on {the_plan.platform} ({the_plan.subdir})\n")
     out.write(f"conda packages: {len(the_plan.conda)}\n")
@@ -49,9 +49,22 @@ def _print_plan(the_plan: Plan) -> None:
     for q in the_plan.pypi:
         out.write(f"  {q.name:<28} {q.version:<14} {q.kind:<8} {q.url}\n")
     out.write(f"download size: {the_plan.download_size:,} bytes\n")
-    out.write("longest destination path: up to 255 bytes (exact value after fetching)\n")
+    if capacity is None:
+        out.write(
+            "longest destination path: at most 255 bytes (exact once the packages are cached)\n"
+        )
+    else:
+        out.write(f"longest destination path: {capacity} bytes\n")
     for problem in the_plan.problems:
         out.write(f"refused: {problem}\n")
+
+
+use_cache_opt = click.option(
+    "--use-cache",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Package cache folder (default: the user cache).",
+)
 
 
 @app.command("plan")
@@ -59,16 +72,20 @@ def _print_plan(the_plan: Plan) -> None:
 @environment_opt
 @platform_opt
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def plan_cmd(project: Path, environment: str, platform: str | None, as_json: bool) -> None:
+@use_cache_opt
+def plan_cmd(
+    project: Path, environment: str, platform: str | None, as_json: bool, use_cache: Path | None
+) -> None:
     """Show what would be packed, without downloading anything."""
-    from portenv.pack import PlanRequest, plan
+    from portenv.pack import PlanRequest, cached_capacity, plan
 
     the_plan = plan(PlanRequest(project, environment, platform))
+    capacity = cached_capacity(the_plan, use_cache)
     if as_json:
-        json.dump(the_plan.to_json(), sys.stdout, indent=2)
+        json.dump({**the_plan.to_json(), "prefix_max": capacity}, sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
-        _print_plan(the_plan)
+        _print_plan(the_plan, capacity)
 
 
 @app.command("pack")
@@ -83,12 +100,7 @@ def plan_cmd(project: Path, environment: str, platform: str | None, as_json: boo
 )
 @environment_opt
 @platform_opt
-@click.option(
-    "--use-cache",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Package cache folder (default: the user cache).",
-)
+@use_cache_opt
 @click.option("--env-name", default="env", show_default=True, help="Folder name on the target.")
 @click.option(
     "--level", type=click.IntRange(1, 9), default=6, show_default=True, help="gzip level."
