@@ -87,7 +87,7 @@ def _conda_package(locked: Any) -> CondaPackage:
 
 def pypi_kind(location: str) -> PypiKind:
     """Classify a PyPI lock location by what portenv must do with it."""
-    lowered = location.lower()
+    lowered = location.lower().split("#", 1)[0]
     if lowered.startswith("git+") or "git+" in lowered.split("://", 1)[0]:
         return "git"
     if lowered.endswith(".whl"):
@@ -97,6 +97,14 @@ def pypi_kind(location: str) -> PypiKind:
     return "path"
 
 
+def _pypi_sha256(locked: Any) -> str | None:
+    """The lock's sha256 for a PyPI entry (rattler raises when the entry has no hashes)."""
+    try:
+        return _hex(locked.hashes.sha256)
+    except AttributeError:
+        return None
+
+
 def _pypi_package(locked: Any) -> PypiPackage:
     location = str(locked.location)
     return PypiPackage(
@@ -104,7 +112,7 @@ def _pypi_package(locked: Any) -> PypiPackage:
         version=str(locked.version),
         url=location,
         kind=pypi_kind(location),
-        sha256=_hex(locked.hashes.sha256) if locked.hashes else None,
+        sha256=_pypi_sha256(locked),
     )
 
 

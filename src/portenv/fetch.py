@@ -11,14 +11,25 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 from portenv.errors import FetchError, HashMismatchError
-from portenv.model import CondaPackage, FetchedPackage
+from portenv.model import CondaPackage, FetchedPackage, PypiPackage
 from portenv.reporting import NullReporter, Reporter
 
-__all__ = ["fetch_conda", "file_digest", "resolve_location"]
+__all__ = [
+    "Download",
+    "cache_path",
+    "conda_download",
+    "fetch_conda",
+    "fetch_file",
+    "fetch_files",
+    "file_digest",
+    "pypi_download",
+    "resolve_location",
+]
 
 CHUNK = 1 << 20
 ATTEMPTS = 3
@@ -41,20 +52,61 @@ def file_digest(path: Path, algorithm: str = "sha256") -> str:
     return digest.hexdigest()
 
 
-def _expected(package: CondaPackage) -> tuple[str, str]:
+@dataclass(frozen=True)
+class Download:
+    """One file to bring into the cache, with the hash that must match (if the lock has one)."""
+
+    name: str
+    url: str
+    file_name: str
+    kind: str
+    algorithm: str | None
+    expected: str | None
+    size: int | None = None
+
+    @property
+    def key(self) -> str:
+        """The cache folder: the expected hash, or the URL's hash when the lock has none."""
+        if self.algorithm == "sha256" and self.expected:
+            return self.expected
+        if self.algorithm and self.expected:
+            return f"{self.algorithm}-{self.expected}"
+        return "url-" + hashlib.sha256(self.url.encode()).hexdigest()[:40]
+
+    def path_in(self, cache: Path) -> Path:
+        """Where this file lives in the cache."""
+        return cache / self.kind / self.key / self.file_name
+
+
+def conda_download(package: CondaPackage, base: Path) -> Download:
+    """A conda package verified by sha256, or md5 where the lock has only that."""
     if package.sha256:
-        return "sha256", package.sha256
-    if package.md5:
-        return "md5", package.md5
-    msg = f"{package.name} has no sha256 or md5 in the lock, so it cannot be verified"
-    raise FetchError(msg, hint="re-lock the project so the lock records hashes")
+        algorithm, expected = "sha256", package.sha256
+    elif package.md5:
+        algorithm, expected = "md5", package.md5
+    else:
+        msg = f"{package.name} has no sha256 or md5 in the lock, so it cannot be verified"
+        raise FetchError(msg, hint="re-lock the project so the lock records hashes")
+    url = resolve_location(package.url, base)
+    return Download(
+        package.name, url, package.file_name, "conda", algorithm, expected, package.size
+    )
+
+
+def pypi_download(package: PypiPackage, base: Path) -> Download:
+    """A PyPI file: verified by the lock's sha256, else by a `#sha256=` in its URL, else hashed."""
+    location, _, fragment = package.url.removeprefix("direct+").partition("#")
+    expected = package.sha256
+    if expected is None and fragment.startswith("sha256="):
+        expected = fragment.removeprefix("sha256=")
+    url = resolve_location(location, base)
+    algorithm = "sha256" if expected else None
+    return Download(package.name, url, package.file_name, "pypi", algorithm, expected)
 
 
 def cache_path(cache: Path, package: CondaPackage) -> Path:
-    """Where a package lives in the cache: keyed by its hash, named as upstream names it."""
-    algorithm, value = _expected(package)
-    key = value if algorithm == "sha256" else f"md5-{value}"
-    return cache / "conda" / key / package.file_name
+    """Where a conda package lives in the cache (keyed by its hash, named as upstream names it)."""
+    return conda_download(package, Path("/")).path_in(cache)
 
 
 def _open(url: str) -> BinaryIO:
@@ -96,32 +148,60 @@ def _download(url: str, dest: Path, algorithm: str, advance: Callable[[int], Non
     raise AssertionError(msg)
 
 
-def fetch_one(
-    package: CondaPackage, cache: Path, base: Path, advance: Callable[[int], None]
-) -> FetchedPackage:
-    """Return the package's cached file, downloading it when missing or corrupt."""
-    algorithm, expected = _expected(package)
-    target = cache_path(cache, package)
+def fetch_file(item: Download, cache: Path, advance: Callable[[int], None]) -> tuple[Path, str]:
+    """The cached file and its sha256, downloading it when missing or corrupt.
+
+    A file the lock gives a hash for is checked on every use, cache hit or not.
+    """
+    target = item.path_in(cache)
+    algorithm = item.algorithm or "sha256"
     if target.is_file():
-        if file_digest(target, algorithm) == expected:
+        if item.expected is None or file_digest(target, algorithm) == item.expected:
             advance(target.stat().st_size)
-            return FetchedPackage(package, target)
+            return target, _sha256(target, item)
         target.unlink()
     target.parent.mkdir(parents=True, exist_ok=True)
-    url = resolve_location(package.url, base)
     fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".part-")
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        actual = _download(url, tmp, algorithm, advance)
-        if actual != expected:
-            raise HashMismatchError(
-                package.name, url, f"{algorithm}:{expected}", f"{algorithm}:{actual}"
-            )
+        actual = _download(item.url, tmp, algorithm, advance)
+        if item.expected is not None and actual != item.expected:
+            expected = f"{algorithm}:{item.expected}"
+            raise HashMismatchError(item.name, item.url, expected, f"{algorithm}:{actual}")
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
-    return FetchedPackage(package, target)
+    return target, _sha256(target, item)
+
+
+def _sha256(path: Path, item: Download) -> str:
+    if item.algorithm == "sha256" and item.expected:
+        return item.expected
+    return file_digest(path)
+
+
+def fetch_files(
+    items: Sequence[Download], cache: Path, *, reporter: Reporter | None = None, jobs: int = 8
+) -> list[tuple[Path, str]]:
+    """Fetch every file concurrently into `cache`; the first failure aborts the rest."""
+    reporter = reporter or NullReporter()
+    total = sum(i.size or 0 for i in items) or None
+    token = reporter.on_task_start(f"fetching {len(items)} files", total)
+
+    def advance(amount: int) -> None:
+        reporter.on_task_advance(token, amount)
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        futures = [pool.submit(fetch_file, item, cache, advance) for item in items]
+        try:
+            results = [f.result() for f in futures]
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+    reporter.on_task_complete(token)
+    return results
 
 
 def fetch_conda(
@@ -132,21 +212,7 @@ def fetch_conda(
     reporter: Reporter | None = None,
     jobs: int = 8,
 ) -> list[FetchedPackage]:
-    """Fetch every package concurrently into `cache`; the first failure aborts the rest."""
-    reporter = reporter or NullReporter()
-    total = sum(p.size or 0 for p in packages) or None
-    token = reporter.on_task_start(f"fetching {len(packages)} packages", total)
-
-    def advance(amount: int) -> None:
-        reporter.on_task_advance(token, amount)
-
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        futures = [pool.submit(fetch_one, p, cache, base, advance) for p in packages]
-        try:
-            fetched = [f.result() for f in futures]
-        except BaseException:
-            for future in futures:
-                future.cancel()
-            raise
-    reporter.on_task_complete(token)
-    return fetched
+    """Fetch the conda packages of a plan."""
+    items = [conda_download(p, base) for p in packages]
+    results = fetch_files(items, cache, reporter=reporter, jobs=jobs)
+    return [FetchedPackage(p, path) for p, (path, _sha) in zip(packages, results, strict=True)]

@@ -11,6 +11,7 @@ __all__ = [
     "FetchedPackage",
     "PackMeta",
     "Plan",
+    "PypiAction",
     "PypiKind",
     "PypiPackage",
     "RelocFile",
@@ -23,6 +24,7 @@ __all__ = [
 Subdir = NewType("Subdir", str)
 Sha256Hex = NewType("Sha256Hex", str)
 PypiKind = Literal["wheel", "sdist", "git", "path", "editable"]
+PypiAction = Literal["install", "build", "skip", "refuse"]
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,19 @@ class PypiPackage:
     url: str
     kind: PypiKind
     sha256: str | None
+    action: PypiAction = "install"
+    reason: str = ""
+    """Why the package is skipped or refused."""
+
+    @property
+    def file_name(self) -> str:
+        """The file's name, from the last part of its location."""
+        return self.url.split("#", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+
+    @property
+    def is_direct(self) -> bool:
+        """A direct reference (URL or path) rather than an index download (PEP 610)."""
+        return self.url.startswith("direct+") or "://" not in self.url
 
     def to_json(self) -> dict[str, Any]:
         """The fields `portenv plan --json` reports."""
@@ -73,6 +88,8 @@ class PypiPackage:
             "url": self.url,
             "kind": self.kind,
             "sha256": self.sha256,
+            "action": self.action,
+            "reason": self.reason,
         }
 
 

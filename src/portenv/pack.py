@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import tempfile
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import platformdirs
 
-from portenv.errors import InputError, OutputError
-from portenv.fetch import cache_path, fetch_conda
-from portenv.model import FetchedPackage, Plan
+from portenv.errors import InputError, OutputError, StageError
+from portenv.fetch import cache_path, fetch_conda, fetch_files, pypi_download, resolve_location
+from portenv.model import FetchedPackage, Plan, PypiPackage, StagedPrefix
 from portenv.reporting import NullReporter, Reporter
 from portenv.seal import seal
 from portenv.source import PixiProject, plan_pixi_project
+from portenv.source.pypi import wheel_misfit
 from portenv.stage import prefix_capacity, stage
+from portenv.stage.build import build_wheel
+from portenv.stage.wheels import FetchedWheel, install_wheels
 from portenv.write import WrittenArchive, write_archive, writer_for
 
 __all__ = ["PackRequest", "PlanRequest", "cached_capacity", "default_cache", "pack", "plan"]
@@ -33,6 +38,7 @@ class PlanRequest:
     project: Path
     environment: str = "default"
     platform: str | None = None
+    skip_pypi: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -41,6 +47,7 @@ class PackRequest:
 
     source: PlanRequest
     output: Path
+    skip_pypi: tuple[str, ...] = ()
     cache: Path | None = None
     env_name: str = "env"
     level: int = 6
@@ -50,7 +57,12 @@ class PackRequest:
 def plan(request: PlanRequest) -> Plan:
     """List what packing would take, without downloading anything."""
     project = PixiProject.from_path(request.project)
-    return plan_pixi_project(project, environment=request.environment, platform=request.platform)
+    return plan_pixi_project(
+        project,
+        environment=request.environment,
+        platform=request.platform,
+        skip_pypi=request.skip_pypi,
+    )
 
 
 def cached_capacity(the_plan: Plan, cache: Path | None = None) -> int | None:
@@ -82,6 +94,70 @@ def _check_env_name(name: str) -> None:
         raise InputError(msg, hint="use a plain folder name such as env")
 
 
+def _refuse_problems(the_plan: Plan, reporter: Reporter) -> None:
+    for package in the_plan.pypi:
+        if package.action == "skip":
+            reporter.on_warning(f"skipping PyPI package {package.name} {package.version}")
+    if the_plan.problems:
+        first = the_plan.problems[0]
+        more = f" (and {len(the_plan.problems) - 1} more)" if len(the_plan.problems) > 1 else ""
+        msg = f"cannot pack {the_plan.environment} for {the_plan.platform}: {first}{more}"
+        raise InputError(msg, hint="`portenv plan` lists every problem")
+
+
+def _fetch_pypi(
+    the_plan: Plan, cache: Path, reporter: Reporter, jobs: int
+) -> list[tuple[PypiPackage, Path, str]]:
+    """Bring wheels and sdists into the cache; local source folders are used in place."""
+    wanted = [p for p in the_plan.pypi if p.action in ("install", "build")]
+    downloads, folders = [], []
+    for package in wanted:
+        item = pypi_download(package, the_plan.project_dir)
+        local = Path(urllib.request.url2pathname(item.url.removeprefix("file://")))
+        if item.url.startswith("file://") and local.is_dir():
+            folders.append((package, local, "dir-" + hashlib.sha256(item.url.encode()).hexdigest()))
+        else:
+            downloads.append((package, item))
+    got = fetch_files([d for _, d in downloads], cache, reporter=reporter, jobs=jobs)
+    files = [(p, path, sha) for (p, _), (path, sha) in zip(downloads, got, strict=True)]
+    return files + folders
+
+
+def _wheels(
+    sources: list[tuple[PypiPackage, Path, str]], staged: StagedPrefix, the_plan: Plan, cache: Path
+) -> list[FetchedWheel]:
+    python = staged.python.removeprefix("bin/python").split(".")
+    version = (int(python[0]), int(python[1]))
+    wheels = []
+    for package, path, sha256 in sources:
+        if package.action == "build":
+            path = build_wheel(path, sha256, staged, cache)
+            misfit = wheel_misfit(path.name, version, the_plan.subdir)
+            if misfit:
+                msg = f"the wheel built for {package.name} does not fit the target: {misfit}"
+                raise StageError(msg, hint=f"lock a wheel, or pass --skip-pypi {package.name}")
+        url = resolve_location(package.url.removeprefix("direct+"), the_plan.project_dir)
+        wheels.append(FetchedWheel(package, path, sha256, url))
+    return wheels
+
+
+def _inventory(the_plan: Plan, wheels: list[FetchedWheel]) -> list[dict[str, object]]:
+    conda: list[dict[str, object]] = [{"kind": "conda", **p.to_json()} for p in the_plan.conda]
+    pypi: list[dict[str, object]] = [
+        {
+            "kind": "pypi",
+            "name": w.package.name,
+            "version": w.package.version,
+            "url": w.package.url,
+            "sha256": w.sha256,
+            "sha256_from": "lock" if w.package.sha256 else "computed",
+            "built_from_source": w.package.action == "build",
+        }
+        for w in wheels
+    ]
+    return conda + pypi
+
+
 def pack(request: PackRequest, reporter: Reporter | None = None) -> WrittenArchive:
     """Pack one environment of a project into `request.output`."""
     reporter = reporter or NullReporter()
@@ -89,14 +165,11 @@ def pack(request: PackRequest, reporter: Reporter | None = None) -> WrittenArchi
     _check_output(request.output, cache)
     _check_env_name(request.env_name)
     the_plan = plan(request.source)
-    if the_plan.problems:
-        first = the_plan.problems[0]
-        more = f" (and {len(the_plan.problems) - 1} more)" if len(the_plan.problems) > 1 else ""
-        msg = f"cannot pack {the_plan.environment} for {the_plan.platform}: {first}{more}"
-        raise InputError(msg, hint="`portenv plan` lists every problem")
+    _refuse_problems(the_plan, reporter)
     fetched = fetch_conda(
         the_plan.conda, cache, base=the_plan.project_dir, reporter=reporter, jobs=request.jobs
     )
+    pypi_sources = _fetch_pypi(the_plan, cache, reporter, request.jobs)
     capacity = prefix_capacity(fetched)
     staging_root = cache / "staging"
     staging_root.mkdir(parents=True, exist_ok=True)
@@ -110,9 +183,16 @@ def pack(request: PackRequest, reporter: Reporter | None = None) -> WrittenArchi
             rattler_cache=cache / "rattler",
             prefix_max=capacity,
         )
+        wheels = _wheels(pypi_sources, staged, the_plan, cache)
+        install_wheels(wheels, staged)
         reporter.on_task_complete(token)
         depends = [d for f in fetched for d in f.package.depends]
-        sealed = seal(staged, lock_glibc=the_plan.lock_glibc, depends=depends)
+        sealed = seal(
+            staged,
+            lock_glibc=the_plan.lock_glibc,
+            depends=depends,
+            inventory=_inventory(the_plan, wheels),
+        )
         return write_archive(
             sealed,
             request.output,

@@ -47,7 +47,15 @@ def _print_plan(the_plan: Plan, capacity: int | None) -> None:
         out.write(f"  {'':<28} sha256 {p.sha256 or '(none, md5 ' + str(p.md5) + ')'}\n")
     out.write(f"pypi packages: {len(the_plan.pypi)}\n")
     for q in the_plan.pypi:
-        out.write(f"  {q.name:<28} {q.version:<14} {q.kind:<8} {q.url}\n")
+        action = {
+            "install": "download wheel",
+            "build": "build from source",
+            "skip": "skip (--skip-pypi)",
+            "refuse": "refused",
+        }[q.action]
+        out.write(f"  {q.name:<28} {q.version:<14} {q.kind:<8} {action:<18} {q.url}\n")
+        if q.action == "refuse":
+            out.write(f"  {'':<28} {q.reason}\n")
     out.write(f"download size: {the_plan.download_size:,} bytes\n")
     if capacity is None:
         out.write(
@@ -59,6 +67,13 @@ def _print_plan(the_plan: Plan, capacity: int | None) -> None:
         out.write(f"refused: {problem}\n")
 
 
+skip_pypi_opt = click.option(
+    "--skip-pypi",
+    "skip_pypi",
+    multiple=True,
+    metavar="NAME",
+    help="Leave out this PyPI package, with a warning (repeatable).",
+)
 use_cache_opt = click.option(
     "--use-cache",
     type=click.Path(path_type=Path),
@@ -73,13 +88,19 @@ use_cache_opt = click.option(
 @platform_opt
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @use_cache_opt
+@skip_pypi_opt
 def plan_cmd(
-    project: Path, environment: str, platform: str | None, as_json: bool, use_cache: Path | None
+    project: Path,
+    environment: str,
+    platform: str | None,
+    as_json: bool,
+    use_cache: Path | None,
+    skip_pypi: tuple[str, ...],
 ) -> None:
     """Show what would be packed, without downloading anything."""
     from portenv.pack import PlanRequest, cached_capacity, plan
 
-    the_plan = plan(PlanRequest(project, environment, platform))
+    the_plan = plan(PlanRequest(project, environment, platform, skip_pypi))
     capacity = cached_capacity(the_plan, use_cache)
     if as_json:
         json.dump({**the_plan.to_json(), "prefix_max": capacity}, sys.stdout, indent=2)
@@ -105,6 +126,7 @@ def plan_cmd(
 @click.option(
     "--level", type=click.IntRange(1, 9), default=6, show_default=True, help="gzip level."
 )
+@skip_pypi_opt
 def pack_cmd(
     project: Path,
     output: Path,
@@ -113,6 +135,7 @@ def pack_cmd(
     use_cache: Path | None,
     env_name: str,
     level: int,
+    skip_pypi: tuple[str, ...],
 ) -> None:
     """Pack an environment into a self-extracting env.sh or an env.tar."""
     from portenv.cli.progress import RichReporter
@@ -122,7 +145,7 @@ def pack_cmd(
     try:
         written = pack(
             PackRequest(
-                PlanRequest(project, environment, platform),
+                PlanRequest(project, environment, platform, skip_pypi),
                 output,
                 cache=use_cache,
                 env_name=env_name,

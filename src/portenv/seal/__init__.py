@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 from portenv import __version__
 from portenv.model import PackMeta, RelocationManifest, StagedPrefix
 from portenv.platforms import arch_of
+from portenv.seal.certs import add_certificate_hook
 from portenv.seal.checks import check_machines, glibc_floor
 from portenv.seal.elf import scan_elf
+from portenv.seal.files import target_file, write_text
 from portenv.seal.manifest import scan_prefix, walk_files
 
 __all__ = ["SealedPrefix", "seal"]
@@ -28,17 +29,6 @@ class SealedPrefix:
     path: Path
     manifest: RelocationManifest
     meta: PackMeta
-
-
-def target_file(name: str) -> str:
-    """The text of a file shipped in portenv.target."""
-    return resources.files("portenv.target").joinpath(name).read_text(encoding="utf-8")
-
-
-def _write(path: Path, text: str, mode: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
-    path.chmod(mode)
 
 
 def _relativize_symlinks(root: Path, placeholder: str) -> None:
@@ -56,11 +46,11 @@ def _relativize_symlinks(root: Path, placeholder: str) -> None:
 
 def _add_support_files(staged: StagedPrefix) -> None:
     root = staged.path
-    _write(root / ".portenv" / "relocate.py", target_file("relocate.py"), 0o644)
+    write_text(root / ".portenv" / "relocate.py", target_file("relocate.py"), 0o644)
     relocate_sh = target_file("portenv-relocate.sh").replace("@PYTHON@", staged.python)
-    _write(root / "bin" / "portenv-relocate", relocate_sh, 0o755)
+    write_text(root / "bin" / "portenv-relocate", relocate_sh, 0o755)
     activate = target_file("activate.sh").replace("@PREFIX@", staged.placeholder)
-    _write(root / "bin" / "activate", activate, 0o644)
+    write_text(root / "bin" / "activate", activate, 0o644)
 
 
 def _disk_kib(root: Path, files: Iterable[str]) -> int:
@@ -73,11 +63,24 @@ def _disk_kib(root: Path, files: Iterable[str]) -> int:
     return (blocks + directories) * BLOCK // 1024
 
 
-def seal(staged: StagedPrefix, *, lock_glibc: str | None, depends: Iterable[str]) -> SealedPrefix:
-    """Write `.portenv/` into the staged prefix and describe what the target must offer."""
+def seal(
+    staged: StagedPrefix,
+    *,
+    lock_glibc: str | None,
+    depends: Iterable[str],
+    inventory: Sequence[Mapping[str, object]] = (),
+) -> SealedPrefix:
+    """Write `.portenv/` into the staged prefix and describe what the target must offer.
+
+    `inventory` lists the packages inside (with the hashes they were verified or recorded
+    with); it lands in `.portenv/packages.json` for `--list` and audits.
+    """
     root = staged.path
     _relativize_symlinks(root, staged.placeholder)
     _add_support_files(staged)
+    add_certificate_hook(staged)
+    packages_json = json.dumps(list(inventory), indent=1, sort_keys=True) + "\n"
+    write_text(root / ".portenv" / "packages.json", packages_json, 0o644)
     files = list(walk_files(root))
     arch = arch_of(staged.subdir)
     elf = scan_elf(root, files)
@@ -89,7 +92,9 @@ def seal(staged: StagedPrefix, *, lock_glibc: str | None, depends: Iterable[str]
         files=scan_prefix(root, staged.placeholder),
     )
     manifest_path = root / ".portenv" / "manifest.json"
-    _write(manifest_path, json.dumps(manifest.to_json(), indent=1, sort_keys=True) + "\n", 0o644)
+    write_text(
+        manifest_path, json.dumps(manifest.to_json(), indent=1, sort_keys=True) + "\n", 0o644
+    )
     entries = sum(len(d) + len(f) for _, d, f in os.walk(root))
     meta = PackMeta(
         platform=staged.subdir,

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import tomlkit
 from tomlkit.exceptions import TOMLKitError
 
 from portenv import _rattler
-from portenv.errors import LockFileError, ManifestError, ResolveError
+from portenv.errors import InputError, LockFileError, ManifestError, ResolveError
 from portenv.model import CondaPackage, Plan, PypiPackage, Subdir
 from portenv.platforms import SUBDIR_ARCH, host_subdir
+from portenv.source.pypi import conflicts, decide
 
 __all__ = ["PixiProject", "plan_pixi_project"]
 
@@ -134,15 +136,46 @@ def _problems(
         for p in conda
         if not p.sha256 and not p.md5
     )
-    problems.extend(
-        f"pypi package {p.name} ({p.kind}) cannot be packed yet: only conda packages are supported"
-        for p in pypi
-    )
+    problems.extend(f"pypi package {p.name}: {p.reason}" for p in pypi if p.action == "refuse")
+    problems.extend(conflicts(conda, pypi))
     return problems
 
 
+def _python_version(conda: tuple[CondaPackage, ...]) -> tuple[int, int] | None:
+    python = next((p for p in conda if p.name == "python"), None)
+    if python is None:
+        return None
+    major, minor = python.version.split(".")[:2]
+    return int(major), int(minor)
+
+
+def _host_subdir() -> str | None:
+    try:
+        return host_subdir()
+    except InputError:
+        return None
+
+
+def _decide_pypi(
+    conda: tuple[CondaPackage, ...], pypi: tuple[PypiPackage, ...], subdir: str, skip: Iterable[str]
+) -> tuple[PypiPackage, ...]:
+    python_version = _python_version(conda)
+    if python_version is None:
+        why = "no python package in the environment to install it for"
+        return tuple(replace(p, action="refuse", reason=why) for p in pypi)
+    host = _host_subdir()
+    return tuple(
+        decide(p, python_version=python_version, subdir=subdir, host_subdir=host, skip=skip)
+        for p in pypi
+    )
+
+
 def plan_pixi_project(
-    project: PixiProject, *, environment: str = "default", platform: str | None = None
+    project: PixiProject,
+    *,
+    environment: str = "default",
+    platform: str | None = None,
+    skip_pypi: Iterable[str] = (),
 ) -> Plan:
     """Read the lock and list what packing `environment` for `platform` would take."""
     lock = _load_lock(project.lock)
@@ -155,14 +188,15 @@ def plan_pixi_project(
         _rattler.environment_platforms(lock, environment), platform, environment
     )
     locked = _rattler.locked_environment(lock, environment, chosen.name)
-    problems = _problems(chosen.subdir, locked.conda, locked.pypi, locked.source_packages)
+    pypi = _decide_pypi(locked.conda, locked.pypi, chosen.subdir, skip_pypi)
+    problems = _problems(chosen.subdir, locked.conda, pypi, locked.source_packages)
     return Plan(
         project_dir=project.root,
         environment=environment,
         platform=chosen.name,
         subdir=Subdir(chosen.subdir),
         conda=locked.conda,
-        pypi=locked.pypi,
+        pypi=pypi,
         problems=tuple(problems),
         lock_glibc=_glibc_of(chosen.virtual_packages),
     )

@@ -1,0 +1,96 @@
+"""Decide, per PyPI entry of a lock, what packing it takes: install a wheel, build, skip, refuse."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+
+from packaging.tags import Tag, compatible_tags, cpython_tags
+from packaging.utils import (
+    InvalidWheelFilename,
+    canonicalize_name,
+    parse_wheel_filename,
+)
+
+from portenv.model import CondaPackage, PypiPackage
+from portenv.platforms import SUBDIR_ARCH
+
+__all__ = ["conflicts", "decide", "target_tags", "wheel_misfit"]
+
+_OLD_MANYLINUX = {"manylinux1": (2, 5), "manylinux2010": (2, 12), "manylinux2014": (2, 17)}
+_MAX_GLIBC_MINOR = 60
+
+
+def _platforms(subdir: str) -> list[str]:
+    arch = SUBDIR_ARCH[subdir]
+    platforms = [f"manylinux_2_{minor}_{arch}" for minor in range(_MAX_GLIBC_MINOR, 4, -1)]
+    platforms += [f"{old}_{arch}" for old in _OLD_MANYLINUX]
+    return [*platforms, f"linux_{arch}"]
+
+
+def target_tags(python_version: tuple[int, int], subdir: str) -> frozenset[Tag]:
+    """Every wheel tag a CPython of `python_version` on glibc Linux `subdir` can install.
+
+    The glibc version a manylinux wheel needs is not judged here: its ELF files raise the
+    archive's glibc floor, which the target checks.
+    """
+    platforms = _platforms(subdir)
+    tags = list(cpython_tags(python_version, platforms=platforms))
+    tags += compatible_tags(python_version, f"cp{python_version[0]}{python_version[1]}", platforms)
+    return frozenset(tags)
+
+
+def wheel_misfit(file_name: str, python_version: tuple[int, int], subdir: str) -> str | None:
+    """Why the wheel cannot run on the target, or None when one of its tags fits."""
+    try:
+        _name, _version, _build, tags = parse_wheel_filename(file_name)
+    except InvalidWheelFilename as exc:
+        return f"{file_name} is not a valid wheel file name ({exc})"
+    if subdir not in SUBDIR_ARCH:
+        return f"{subdir} is not a Linux platform"
+    if tags & target_tags(python_version, subdir):
+        return None
+    shown = ", ".join(sorted(str(t) for t in tags))
+    python = f"CPython {python_version[0]}.{python_version[1]}"
+    return f"wheel tags {shown} do not fit {python} on {subdir}"
+
+
+def decide(
+    package: PypiPackage,
+    *,
+    python_version: tuple[int, int],
+    subdir: str,
+    host_subdir: str | None,
+    skip: Iterable[str] = (),
+) -> PypiPackage:
+    """The package with its action and, when it is not installed as is, the reason."""
+    if canonicalize_name(package.name) in {canonicalize_name(s) for s in skip}:
+        return replace(package, action="skip", reason="skipped with --skip-pypi")
+    if package.kind == "editable":
+        why = "editable installs cannot be packed: pack it as a wheel or a conda package"
+        return replace(package, action="refuse", reason=why)
+    if package.kind == "wheel":
+        misfit = wheel_misfit(package.file_name, python_version, subdir)
+        if misfit:
+            return replace(package, action="refuse", reason=misfit)
+        return replace(package, action="install")
+    if package.kind == "git":
+        why = "git dependencies are not supported yet: lock a wheel or an sdist instead"
+        return replace(package, action="refuse", reason=why)
+    if subdir != host_subdir:
+        why = (
+            f"a {package.kind} must be built, and the target ({subdir}) is not this machine "
+            f"({host_subdir}): lock a pre-built wheel, or pass --skip-pypi {package.name}"
+        )
+        return replace(package, action="refuse", reason=why)
+    return replace(package, action="build")
+
+
+def conflicts(conda: Sequence[CondaPackage], pypi: Sequence[PypiPackage]) -> list[str]:
+    """Distributions both conda and PyPI would install into the same site-packages."""
+    conda_names = {canonicalize_name(p.name) for p in conda}
+    return [
+        f"{p.name} is installed both by conda and by PyPI: keep one (or --skip-pypi {p.name})"
+        for p in pypi
+        if p.action != "skip" and canonicalize_name(p.name) in conda_names
+    ]

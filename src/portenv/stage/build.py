@@ -1,0 +1,55 @@
+"""Build sdists (and source trees) into wheels with the staged interpreter, cached by input hash."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from portenv.errors import StageError
+from portenv.model import StagedPrefix
+
+__all__ = ["build_wheel"]
+
+
+def _uv() -> str:
+    from uv import find_uv_bin
+
+    return str(find_uv_bin())
+
+
+def build_wheel(source: Path, source_sha256: str, staged: StagedPrefix, cache: Path) -> Path:
+    """A wheel built from `source` for the staged python, reused from the cache when built before.
+
+    uv builds in an isolated environment made with the staged interpreter, so the wheel's tags
+    are the environment's, not the build machine's Python's.
+    """
+    python_tag = Path(staged.python).name
+    folder = cache / "built" / f"{source_sha256}-{python_tag}"
+    built = sorted(folder.glob("*.whl")) if folder.is_dir() else []
+    if built:
+        return built[0]
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".build-"))
+    try:
+        argv = [_uv(), "build", "--wheel", "--quiet", "--no-config"]
+        argv += [
+            "--python",
+            str(staged.path / staged.python),
+            "--out-dir",
+            str(scratch),
+            str(source),
+        ]
+        env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never"}
+        done = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
+        wheels = sorted(scratch.glob("*.whl"))
+        if done.returncode != 0 or len(wheels) != 1:
+            last = (done.stderr.strip().splitlines() or ["no wheel was produced"])[-1]
+            msg = f"building a wheel from {source.name} failed: {last}"
+            raise StageError(msg, hint="lock a pre-built wheel, or skip it with --skip-pypi NAME")
+        os.replace(scratch, folder)
+        return folder / wheels[0].name
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)

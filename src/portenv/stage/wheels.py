@@ -1,0 +1,99 @@
+"""Install wheels into the staging prefix with pypa/installer; scripts name the placeholder."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from installer import install
+from installer.destinations import SchemeDictionaryDestination
+from installer.exceptions import InstallerError
+from installer.sources import WheelFile
+
+from portenv.errors import StageError
+from portenv.model import PypiPackage, StagedPrefix
+
+__all__ = ["FetchedWheel", "install_wheels", "quote_launchers", "site_packages"]
+
+
+@dataclass(frozen=True)
+class FetchedWheel:
+    """A wheel ready to install: from the verified cache, or built from a cached sdist."""
+
+    package: PypiPackage
+    path: Path
+    sha256: str
+    url: str
+    """Where the wheel (or the sdist it was built from) came from, for direct_url.json."""
+
+
+def site_packages(staged: StagedPrefix) -> Path:
+    """lib/pythonX.Y/site-packages of the staged prefix."""
+    return staged.path / "lib" / Path(staged.python).name / "site-packages"
+
+
+def _direct_url(wheel: FetchedWheel) -> bytes:
+    url = wheel.url.removeprefix("direct+").split("#", 1)[0]
+    info = {"url": url, "archive_info": {"hashes": {"sha256": wheel.sha256}}}
+    return json.dumps(info, sort_keys=True).encode()
+
+
+def _destination(staged: StagedPrefix) -> SchemeDictionaryDestination:
+    root = staged.path
+    purelib = str(site_packages(staged))
+    return SchemeDictionaryDestination(
+        scheme_dict={
+            "purelib": purelib,
+            "platlib": purelib,
+            "headers": str(root / "include" / Path(staged.python).name),
+            "scripts": str(root / "bin"),
+            "data": str(root),
+        },
+        interpreter=f"{staged.placeholder}/{staged.python}",
+        script_kind="posix",
+        bytecode_optimization_levels=(),
+    )
+
+
+def quote_launchers(staged: StagedPrefix) -> int:
+    """Quote the interpreter in installer's `/bin/sh` launchers, so a path with spaces works.
+
+    installer writes an `exec` line with the bare interpreter path when the `#!` line would be
+    too long, which the 255-byte placeholder always makes it; after relocation the path may
+    hold spaces.
+    """
+    interpreter = f"{staged.placeholder}/{staged.python}".encode()
+    bare = b"'''exec' " + interpreter + b" "
+    quoted = b"'''exec' \"" + interpreter + b'" '
+    changed = 0
+    for script in sorted((staged.path / "bin").iterdir()):
+        if script.is_file() and not script.is_symlink():
+            data = script.read_bytes()
+            if data.startswith(b"#!/bin/sh\n") and bare in data[:1024]:
+                script.unlink()  # a new inode: never write through a hard link into a cache
+                script.write_bytes(data.replace(bare, quoted, 1))
+                script.chmod(0o755)
+                changed += 1
+    return changed
+
+
+def install_wheels(wheels: Sequence[FetchedWheel], staged: StagedPrefix) -> None:
+    """Install each wheel, validating its RECORD first; scripts get the placeholder interpreter.
+
+    Nothing of the target runs: no bytecode is compiled, so cross-platform packing works.
+    """
+    site_packages(staged).mkdir(parents=True, exist_ok=True)
+    for wheel in wheels:
+        metadata = {"INSTALLER": b"portenv\n"}
+        if wheel.package.is_direct:
+            metadata["direct_url.json"] = _direct_url(wheel)
+        try:
+            with WheelFile.open(wheel.path) as source:
+                source.validate_record()
+                install(source, _destination(staged), additional_metadata=metadata)
+        except (InstallerError, FileExistsError, ValueError, KeyError) as exc:
+            msg = f"cannot install the wheel of {wheel.package.name}: {exc}"
+            raise StageError(msg, hint="check the wheel, or skip it with --skip-pypi") from exc
+    quote_launchers(staged)
