@@ -1,0 +1,130 @@
+"""Packing PyPI entries: hashes checked or recorded, misfits and conflicts refused with reasons."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+
+from tests.conftest import portenv
+from tests.integration.test_pack import payload_of
+from tests.support.pypilock import make_sdist, make_wheel, write_pypi_project
+
+PY = ["python 3.12.*"]
+
+
+def packages_json(archive: Path) -> list[dict[str, object]]:
+    member = payload_of(archive).extractfile(".portenv/packages.json")
+    assert member is not None
+    return json.loads(member.read())  # type: ignore[no-any-return]
+
+
+def local_wheel(folder: Path, name: str = "tool", tag: str = "py3-none-any") -> Path:
+    return make_wheel(
+        folder,
+        name,
+        "1.0",
+        tag=tag,
+        files={f"{name}/__init__.py": "def main():\n    print('hi')\n"},
+        console_scripts={name: f"{name}:main"},
+    )
+
+
+def test_wheel_without_a_lock_hash_is_hashed_and_recorded(
+    local_channel: Path, package_cache: Path, tmp_path: Path
+) -> None:
+    wheel = local_wheel(tmp_path)
+    expected = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    project = write_pypi_project(
+        tmp_path / "p", local_channel, PY, ["idna"], local_wheels=[wheel], with_hashes=False
+    )
+    out = tmp_path / "env.tar"
+    portenv("pack", project, "-o", out, "--use-cache", package_cache)
+    entries = {e["name"]: e for e in packages_json(out) if e["kind"] == "pypi"}
+    assert entries["tool"]["sha256"] == expected
+    assert entries["tool"]["sha256_from"] == "computed"
+    assert entries["idna"]["sha256_from"] == "computed"
+    assert re.fullmatch(r"[0-9a-f]{64}", str(entries["idna"]["sha256"]))
+    names = set(payload_of(out).getnames())
+    site = "lib/python3.12/site-packages"
+    assert f"{site}/tool-1.0.dist-info/direct_url.json" in names, "a path dependency is direct"
+    idna_info = [n for n in names if n.startswith(f"{site}/idna-") and n.endswith(".dist-info")]
+    assert idna_info and f"{idna_info[0]}/direct_url.json" not in names, "an index download is not"
+    assert f"{idna_info[0]}/INSTALLER" in names and f"{idna_info[0]}/RECORD" in names
+
+
+def test_wheel_hash_mismatch_aborts_naming_the_package(
+    local_channel: Path, package_cache: Path, tmp_path: Path
+) -> None:
+    wheel = local_wheel(tmp_path)
+    project = write_pypi_project(tmp_path / "p", local_channel, PY, [], local_wheels=[wheel])
+    (project / wheel.name).write_bytes(local_wheel(tmp_path / "other", "tool").read_bytes() + b"x")
+    done = portenv(
+        "pack", project, "-o", tmp_path / "env.sh", "--use-cache", package_cache, check=False
+    )
+    assert done.returncode == 1
+    first = done.stderr.splitlines()[0]
+    assert first.startswith("error: hash mismatch for tool: expected sha256:")
+    assert not (tmp_path / "env.sh").exists()
+
+
+def test_foreign_wheel_is_refused_then_skipped(
+    local_channel: Path, package_cache: Path, tmp_path: Path
+) -> None:
+    wheel = local_wheel(tmp_path, "native", "cp39-cp39-manylinux2014_aarch64")
+    project = write_pypi_project(tmp_path / "p", local_channel, PY, [], local_wheels=[wheel])
+    plan = json.loads(portenv("plan", project, "--json").stdout)
+    native = next(p for p in plan["pypi"] if p["name"] == "native")
+    assert native["action"] == "refuse"
+    assert "do not fit CPython 3.12 on linux-64" in native["reason"]
+    assert any("native" in problem for problem in plan["problems"])
+    done = portenv(
+        "pack", project, "-o", tmp_path / "env.sh", "--use-cache", package_cache, check=False
+    )
+    assert done.returncode == 1 and "do not fit CPython 3.12" in done.stderr
+    skipped = portenv(
+        "pack",
+        project,
+        "-o",
+        tmp_path / "env.sh",
+        "--use-cache",
+        package_cache,
+        "--skip-pypi",
+        "native",
+    )
+    assert "warning: skipping PyPI package native 1.0" in skipped.stderr
+
+
+def test_conda_and_pypi_conflict_is_refused(
+    local_channel: Path, package_cache: Path, tmp_path: Path
+) -> None:
+    wheel = local_wheel(tmp_path, "hello_py")
+    project = write_pypi_project(
+        tmp_path / "p", local_channel, [*PY, "hello-py"], [], local_wheels=[wheel]
+    )
+    done = portenv(
+        "pack", project, "-o", tmp_path / "env.sh", "--use-cache", package_cache, check=False
+    )
+    assert done.returncode == 1
+    assert "is installed both by conda and by PyPI" in done.stderr
+
+
+def test_sdist_is_built_once_and_cached(
+    local_channel: Path, package_cache: Path, tmp_path: Path
+) -> None:
+    sdist = make_sdist(tmp_path, "cached-sdist", "1.0", module_source="X = 1\n")
+    project = write_pypi_project(tmp_path / "p", local_channel, PY, [], local_sdists=[sdist])
+    plan = json.loads(portenv("plan", project, "--json").stdout)
+    assert [(p["name"], p["kind"], p["action"]) for p in plan["pypi"]] == [
+        ("cached-sdist", "sdist", "build")
+    ]
+    portenv("pack", project, "-o", tmp_path / "a.tar", "--use-cache", package_cache)
+    sha = hashlib.sha256(sdist.read_bytes()).hexdigest()
+    built = list((package_cache / "built").glob(f"{sha}-python3.12/*.whl"))
+    assert len(built) == 1 and built[0].name.startswith("cached_sdist-1.0-")
+    stamp = built[0].stat().st_mtime_ns
+    portenv("pack", project, "-o", tmp_path / "b.tar", "--use-cache", package_cache)
+    assert built[0].stat().st_mtime_ns == stamp, "the second pack must reuse the built wheel"
+    entry = next(e for e in packages_json(tmp_path / "b.tar") if e["name"] == "cached-sdist")
+    assert entry["built_from_source"] is True and entry["sha256"] == sha
