@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
+import shutil
+import subprocess
 import tempfile
 import time
 import urllib.error
@@ -26,6 +29,7 @@ __all__ = [
     "fetch_conda",
     "fetch_file",
     "fetch_files",
+    "fetch_git",
     "file_digest",
     "pypi_download",
     "resolve_location",
@@ -102,6 +106,41 @@ def pypi_download(package: PypiPackage, base: Path) -> Download:
     url = resolve_location(location, base)
     algorithm = "sha256" if expected else None
     return Download(package.name, url, package.file_name, "pypi", algorithm, expected)
+
+
+def fetch_git(package: PypiPackage, cache: Path) -> tuple[Path, str]:
+    """A checkout of the locked commit of a git dependency, and a cache key naming that commit.
+
+    The lock pins the commit after `#`; a location without one cannot be reproduced.
+    """
+    location, _, commit = package.url.removeprefix("git+").partition("#")
+    url = location.split("?", 1)[0]
+    if not re.fullmatch(r"[0-9a-f]{7,64}", commit):
+        msg = f"git dependency {package.name} is not pinned to a commit: {package.url}"
+        raise FetchError(msg, hint="re-lock so the lock records the commit")
+    checkout = cache / "git" / hashlib.sha256(url.encode()).hexdigest()[:32] / commit
+    if not (checkout / ".git").is_dir():
+        scratch = Path(tempfile.mkdtemp(dir=_parent(checkout), prefix=".clone-"))
+        try:
+            _git("clone", "--quiet", "--no-checkout", url, str(scratch))
+            _git("-C", str(scratch), "checkout", "--quiet", commit)
+            os.replace(scratch, checkout)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+    return checkout, f"git-{commit}"
+
+
+def _parent(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path.parent
+
+
+def _git(*args: str) -> None:
+    done = subprocess.run(["git", *args], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["git failed"])[-1]
+        msg = f"git {args[0] if args[0] != '-C' else args[2]} failed: {last}"
+        raise FetchError(msg, hint="check the repository URL and your network")
 
 
 def cache_path(cache: Path, package: CondaPackage) -> Path:

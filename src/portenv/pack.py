@@ -12,7 +12,14 @@ from pathlib import Path
 import platformdirs
 
 from portenv.errors import InputError, OutputError, StageError
-from portenv.fetch import cache_path, fetch_conda, fetch_files, pypi_download, resolve_location
+from portenv.fetch import (
+    cache_path,
+    fetch_conda,
+    fetch_files,
+    fetch_git,
+    pypi_download,
+    resolve_location,
+)
 from portenv.model import FetchedPackage, Plan, PypiPackage, StagedPrefix
 from portenv.reporting import NullReporter, Reporter
 from portenv.seal import seal
@@ -112,6 +119,9 @@ def _fetch_pypi(
     wanted = [p for p in the_plan.pypi if p.action in ("install", "build")]
     downloads, folders = [], []
     for package in wanted:
+        if package.kind == "git":
+            folders.append((package, *fetch_git(package, cache)))
+            continue
         item = pypi_download(package, the_plan.project_dir)
         local = Path(urllib.request.url2pathname(item.url.removeprefix("file://")))
         if item.url.startswith("file://") and local.is_dir():
@@ -143,19 +153,26 @@ def _wheels(
 
 def _inventory(the_plan: Plan, wheels: list[FetchedWheel]) -> list[dict[str, object]]:
     conda: list[dict[str, object]] = [{"kind": "conda", **p.to_json()} for p in the_plan.conda]
-    pypi: list[dict[str, object]] = [
-        {
-            "kind": "pypi",
-            "name": w.package.name,
-            "version": w.package.version,
-            "url": w.package.url,
-            "sha256": w.sha256,
-            "sha256_from": "lock" if w.package.sha256 else "computed",
-            "built_from_source": w.package.action == "build",
-        }
-        for w in wheels
-    ]
-    return conda + pypi
+    return conda + [_pypi_entry(w) for w in wheels]
+
+
+def _pypi_entry(wheel: FetchedWheel) -> dict[str, object]:
+    """What `.portenv/packages.json` says of a PyPI package: where from, verified how."""
+    entry: dict[str, object] = {
+        "kind": "pypi",
+        "name": wheel.package.name,
+        "version": wheel.package.version,
+        "url": wheel.package.url,
+        "built_from_source": wheel.package.action == "build",
+    }
+    if wheel.package.kind == "git":
+        entry["commit"] = wheel.sha256.removeprefix("git-")
+    elif wheel.sha256.startswith("dir-"):
+        entry["source_folder"] = True
+    else:
+        entry["sha256"] = wheel.sha256
+        entry["sha256_from"] = "lock" if wheel.package.sha256 else "computed"
+    return entry
 
 
 def pack(request: PackRequest, reporter: Reporter | None = None) -> WrittenArchive:

@@ -5,7 +5,12 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import shutil
+import subprocess
+import tarfile
 from pathlib import Path
+
+import rattler
 
 from tests.conftest import portenv
 from tests.integration.test_pack import payload_of
@@ -128,3 +133,58 @@ def test_sdist_is_built_once_and_cached(
     assert built[0].stat().st_mtime_ns == stamp, "the second pack must reuse the built wheel"
     entry = next(e for e in packages_json(tmp_path / "b.tar") if e["name"] == "cached-sdist")
     assert entry["built_from_source"] is True and entry["sha256"] == sha
+
+
+def test_git_dependency_is_cloned_at_its_commit_and_built(
+    local_channel: Path, package_cache: Path, tmp_path: Path
+) -> None:
+    repo = tmp_path / "repo"
+    sdist = make_sdist(tmp_path, "from-git", "0.2", module_source="VALUE = 'git'\n")
+    with tarfile.open(sdist) as archive:
+        archive.extractall(tmp_path / "unpacked", filter="data")
+    shutil.move(str(next((tmp_path / "unpacked").iterdir())), repo)
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t.invalid"]
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "v0.2"], check=True)
+    commit = subprocess.run(
+        [*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    project = write_pypi_project(tmp_path / "p", local_channel, PY, [])
+    env = rattler.LockFile.from_path(project / "pixi.lock").default_environment()
+    platform = env.platforms()[0]
+    lock = rattler.LockFile([platform])  # a lock read from disk cannot be changed: copy it
+    lock.set_channels("default", env.channels())
+    for record in env.conda_repodata_records()[platform.name]:
+        lock.add_conda_package("default", platform, record)
+    lock.add_pypi_package("default", platform, "from-git", "0.2", f"git+{repo.as_uri()}#{commit}")
+    lock.to_path(project / "pixi.lock")
+    plan = json.loads(portenv("plan", project, "--json").stdout)
+    assert [(p["kind"], p["action"]) for p in plan["pypi"]] == [("git", "build")]
+    portenv("pack", project, "-o", tmp_path / "env.tar", "--use-cache", package_cache)
+    payload = payload_of(tmp_path / "env.tar")
+    info = payload.extractfile(
+        "lib/python3.12/site-packages/from_git-0.2.dist-info/direct_url.json"
+    )
+    assert info is not None
+    assert json.loads(info.read())["vcs_info"] == {"vcs": "git", "commit_id": commit}
+    entry = next(e for e in packages_json(tmp_path / "env.tar") if e["name"] == "from-git")
+    assert entry["commit"] == commit
+
+
+def test_editable_dependency_is_refused(
+    local_channel: Path, package_cache: Path, tmp_path: Path
+) -> None:
+    sdist = make_sdist(tmp_path, "devpkg", "1.0", module_source="X = 1\n")
+    project = write_pypi_project(tmp_path / "p", local_channel, PY, [], local_sdists=[sdist])
+    manifest = project / "pixi.toml"
+    text = manifest.read_text()
+    assert f'devpkg = {{ path = "./{sdist.name}" }}' in text
+    manifest.write_text(
+        text.replace(f'path = "./{sdist.name}" }}', f'path = "./{sdist.name}", editable = true }}')
+    )
+    done = portenv(
+        "pack", project, "-o", tmp_path / "env.sh", "--use-cache", package_cache, check=False
+    )
+    assert done.returncode == 1
+    assert "editable installs cannot be packed" in done.stderr

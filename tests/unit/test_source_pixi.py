@@ -10,7 +10,7 @@ import pytest
 
 from portenv.cli import main
 from portenv.errors import LockFileError, ManifestError, ResolveError
-from portenv.source.pixi import PixiProject, lock_version, plan_pixi_project
+from portenv.source.pixi import PixiProject, editable_names, lock_version, plan_pixi_project
 
 REALDATA = Path(__file__).resolve().parents[3] / "shared" / "realdata" / "pixi-projects"
 
@@ -164,3 +164,22 @@ def test_cli_errors_are_one_line_without_traceback(
     assert err.startswith(first_line)
     assert "Traceback" not in err
     assert err.count("\n") == 2 and "\n  hint: " in err
+
+
+def test_editable_names_from_manifest_tables(tmp_path: Path) -> None:
+    pixi = tmp_path / "pixi.toml"
+    pixi.write_text(
+        "[pypi-dependencies]\n"
+        'a = { path = ".", editable = true }\n'
+        'b = { path = "./b" }\n'
+        'c = ">=1"\n'
+        "[feature.dev.pypi-dependencies]\n"
+        'D_D = { path = "./d", editable = true }\n'
+    )
+    assert editable_names(pixi) == {"a", "d-d"}
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text(
+        '[project]\nname = "x"\n'
+        '[tool.pixi.pypi-dependencies]\nx = { path = ".", editable = true }\n'
+    )
+    assert editable_names(pyproject) == {"x"}

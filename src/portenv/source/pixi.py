@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import tomlkit
+from packaging.utils import canonicalize_name
 from tomlkit.exceptions import TOMLKitError
 
 from portenv import _rattler
@@ -156,9 +157,32 @@ def _host_subdir() -> str | None:
         return None
 
 
+def editable_names(manifest: Path) -> set[str]:
+    """PyPI dependencies the manifest asks to install editable (the lock API does not say)."""
+    document = tomlkit.parse(manifest.read_text(encoding="utf-8")).unwrap()
+    root = (
+        document.get("tool", {}).get("pixi", {}) if manifest.name == "pyproject.toml" else document
+    )
+    tables = [root.get("pypi-dependencies", {})]
+    tables += [f.get("pypi-dependencies", {}) for f in root.get("feature", {}).values()]
+    return {
+        canonicalize_name(name)
+        for table in tables
+        for name, spec in table.items()
+        if isinstance(spec, dict) and spec.get("editable") is True
+    }
+
+
 def _decide_pypi(
-    conda: tuple[CondaPackage, ...], pypi: tuple[PypiPackage, ...], subdir: str, skip: Iterable[str]
+    conda: tuple[CondaPackage, ...],
+    pypi: tuple[PypiPackage, ...],
+    subdir: str,
+    skip: Iterable[str],
+    editable: set[str],
 ) -> tuple[PypiPackage, ...]:
+    pypi = tuple(
+        replace(p, kind="editable") if canonicalize_name(p.name) in editable else p for p in pypi
+    )
     python_version = _python_version(conda)
     if python_version is None:
         why = "no python package in the environment to install it for"
@@ -188,7 +212,8 @@ def plan_pixi_project(
         _rattler.environment_platforms(lock, environment), platform, environment
     )
     locked = _rattler.locked_environment(lock, environment, chosen.name)
-    pypi = _decide_pypi(locked.conda, locked.pypi, chosen.subdir, skip_pypi)
+    editable = editable_names(project.manifest)
+    pypi = _decide_pypi(locked.conda, locked.pypi, chosen.subdir, skip_pypi, editable)
     problems = _problems(chosen.subdir, locked.conda, pypi, locked.source_packages)
     return Plan(
         project_dir=project.root,

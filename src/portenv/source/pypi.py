@@ -74,9 +74,6 @@ def decide(
         if misfit:
             return replace(package, action="refuse", reason=misfit)
         return replace(package, action="install")
-    if package.kind == "git":
-        why = "git dependencies are not supported yet: lock a wheel or an sdist instead"
-        return replace(package, action="refuse", reason=why)
     if subdir != host_subdir:
         why = (
             f"a {package.kind} must be built, and the target ({subdir}) is not this machine "

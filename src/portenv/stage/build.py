@@ -28,6 +28,8 @@ def build_wheel(source: Path, source_sha256: str, staged: StagedPrefix, cache: P
     """
     python_tag = Path(staged.python).name
     folder = cache / "built" / f"{source_sha256}-{python_tag}"
+    if source_sha256.startswith("dir-"):  # a local source tree can change: never reuse
+        shutil.rmtree(folder, ignore_errors=True)
     built = sorted(folder.glob("*.whl")) if folder.is_dir() else []
     if built:
         return built[0]
@@ -49,6 +51,7 @@ def build_wheel(source: Path, source_sha256: str, staged: StagedPrefix, cache: P
             last = (done.stderr.strip().splitlines() or ["no wheel was produced"])[-1]
             msg = f"building a wheel from {source.name} failed: {last}"
             raise StageError(msg, hint="lock a pre-built wheel, or skip it with --skip-pypi NAME")
+        shutil.rmtree(folder, ignore_errors=True)  # a build that raced this one
         os.replace(scratch, folder)
         return folder / wheels[0].name
     finally:

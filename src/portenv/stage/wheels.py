@@ -35,8 +35,13 @@ def site_packages(staged: StagedPrefix) -> Path:
 
 
 def _direct_url(wheel: FetchedWheel) -> bytes:
-    url = wheel.url.removeprefix("direct+").split("#", 1)[0]
-    info = {"url": url, "archive_info": {"hashes": {"sha256": wheel.sha256}}}
+    """PEP 610's record of a direct reference: an archive with its hash, or a git commit."""
+    url, _, commit = wheel.url.removeprefix("direct+").partition("#")
+    info: dict[str, object]
+    if wheel.package.kind == "git":
+        info = {"url": url.removeprefix("git+"), "vcs_info": {"vcs": "git", "commit_id": commit}}
+    else:
+        info = {"url": url, "archive_info": {"hashes": {"sha256": wheel.sha256}}}
     return json.dumps(info, sort_keys=True).encode()
 
 
@@ -87,7 +92,7 @@ def install_wheels(wheels: Sequence[FetchedWheel], staged: StagedPrefix) -> None
     site_packages(staged).mkdir(parents=True, exist_ok=True)
     for wheel in wheels:
         metadata = {"INSTALLER": b"portenv\n"}
-        if wheel.package.is_direct:
+        if wheel.package.is_direct or wheel.package.kind == "git":
             metadata["direct_url.json"] = _direct_url(wheel)
         try:
             with WheelFile.open(wheel.path) as source:
