@@ -188,3 +188,26 @@ def test_editable_dependency_is_refused(
     )
     assert done.returncode == 1
     assert "editable installs cannot be packed" in done.stderr
+
+
+def test_direct_https_url_is_fetched_verified_and_recorded(
+    local_channel: Path, package_cache: Path, tmp_path: Path
+) -> None:
+    """A `direct+https://` location (a URL dependency) is downloaded like an index wheel."""
+    project = write_pypi_project(tmp_path / "p", local_channel, PY, ["idna"])
+    env = rattler.LockFile.from_path(project / "pixi.lock").default_environment()
+    platform = env.platforms()[0]
+    idna = env.pypi_packages()[platform.name][0]
+    assert idna.location.startswith("https://")
+    lock = rattler.LockFile([platform])
+    lock.set_channels("default", env.channels())
+    for record in env.conda_repodata_records()[platform.name]:
+        lock.add_conda_package("default", platform, record)
+    lock.add_pypi_package("default", platform, "idna", idna.version, f"direct+{idna.location}")
+    lock.to_path(project / "pixi.lock")
+    portenv("pack", project, "-o", tmp_path / "env.tar", "--use-cache", package_cache)
+    entry = next(e for e in packages_json(tmp_path / "env.tar") if e["name"] == "idna")
+    assert entry["sha256"] == idna.hashes.sha256.hex() and entry["sha256_from"] == "computed"
+    names = payload_of(tmp_path / "env.tar").getnames()
+    direct = [n for n in names if n.endswith(".dist-info/direct_url.json") and "/idna-" in n]
+    assert direct, "a URL dependency records PEP 610 direct_url.json"
