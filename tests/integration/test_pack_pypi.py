@@ -25,6 +25,22 @@ def packages_json(archive: Path) -> list[dict[str, object]]:
     return json.loads(member.read())  # type: ignore[no-any-return]
 
 
+def add_pypi_entry(
+    project: Path, name: str, version: str, location: str, *, keep_pypi: bool = True
+) -> None:
+    """Add one PyPI entry to the project's lock (py-rattler writes it; no hash is recorded)."""
+    env = rattler.LockFile.from_path(project / "pixi.lock").default_environment()
+    platform = env.platforms()[0]
+    lock = rattler.LockFile([platform])  # a lock read from disk cannot be changed: copy it
+    lock.set_channels("default", env.channels())
+    for record in env.conda_repodata_records()[platform.name]:
+        lock.add_conda_package("default", platform, record)
+    for kept in env.pypi_packages().get(platform.name, []) if keep_pypi else []:
+        lock.add_pypi_package("default", platform, kept.name, kept.version, kept.location)
+    lock.add_pypi_package("default", platform, name, version, location)
+    lock.to_path(project / "pixi.lock")
+
+
 def local_wheel(folder: Path, name: str = "tool", tag: str = "py3-none-any") -> Path:
     return make_wheel(
         folder,
@@ -151,14 +167,7 @@ def test_git_dependency_is_cloned_at_its_commit_and_built(
         [*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True
     ).stdout.strip()
     project = write_pypi_project(tmp_path / "p", local_channel, PY, [])
-    env = rattler.LockFile.from_path(project / "pixi.lock").default_environment()
-    platform = env.platforms()[0]
-    lock = rattler.LockFile([platform])  # a lock read from disk cannot be changed: copy it
-    lock.set_channels("default", env.channels())
-    for record in env.conda_repodata_records()[platform.name]:
-        lock.add_conda_package("default", platform, record)
-    lock.add_pypi_package("default", platform, "from-git", "0.2", f"git+{repo.as_uri()}#{commit}")
-    lock.to_path(project / "pixi.lock")
+    add_pypi_entry(project, "from-git", "0.2", f"git+{repo.as_uri()}#{commit}")
     plan = json.loads(portenv("plan", project, "--json").stdout)
     assert [(p["kind"], p["action"]) for p in plan["pypi"]] == [("git", "build")]
     portenv("pack", project, "-o", tmp_path / "env.tar", "--use-cache", package_cache)
@@ -196,15 +205,9 @@ def test_direct_https_url_is_fetched_verified_and_recorded(
     """A `direct+https://` location (a URL dependency) is downloaded like an index wheel."""
     project = write_pypi_project(tmp_path / "p", local_channel, PY, ["idna"])
     env = rattler.LockFile.from_path(project / "pixi.lock").default_environment()
-    platform = env.platforms()[0]
-    idna = env.pypi_packages()[platform.name][0]
+    idna = env.pypi_packages()[env.platforms()[0].name][0]
     assert idna.location.startswith("https://")
-    lock = rattler.LockFile([platform])
-    lock.set_channels("default", env.channels())
-    for record in env.conda_repodata_records()[platform.name]:
-        lock.add_conda_package("default", platform, record)
-    lock.add_pypi_package("default", platform, "idna", idna.version, f"direct+{idna.location}")
-    lock.to_path(project / "pixi.lock")
+    add_pypi_entry(project, "idna", idna.version, f"direct+{idna.location}", keep_pypi=False)
     portenv("pack", project, "-o", tmp_path / "env.tar", "--use-cache", package_cache)
     entry = next(e for e in packages_json(tmp_path / "env.tar") if e["name"] == "idna")
     assert entry["sha256"] == idna.hashes.sha256.hex() and entry["sha256_from"] == "computed"
