@@ -8,6 +8,7 @@ import tempfile
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import platformdirs
 
@@ -28,7 +29,14 @@ from portenv.source.pypi import wheel_misfit
 from portenv.stage import prefix_capacity, stage
 from portenv.stage.build import build_wheel
 from portenv.stage.wheels import FetchedWheel, install_wheels
-from portenv.write import WrittenArchive, write_archive, writer_for
+from portenv.write import (
+    WrittenArchive,
+    atomic_output,
+    publish_sha256,
+    write_archive,
+    writer_for,
+)
+from portenv.write.pixipack import write_pixi_pack
 
 __all__ = ["PackRequest", "PlanRequest", "cached_capacity", "default_cache", "pack", "plan"]
 
@@ -54,7 +62,7 @@ class PackRequest:
 
     source: PlanRequest
     output: Path
-    skip_pypi: tuple[str, ...] = ()
+    format: Literal["portenv", "pixi-pack"] = "portenv"
     cache: Path | None = None
     env_name: str = "env"
     level: int = 6
@@ -84,8 +92,9 @@ def cached_capacity(the_plan: Plan, cache: Path | None = None) -> int | None:
     return prefix_capacity(fetched)
 
 
-def _check_output(output: Path, cache: Path) -> None:
-    writer_for(output)
+def _check_output(output: Path, cache: Path, *, portenv_format: bool = True) -> None:
+    if portenv_format:
+        writer_for(output)
     parent = output.resolve().parent
     if not parent.is_dir():
         msg = f"output folder does not exist: {parent}"
@@ -175,8 +184,33 @@ def _pypi_entry(wheel: FetchedWheel) -> dict[str, object]:
     return entry
 
 
+def pack_pixi_pack(request: PackRequest, reporter: Reporter | None = None) -> WrittenArchive:
+    """Write what pixi-pack writes for the same lock: the downloaded packages, nothing staged."""
+    reporter = reporter or NullReporter()
+    cache = (request.cache or default_cache()).resolve()
+    if request.output.suffix != ".tar":
+        msg = f"a pixi-pack archive is a .tar, not {request.output.name}"
+        raise OutputError(msg, hint="name the output like environment.tar")
+    _check_output(request.output, cache, portenv_format=False)
+    the_plan = plan(request.source)
+    _refuse_problems(the_plan, reporter)
+    for package in the_plan.pypi:
+        if package.action == "build":
+            msg = f"pixi-pack archives carry wheels only, and {package.name} must be built"
+            raise InputError(msg, hint=f"lock a wheel, or pass --skip-pypi {package.name}")
+    conda = fetch_conda(
+        the_plan.conda, cache, base=the_plan.project_dir, reporter=reporter, jobs=request.jobs
+    )
+    wheels = [(p, path) for p, path, _sha in _fetch_pypi(the_plan, cache, reporter, request.jobs)]
+    with atomic_output(request.output) as sink:
+        write_pixi_pack(platform=the_plan.subdir, conda=conda, wheels=wheels, sink=sink)
+    return WrittenArchive(request.output, publish_sha256(request.output), None)
+
+
 def pack(request: PackRequest, reporter: Reporter | None = None) -> WrittenArchive:
     """Pack one environment of a project into `request.output`."""
+    if request.format == "pixi-pack":
+        return pack_pixi_pack(request, reporter)
     reporter = reporter or NullReporter()
     cache = (request.cache or default_cache()).resolve()
     _check_output(request.output, cache)

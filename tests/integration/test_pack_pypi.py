@@ -30,6 +30,7 @@ def add_pypi_entry(
 ) -> None:
     """Add one PyPI entry to the project's lock (py-rattler writes it; no hash is recorded)."""
     env = rattler.LockFile.from_path(project / "pixi.lock").default_environment()
+    assert env is not None
     platform = env.platforms()[0]
     lock = rattler.LockFile([platform])  # a lock read from disk cannot be changed: copy it
     lock.set_channels("default", env.channels())
@@ -205,7 +206,9 @@ def test_direct_https_url_is_fetched_verified_and_recorded(
     """A `direct+https://` location (a URL dependency) is downloaded like an index wheel."""
     project = write_pypi_project(tmp_path / "p", local_channel, PY, ["idna"])
     env = rattler.LockFile.from_path(project / "pixi.lock").default_environment()
+    assert env is not None
     idna = env.pypi_packages()[env.platforms()[0].name][0]
+    assert idna.hashes is not None and idna.hashes.sha256 is not None
     assert idna.location.startswith("https://")
     add_pypi_entry(project, "idna", idna.version, f"direct+{idna.location}", keep_pypi=False)
     portenv("pack", project, "-o", tmp_path / "env.tar", "--use-cache", package_cache)

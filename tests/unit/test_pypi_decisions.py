@@ -102,7 +102,7 @@ def test_skip_wins_and_matches_normalized_names() -> None:
     assert skipped.action == "skip"
 
 
-def test_editable_and_git_are_refused_with_a_fix() -> None:
+def test_editable_is_refused_with_a_fix_and_git_is_built_on_the_host() -> None:
     editable = decide(
         pypi("e", "./e", "editable"),
         python_version=PY312,
@@ -110,13 +110,11 @@ def test_editable_and_git_are_refused_with_a_fix() -> None:
         host_subdir="linux-64",
     )
     assert editable.action == "refuse" and "wheel or a conda package" in editable.reason
-    git = decide(
-        pypi("g", "git+https://h.invalid/g.git"),
-        python_version=PY312,
-        subdir="linux-64",
-        host_subdir="linux-64",
-    )
-    assert git.action == "refuse"
+    git = pypi("g", "git+https://h.invalid/g.git#abc1234")
+    on_host = decide(git, python_version=PY312, subdir="linux-64", host_subdir="linux-64")
+    assert on_host.action == "build"
+    cross = decide(git, python_version=PY312, subdir="linux-aarch64", host_subdir="linux-64")
+    assert cross.action == "refuse" and "a git dependency must be built" in cross.reason
 
 
 def test_conda_and_pypi_conflict() -> None:

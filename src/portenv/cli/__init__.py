@@ -124,6 +124,14 @@ def plan_cmd(
 @use_cache_opt
 @click.option("--env-name", default="env", show_default=True, help="Folder name on the target.")
 @click.option(
+    "--format",
+    "archive_format",
+    type=click.Choice(["portenv", "pixi-pack"]),
+    default="portenv",
+    show_default=True,
+    help="portenv (env.sh / env.tar) or pixi-pack (a .tar for pixi-unpack).",
+)
+@click.option(
     "--level", type=click.IntRange(1, 9), default=6, show_default=True, help="gzip level."
 )
 @skip_pypi_opt
@@ -134,6 +142,7 @@ def pack_cmd(
     platform: str | None,
     use_cache: Path | None,
     env_name: str,
+    archive_format: str,
     level: int,
     skip_pypi: tuple[str, ...],
 ) -> None:
@@ -149,6 +158,7 @@ def pack_cmd(
                 output,
                 cache=use_cache,
                 env_name=env_name,
+                format="pixi-pack" if archive_format == "pixi-pack" else "portenv",
                 level=level,
             ),
             reporter,
@@ -156,10 +166,14 @@ def pack_cmd(
     finally:
         reporter.close()
     meta = written.meta
-    sys.stderr.write(
-        f"wrote {written.path} ({written.path.stat().st_size:,} bytes, {meta.files} files, "
-        f"glibc >= {meta.glibc_floor}, destination paths up to {meta.prefix_max} bytes)\n"
-    )
+    size = f"{written.path.stat().st_size:,} bytes"
+    if meta is None:
+        sys.stderr.write(f"wrote {written.path} ({size}, pixi-pack format)\n")
+    else:
+        sys.stderr.write(
+            f"wrote {written.path} ({size}, {meta.files} files, glibc >= {meta.glibc_floor}, "
+            f"destination paths up to {meta.prefix_max} bytes)\n"
+        )
     sys.stdout.write(f"{written.sha256}  {written.path}\n")
 
 

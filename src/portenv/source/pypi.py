@@ -19,6 +19,11 @@ __all__ = ["conflicts", "decide", "target_tags", "wheel_misfit"]
 
 _OLD_MANYLINUX = {"manylinux1": (2, 5), "manylinux2010": (2, 12), "manylinux2014": (2, 17)}
 _MAX_GLIBC_MINOR = 60
+_BUILT_KINDS = {
+    "sdist": "a source distribution",
+    "git": "a git dependency",
+    "path": "a local source folder",
+}
 
 
 def _platforms(subdir: str) -> list[str]:
@@ -76,8 +81,9 @@ def decide(
         return replace(package, action="install")
     if subdir != host_subdir:
         why = (
-            f"a {package.kind} must be built, and the target ({subdir}) is not this machine "
-            f"({host_subdir}): lock a pre-built wheel, or pass --skip-pypi {package.name}"
+            f"{_BUILT_KINDS[package.kind]} must be built, and the target ({subdir}) is not "
+            f"this machine ({host_subdir}): lock a pre-built wheel, or pass "
+            f"--skip-pypi {package.name}"
         )
         return replace(package, action="refuse", reason=why)
     return replace(package, action="build")

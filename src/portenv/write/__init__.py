@@ -17,7 +17,7 @@ from portenv.seal import SealedPrefix
 from portenv.write.container import write_container, write_self_extracting
 from portenv.write.payload import write_payload
 
-__all__ = ["FORMATS", "WrittenArchive", "atomic_output", "write_archive"]
+__all__ = ["FORMATS", "WrittenArchive", "atomic_output", "publish_sha256", "write_archive"]
 
 ContainerWriter = Callable[[PackMeta, BinaryIO, BinaryIO], None]
 FORMATS: dict[str, ContainerWriter] = {
@@ -33,7 +33,8 @@ class WrittenArchive:
 
     path: Path
     sha256: str
-    meta: PackMeta
+    meta: PackMeta | None
+    """The meta block of a portenv archive; None for other formats."""
 
 
 def writer_for(output: Path) -> ContainerWriter:
@@ -108,8 +109,13 @@ def write_archive(
         payload.seek(0)
         with atomic_output(output, 0o755 if output.suffix == ".sh" else 0o644) as sink:
             wrap(meta, payload, sink)
+    return WrittenArchive(output, publish_sha256(output), meta)
+
+
+def publish_sha256(output: Path) -> str:
+    """Hash the finished output and write `OUTPUT.sha256` (sha256sum's format) beside it."""
     sha256 = _sha256_of(output)
     sidecar = output.with_name(output.name + ".sha256")
     with atomic_output(sidecar) as stream:
         stream.write(f"{sha256}  {output.name}\n".encode())
-    return WrittenArchive(output, sha256, meta)
+    return sha256
