@@ -217,3 +217,59 @@ def test_direct_https_url_is_fetched_verified_and_recorded(
     names = payload_of(tmp_path / "env.tar").getnames()
     direct = [n for n in names if n.endswith(".dist-info/direct_url.json") and "/idna-" in n]
     assert direct, "a URL dependency records PEP 610 direct_url.json"
+
+
+C_SOURCE = """
+#include <Python.h>
+static PyObject *answer(PyObject *self, PyObject *args) { return PyLong_FromLong(42); }
+static PyMethodDef methods[] = {{"answer", answer, METH_NOARGS, ""}, {NULL, NULL, 0, NULL}};
+static struct PyModuleDef mod = {PyModuleDef_HEAD_INIT, "_fast", NULL, -1, methods};
+PyMODINIT_FUNC PyInit__fast(void) { return PyModule_Create(&mod); }
+"""
+
+
+def c_extension_sdist(folder: Path) -> Path:
+    """An sdist-only package with a C extension (setuptools, built with the system compiler)."""
+    tree = folder / "cext-src"
+    (tree / "cext_demo").mkdir(parents=True)
+    (tree / "pyproject.toml").write_text(
+        '[build-system]\nrequires = ["setuptools>=61"]\nbuild-backend = "setuptools.build_meta"\n'
+        '[project]\nname = "cext-demo"\nversion = "0.1"\n'
+    )
+    (tree / "setup.py").write_text(
+        "from setuptools import Extension, setup\n"
+        'setup(ext_modules=[Extension("cext_demo._fast", ["cext_demo/fast.c"])],'
+        ' packages=["cext_demo"])\n'
+    )
+    (tree / "cext_demo" / "__init__.py").write_text("from cext_demo._fast import answer\n")
+    (tree / "cext_demo" / "fast.c").write_text(C_SOURCE)
+    from uv import find_uv_bin
+
+    out = folder / "sdist"
+    subprocess.run(
+        [str(find_uv_bin()), "build", "--sdist", "--quiet", str(tree), "-o", str(out)], check=True
+    )
+    return next(out.glob("*.tar.gz"))
+
+
+def test_c_extension_sdist_is_built_for_the_env_and_runs_after_unpack(
+    local_channel: Path, package_cache: Path, tmp_path: Path
+) -> None:
+    sdist = c_extension_sdist(tmp_path)
+    project = write_pypi_project(tmp_path / "p", local_channel, PY, [], local_sdists=[sdist])
+    portenv("pack", project, "-o", tmp_path / "env.sh", "--use-cache", package_cache)
+    dest = tmp_path / "deployed"
+    subprocess.run(
+        ["sh", str(tmp_path / "env.sh"), "-o", str(dest)], check=True, capture_output=True
+    )
+    done = subprocess.run(
+        [str(dest / "env/bin/python"), "-c", "import cext_demo; print(cext_demo.answer())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout == "42\n"
+    site = dest / "env/lib/python3.12/site-packages/cext_demo"
+    assert [p.name for p in site.glob("_fast.cpython-312-*.so")], "built for the env's python"
+    site = dest / "env/lib/python3.12/site-packages/cext_demo"
+    assert [p.name for p in site.glob("_fast.cpython-312-*.so")], "built for the env's python"
