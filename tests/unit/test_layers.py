@@ -8,8 +8,28 @@ from pathlib import Path
 import pytest
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "portenv"
-SHARED = {"portenv", "portenv.errors", "portenv.model", "portenv.reporting", "portenv.platforms"}
-ORDER = ["_rattler", "source", "fetch", "stage", "seal", "write", "pack", "cli", "__main__"]
+SHARED = {
+    "portenv",
+    "portenv.errors",
+    "portenv.model",
+    "portenv.reporting",
+    "portenv.platforms",
+    "portenv.elf",
+}
+ORDER = [
+    "_rattler",
+    "source",
+    "fetch",
+    "stage",
+    "seal",
+    "write",
+    "pack",
+    "convert",
+    "unpack",
+    "author",
+    "cli",
+    "__main__",
+]
 
 
 def stage_of(module: str) -> str:

@@ -9,11 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from portenv import __version__
+from portenv.elf import scan_elf
 from portenv.model import PackMeta, RelocationManifest, StagedPrefix
 from portenv.platforms import arch_of
 from portenv.seal.certs import add_certificate_hook
 from portenv.seal.checks import check_machines, glibc_floor
-from portenv.seal.elf import scan_elf
 from portenv.seal.files import target_file, write_text
 from portenv.seal.manifest import scan_prefix, walk_files
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from portenv.elf import ElfFacts, version_key
 from portenv.errors import CompatibilityError
-from portenv.seal.elf import ElfFacts, version_key
 
 __all__ = ["check_machines", "glibc_floor"]
 

@@ -1,4 +1,4 @@
-"""What the ELF files of a prefix demand of the target: machine and glibc version."""
+"""What the ELF files of a tree demand of the target: machine and glibc version."""
 
 from __future__ import annotations
 
