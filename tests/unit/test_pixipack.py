@@ -149,7 +149,7 @@ def locked_inputs(root: Path, *, with_noarch: bool = True) -> Inputs:
         lock.add_conda_package("default", rattler.LockPlatform(PLATFORM), record)
     lock_path = root / "pixi.lock"
     lock.to_path(lock_path)
-    locked = locked_environment(load_lock(lock_path), "default", PLATFORM)
+    locked = locked_environment(load_lock(lock_path), "default", PLATFORM, lock_path.parent)
     by_file = {p.name: p for p in files.values()}
     conda = [FetchedPackage(p, by_file[p.file_name]) for p in locked.conda]
     wheel = make_wheel(root / "wheels", "tiny_wheel", "1.0")

@@ -211,7 +211,7 @@ def plan_pixi_project(
     chosen = _select_platform(
         _rattler.environment_platforms(lock, environment), platform, environment
     )
-    locked = _rattler.locked_environment(lock, environment, chosen.name)
+    locked = _rattler.locked_environment(lock, environment, chosen.name, project.root)
     editable = editable_names(project.manifest)
     pypi = _decide_pypi(locked.conda, locked.pypi, chosen.subdir, skip_pypi, editable)
     problems = _problems(chosen.subdir, locked.conda, pypi, locked.source_packages)
