@@ -36,6 +36,9 @@ from rattler_build.progress import (
     ProgressCallback,
 )
 
+from portenv import _rattler
+from portenv.author.lockfile import LockState, write_state
+from portenv.author.project import virtual_packages as default_virtual_packages
 from tests.support import pyrelocate
 
 RECIPES = Path(__file__).resolve().parent / "recipes"
@@ -243,39 +246,37 @@ def _write_manifest(
 
 # --- projects ------------------------------------------------------------------------
 
-_ARCHSPEC = {"64": "x86_64", "aarch64": "aarch64", "ppc64le": "ppc64le", "arm64": "arm64"}
-
 
 def virtual_packages(platform: str) -> list[rattler.GenericVirtualPackage]:
-    """Model a target machine: rattler detects nothing unless told (FIELD-NOTES)."""
-    os_name, _, arch = platform.partition("-")
-    entries: list[tuple[str, str, str]] = [("__archspec", "1", _ARCHSPEC.get(arch, arch))]
-    if os_name == "linux":
-        entries += [("__unix", "0", "0"), ("__linux", "5.0", "0"), ("__glibc", "2.28", "0")]
-    elif os_name == "osx":
-        entries += [("__unix", "0", "0"), ("__osx", "11.0", "0")]
-    elif os_name == "win":
-        entries += [("__win", "0", "0")]
-    return [
-        rattler.GenericVirtualPackage(
-            rattler.PackageName(name), rattler.Version(version), rattler.BuildString(build)
+    """Model a target machine as pixi does by default (portenv's own defaults, in src)."""
+    found = []
+    for text in default_virtual_packages(platform, {}):
+        name, _, rest = text.partition("=")
+        version, _, build = rest.partition("=")
+        found.append(
+            rattler.GenericVirtualPackage(
+                rattler.PackageName(name),
+                rattler.Version(version),
+                rattler.BuildString(build or "0"),
+            )
         )
-        for name, version, build in entries
-    ]
+    return found
 
 
 def solve(channel: Path, specs: Sequence[str], platform: str) -> list[rattler.RepoDataRecord]:
-    """Solve ``specs`` against the channel with a fresh Gateway (a reused one goes stale)."""
-    records: list[rattler.RepoDataRecord] = _run(
-        rattler.solve(
-            [channel.as_uri()],
-            list(specs),
-            gateway=rattler.Gateway(),
-            platforms=[rattler.Subdir(platform), rattler.Subdir("noarch")],
-            virtual_packages=virtual_packages(platform),
-        )
+    """Solve ``specs`` against the channel with portenv's solver (a fresh Gateway per call)."""
+    solved = _rattler.solve(
+        [channel.as_uri()],
+        list(specs),
+        subdir=platform,
+        virtual_packages=default_virtual_packages(platform, {}),
     )
-    return sorted(records, key=lambda r: r.name.normalized)
+    return [package.record for package in solved]
+
+
+def lock_platform(platform: str) -> _rattler.LockedPlatform:
+    """A lock platform with the virtual packages pixi (and portenv) record for it."""
+    return _rattler.LockedPlatform(platform, platform, default_virtual_packages(platform, {}))
 
 
 def write_project(
@@ -290,6 +291,7 @@ def write_project(
 
     ``environments`` adds named environments (name -> specs), each locked from its own
     specs only (pixi.toml declares them with ``no-default-feature = true`` to match).
+    The lock is solved and written by portenv's own code (``portenv.author``).
     """
     extra = dict(environments or {})
     if "default" in extra:
@@ -300,12 +302,19 @@ def write_project(
     (project_dir / "pixi.toml").write_text(
         pixi_toml(project_dir.name, channel, platform, specs, extra)
     )
-    lock = rattler.LockFile([rattler.LockPlatform(platform)])
-    for name, records in solved.items():
-        lock.set_channels(name, [rattler.LockChannel(channel.as_uri())])
-        for record in records:
-            lock.add_conda_package(name, rattler.LockPlatform(platform), record)
-    lock.to_path(project_dir / "pixi.lock")
+    state = LockState(
+        (lock_platform(platform),),
+        {
+            name: _rattler.LockedEnvironmentContent(
+                channels=(channel.as_uri(),),
+                conda={platform: tuple(_rattler.conda_package_of(r) for r in records)},
+                pypi={},
+                sources={},
+            )
+            for name, records in solved.items()
+        },
+    )
+    write_state(project_dir / "pixi.lock", state, project_dir)
     return project_dir
 
 

@@ -1,23 +1,18 @@
 """Pixi projects that also have PyPI dependencies, locked the way pixi locks them.
 
-pixi is not installable here, so this module plays its part for tests:
+pixi is not installable here, so portenv's own authoring code (``portenv.author``) plays
+its part, and this module composes test projects from it:
 
 * the conda half is solved against the local test channel (``tests.support.channel``);
-* the PyPI half is resolved for the TARGET with pip's resolver in report mode
-  (``pip install --dry-run --report``): wheels only, for the solved python's
-  ``major.minor``, CPython ABI and the manylinux tags the target's glibc allows. pip
-  evaluates environment markers with the interpreter it runs on, so pip's code is run by
-  a CPython of the target's ``major.minor`` (the one the channel's python package was
-  made from) even when the test process runs another version;
-* pixi.lock is written with py-rattler's ``LockFile``. py-rattler 0.28 cannot record a
-  PyPI package's hash, ``requires_dist`` or ``requires_python``, so they are added to the
-  YAML afterwards, then the file is read and rewritten by rattler (the writer pixi uses)
-  so field order, name normalisation and ``requires_dist`` formatting are rattler's own.
+* the PyPI half is resolved for the TARGET by portenv's resolver (uv with the target's
+  platform and the solved python's version, so environment markers are evaluated for the
+  target even when the test process runs another Python);
+* pixi.lock is written by portenv's lock writer: py-rattler's ``LockFile`` plus the
+  ``sha256``, ``requires_dist``, ``requires_python`` and ``indexes`` fields py-rattler
+  0.28 cannot write (see ``portenv.author.lockfile``).
 
-The resolved URLs and hashes are whatever pip's report says (nothing here names a host);
-pip runs with ``--isolated`` so a machine's pip.conf (find-links, local mirrors) cannot
-put ``file://`` URLs into a lock that is meant to look like one made against the index.
-
+Local wheels and sdists are copied into the project and recorded as ``./<file>`` entries
+without resolving their own dependencies (list those in the requirements).
 ``make_wheel`` and ``make_sdist`` write tiny distributions for the local-file cases.
 """
 
@@ -26,56 +21,42 @@ from __future__ import annotations
 import base64
 import csv
 import hashlib
-import importlib
-import importlib.util
 import io
-import json
-import re
 import shutil
-import subprocess
-import sys
 import tarfile
-import tempfile
 import zipfile
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import replace
 from email.message import Message
-from email.parser import HeaderParser
 from pathlib import Path, PurePosixPath
-from typing import Any
 
 import rattler
-import yaml
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from tests.support import pyrelocate
-from tests.support.channel import _toml_key, _toml_str, pixi_toml, solve, virtual_packages
+from portenv._rattler import LockedEnvironmentContent, PypiEntry, conda_package_of
+from portenv.author.lockfile import LockState, write_state
+from portenv.author.project import DEFAULT_INDEX, Platform
+from portenv.author.project import virtual_packages as default_virtual_packages
+from portenv.author.pypi import PypiTarget, platform_tags, resolve
+from portenv.author.pypi import dist_metadata as read_dist_metadata
+from portenv.author.specs import PypiRequirement, inline_table, pypi_value
+from tests.support.channel import (
+    _toml_key,
+    _toml_str,
+    cache_root,
+    lock_platform,
+    pixi_toml,
+    solve,
+)
 
 ENVIRONMENT = "default"
-#: The oldest glibc that PEP 600 manylinux tags are generated down to.
-_OLDEST_MANYLINUX_MINOR = 5
-#: Legacy manylinux names and the glibc minor version each is an alias of.
-_LEGACY_MANYLINUX = {17: "manylinux2014", 12: "manylinux2010", 5: "manylinux1"}
 #: A fixed, post-1980 mtime for archive members (zip cannot store earlier dates).
 _MTIME = 1_577_836_800  # 2020-01-01T00:00:00Z
 
-
-@dataclass(frozen=True)
-class PypiDist:
-    """One PyPI distribution as the lock records it."""
-
-    name: str
-    version: str
-    location: str  # an index URL, or a ``./`` path relative to the project
-    sha256: str
-    requires_dist: tuple[str, ...] = ()
-    requires_python: str | None = None
-
-    @property
-    def key(self) -> str:
-        """The normalised name (PEP 503), which is what rattler writes as ``name``."""
-        return canonicalize_name(self.name)
+#: One PyPI distribution as the lock records it (portenv's own type; ``key`` is the
+#: normalised name rattler writes).
+PypiDist = PypiEntry
 
 
 # --- the project -------------------------------------------------------------------
@@ -117,7 +98,7 @@ def write_pypi_project(
         records,
         dists,
         with_hashes=with_hashes,
-        index_url=default_index_url() if dists else None,
+        index_url=DEFAULT_INDEX if dists else None,
     )
     return project_dir
 
@@ -150,17 +131,12 @@ def pypi_dependency_lines(requirements: Sequence[str], local: Sequence[PypiDist]
         if req.marker is not None:
             msg = f"pixi.toml has no place for environment markers: {text!r}"
             raise ValueError(msg)
-        fields: list[str] = []
-        if req.url:
-            fields.append(f"url = {_toml_str(req.url)}")
-        elif req.extras:
-            fields.append(f"version = {_toml_str(str(req.specifier) or '*')}")
-        if req.extras:
-            extras = ", ".join(_toml_str(extra) for extra in sorted(req.extras))
-            fields.append(f"extras = [{extras}]")
-        value = f"{{ {', '.join(fields)} }}" if fields else _toml_str(str(req.specifier) or "*")
-        lines.append(f"{_toml_key(req.name)} = {value}")
-    lines += [f"{_toml_key(d.name)} = {{ path = {_toml_str(d.location)} }}" for d in local]
+        value = pypi_value(req, Path("/"))
+        spelled = _toml_str(value) if isinstance(value, str) else value.as_string()
+        lines.append(f"{_toml_key(req.name)} = {spelled}")
+    for dist in local:
+        path = inline_table({"path": dist.location}).as_string()
+        lines.append(f"{_toml_key(dist.name)} = {path}")
     return lines
 
 
@@ -168,104 +144,37 @@ def pypi_dependency_lines(requirements: Sequence[str], local: Sequence[PypiDist]
 
 
 def pip_platform_tags(platform: str) -> list[str]:
-    """manylinux platform tags a ``platform`` target accepts, newest first.
+    """Platform tags a glibc ``platform`` target accepts, newest first (portenv's ranking).
 
     The glibc and architecture come from the same virtual packages the conda half is
-    solved with; pip expands none of the PEP 600 names itself, so all are listed.
+    solved with.
     """
-    virtual = {v.name.normalized: v for v in virtual_packages(platform)}
-    if "__glibc" not in virtual:
+    if not platform.startswith("linux-"):
         msg = f"only linux (glibc) targets are supported, not {platform}"
         raise ValueError(msg)
-    arch = str(virtual["__archspec"].build_string)
-    glibc_minor = int(str(virtual["__glibc"].version).split(".")[1])
-    tags: list[str] = []
-    for minor in range(glibc_minor, _OLDEST_MANYLINUX_MINOR - 1, -1):
-        tags.append(f"manylinux_2_{minor}_{arch}")
-        if minor in _LEGACY_MANYLINUX:
-            tags.append(f"{_LEGACY_MANYLINUX[minor]}_{arch}")
-    return tags
+    return platform_tags(_target(platform, "3.12"))
 
 
-def pip_command(python_version: str) -> list[str]:
-    """argv prefix that runs this environment's pip under a CPython ``python_version``.
-
-    pip evaluates environment markers (``python_version < "3.12"``) with the running
-    interpreter, whatever ``--python-version`` says; the pip package runs as a directory
-    under the target-version interpreter (its ``__main__`` puts it on ``sys.path``).
-    """
-    spec = importlib.util.find_spec("pip")
-    if spec is None or not spec.submodule_search_locations:
-        msg = "pip is not installed in the test environment"
-        raise RuntimeError(msg)
-    if "{}.{}".format(*sys.version_info[:2]) == python_version:
-        return [sys.executable, "-I", "-m", "pip"]
-    base = pyrelocate.find_base_python(python_version)
-    interpreter = base.prefix / "bin" / f"python{python_version}"
-    return [str(interpreter), "-I", str(spec.submodule_search_locations[0])]
-
-
-def default_index_url() -> str:
-    """The index pip resolves from with ``--isolated``: its built-in default."""
-    index_module: Any = importlib.import_module("pip._internal.models.index")
-    return str(index_module.PyPI.simple_url)
+def _target(platform: str, python_version: str) -> PypiTarget:
+    return PypiTarget(
+        Platform(platform, platform, default_virtual_packages(platform, {})), python_version
+    )
 
 
 def resolve_pypi(
-    requirements: Sequence[str], *, python_version: str, platform: str
+    requirements: Sequence[str], *, python_version: str, platform: str, cache: Path | None = None
 ) -> list[PypiDist]:
-    """Resolve ``requirements`` to wheels for the target with pip's resolver (no install)."""
+    """Resolve ``requirements`` to files for the target with portenv's resolver (uv)."""
     if not requirements:
         return []
-    abi = "cp" + python_version.replace(".", "")
-    with tempfile.TemporaryDirectory(prefix="portenv-pip-") as tmp:
-        report = Path(tmp) / "report.json"
-        argv = [
-            *pip_command(python_version),
-            "install",
-            "--isolated",
-            "--disable-pip-version-check",
-            "--dry-run",
-            "--ignore-installed",
-            "--quiet",
-            "--report",
-            str(report),
-            "--target",
-            str(Path(tmp) / "target"),  # pip insists on it with --platform; nothing is written
-            "--only-binary=:all:",
-            "--python-version",
-            python_version,
-            "--implementation",
-            "cp",
-            "--abi",
-            abi,
-            *[arg for tag in pip_platform_tags(platform) for arg in ("--platform", tag)],
-            "--",
-            *requirements,
-        ]
-        done = subprocess.run(argv, capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            msg = f"pip could not resolve {list(requirements)} for {platform}:\n{done.stderr}"
-            raise RuntimeError(msg)
-        items: list[dict[str, Any]] = json.loads(report.read_text())["install"]
-    return [_dist_from_report(item) for item in items]
-
-
-def _dist_from_report(item: Mapping[str, Any]) -> PypiDist:
-    """One ``install`` item of pip's installation report (format version 1)."""
-    info = item["download_info"]
-    metadata = item["metadata"]
-    hashes: dict[str, str] = info.get("archive_info", {}).get("hashes", {})
-    if "sha256" not in hashes:
-        msg = f"pip's report has no sha256 for {info['url']}"
-        raise RuntimeError(msg)
-    return PypiDist(
-        name=str(metadata["name"]),
-        version=str(metadata["version"]),
-        location=str(info["url"]),
-        sha256=hashes["sha256"],
-        requires_dist=tuple(metadata.get("requires_dist") or ()),
-        requires_python=metadata.get("requires_python"),
+    wanted = [PypiRequirement(str(canonicalize_name(Requirement(r).name)), r) for r in requirements]
+    return list(
+        resolve(
+            wanted,
+            _target(platform, python_version),
+            indexes=(DEFAULT_INDEX,),
+            cache=cache or cache_root() / "pypi",
+        )
     )
 
 
@@ -290,25 +199,10 @@ def copy_local_dist(project_dir: Path, source: Path) -> PypiDist:
 
 def dist_metadata(path: Path) -> Message:
     """Core metadata of a wheel (``*.dist-info/METADATA``) or an sdist (``PKG-INFO``)."""
-    if path.name.endswith(".whl"):
-        with zipfile.ZipFile(path) as archive:
-            found = [n for n in archive.namelist() if re.fullmatch(r"[^/]+\.dist-info/METADATA", n)]
-            if len(found) != 1:
-                msg = f"{path.name}: expected one .dist-info/METADATA, found {found}"
-                raise ValueError(msg)
-            text = archive.read(found[0]).decode()
-    elif path.name.endswith(".tar.gz"):
-        with tarfile.open(path, "r:gz") as archive:
-            infos = [m for m in archive.getmembers() if re.fullmatch(r"[^/]+/PKG-INFO", m.name)]
-            handle = archive.extractfile(infos[0]) if len(infos) == 1 else None
-            if handle is None:
-                msg = f"{path.name}: expected one top-level <dir>/PKG-INFO"
-                raise ValueError(msg)
-            text = handle.read().decode()
-    else:
+    if not path.name.endswith((".whl", ".tar.gz")):
         msg = f"not a wheel or .tar.gz sdist: {path.name}"
         raise ValueError(msg)
-    return HeaderParser().parsestr(text)
+    return read_dist_metadata(path)
 
 
 # --- the lock --------------------------------------------------------------------------
@@ -324,67 +218,22 @@ def write_lock(
     with_hashes: bool,
     index_url: str | None,
 ) -> None:
-    """Write pixi.lock (v7, via rattler) holding ``records`` and ``dists``, then verify it."""
-    lock_platform = rattler.LockPlatform(platform)
-    lock = rattler.LockFile([lock_platform])
-    lock.set_channels(ENVIRONMENT, [rattler.LockChannel(channel.as_uri())])
-    for record in records:
-        lock.add_conda_package(ENVIRONMENT, lock_platform, record)
-    for dist in dists:
-        lock.add_pypi_package(ENVIRONMENT, lock_platform, dist.name, dist.version, dist.location)
-    lock.to_path(path)
-    by_key = {dist.key: dist for dist in dists}
-    doc = _load(path)
-    for entry in _pypi_entries(doc):
-        entry.update(_extra_fields(by_key[entry["name"]], with_hashes=with_hashes))
-    _dump(doc, path)
-    # rattler's own reader and writer: the fields land in its order and format, and a
-    # field that it did not understand would be dropped here (and caught below).
-    rattler.LockFile.from_path(path).to_path(path)
-    if index_url is not None:
-        doc = _load(path)
-        _add_indexes(doc, index_url)
-        _dump(doc, path)
+    """Write pixi.lock (v7) with portenv's lock writer, then verify it independently."""
+    written = [d if with_hashes else replace(d, sha256=None) for d in dists]
+    state = LockState(
+        (lock_platform(platform),),
+        {
+            ENVIRONMENT: LockedEnvironmentContent(
+                channels=(channel.as_uri(),),
+                conda={platform: tuple(conda_package_of(r) for r in records)},
+                pypi={platform: tuple(written)},
+                sources={},
+            )
+        },
+        {ENVIRONMENT: (index_url,)} if index_url else {},
+    )
+    write_state(path, state, path.parent)
     verify_lock(path, platform, records, dists, with_hashes=with_hashes)
-
-
-def _extra_fields(dist: PypiDist, *, with_hashes: bool) -> dict[str, Any]:
-    """The fields py-rattler 0.28 cannot set, named and ordered as pixi's lock has them."""
-    fields: dict[str, Any] = {}
-    if with_hashes:
-        fields["sha256"] = dist.sha256
-    if dist.requires_dist:
-        fields["requires_dist"] = list(dist.requires_dist)
-    if dist.requires_python:
-        fields["requires_python"] = dist.requires_python
-    return fields
-
-
-def _add_indexes(doc: dict[str, Any], index_url: str) -> None:
-    """``indexes:`` right after ``channels:``, as pixi writes it for an environment with PyPI
-    packages (added after rattler's rewrite: rattler 0.28 copies it into every entry)."""
-    env: dict[str, Any] = doc["environments"][ENVIRONMENT]
-    rebuilt: dict[str, Any] = {}
-    for key, value in env.items():
-        rebuilt[key] = value
-        if key == "channels":
-            rebuilt["indexes"] = [index_url]
-    doc["environments"][ENVIRONMENT] = rebuilt
-
-
-def _pypi_entries(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The ``- pypi:`` entries of the top-level ``packages:`` list."""
-    return [entry for entry in doc.get("packages") or [] if "pypi" in entry]
-
-
-def _load(path: Path) -> dict[str, Any]:
-    loaded: dict[str, Any] = yaml.safe_load(path.read_text())
-    return loaded
-
-
-def _dump(doc: Mapping[str, Any], path: Path) -> None:
-    """Dump keeping key order; no line folding (long URLs and requirements stay whole)."""
-    path.write_text(yaml.safe_dump(dict(doc), sort_keys=False, width=1 << 16))
 
 
 def verify_lock(
