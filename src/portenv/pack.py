@@ -6,6 +6,7 @@ import hashlib
 import shutil
 import tempfile
 import urllib.request
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -21,7 +22,7 @@ from portenv.fetch import (
     pypi_download,
     resolve_location,
 )
-from portenv.model import FetchedPackage, Plan, PypiPackage, StagedPrefix
+from portenv.model import FetchedPackage, Plan, PypiPackage, StagedPrefix, Subdir
 from portenv.reporting import NullReporter, Reporter
 from portenv.seal import seal
 from portenv.source import PixiProject, plan_pixi_project
@@ -38,7 +39,18 @@ from portenv.write import (
 )
 from portenv.write.pixipack import write_pixi_pack
 
-__all__ = ["PackRequest", "PlanRequest", "cached_capacity", "default_cache", "pack", "plan"]
+__all__ = [
+    "ArchiveJob",
+    "PackRequest",
+    "PlanRequest",
+    "cached_capacity",
+    "check_env_name",
+    "check_output",
+    "default_cache",
+    "pack",
+    "plan",
+    "stage_seal_write",
+]
 
 
 def default_cache() -> Path:
@@ -92,7 +104,8 @@ def cached_capacity(the_plan: Plan, cache: Path | None = None) -> int | None:
     return prefix_capacity(fetched)
 
 
-def _check_output(output: Path, cache: Path, *, portenv_format: bool = True) -> None:
+def check_output(output: Path, cache: Path, *, portenv_format: bool = True) -> None:
+    """Refuse, before any work, an output portenv could not write or should not write there."""
     if portenv_format:
         writer_for(output)
     parent = output.resolve().parent
@@ -104,7 +117,8 @@ def _check_output(output: Path, cache: Path, *, portenv_format: bool = True) -> 
         raise OutputError(msg, hint="write the archive somewhere else")
 
 
-def _check_env_name(name: str) -> None:
+def check_env_name(name: str) -> None:
+    """The folder name the target creates must be one plain name."""
     if not name or "/" in name or name in {".", ".."} or name.startswith("-"):
         msg = f"invalid environment folder name: {name!r}"
         raise InputError(msg, hint="use a plain folder name such as env")
@@ -191,7 +205,7 @@ def pack_pixi_pack(request: PackRequest, reporter: Reporter | None = None) -> Wr
     if request.output.suffix != ".tar":
         msg = f"a pixi-pack archive is a .tar, not {request.output.name}"
         raise OutputError(msg, hint="name the output like environment.tar")
-    _check_output(request.output, cache, portenv_format=False)
+    check_output(request.output, cache, portenv_format=False)
     the_plan = plan(request.source)
     _refuse_problems(the_plan, reporter)
     for package in the_plan.pypi:
@@ -207,49 +221,84 @@ def pack_pixi_pack(request: PackRequest, reporter: Reporter | None = None) -> Wr
     return WrittenArchive(request.output, publish_sha256(request.output), None)
 
 
+@dataclass(frozen=True)
+class ArchiveJob:
+    """Verified conda packages to stage, seal and write as one portenv archive."""
+
+    conda: Sequence[FetchedPackage]
+    subdir: Subdir
+    output: Path
+    env_name: str
+    level: int
+    cache: Path
+    lock_glibc: str | None = None
+
+
+WheelsFor = Callable[[StagedPrefix], list[FetchedWheel]]
+InventoryOf = Callable[[list[FetchedWheel]], list[dict[str, object]]]
+
+
+def stage_seal_write(
+    job: ArchiveJob, wheels_for: WheelsFor, inventory_of: InventoryOf, reporter: Reporter
+) -> WrittenArchive:
+    """The chain every source ends in: stage -> wheels -> seal -> write, in a scratch folder.
+
+    `wheels_for` gets the staged prefix, since building an sdist needs its interpreter.
+    """
+    staging_root = job.cache / "staging"
+    staging_root.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=staging_root, prefix="env-"))
+    try:
+        token = reporter.on_task_start(f"installing {len(job.conda)} packages", None)
+        staged = stage(
+            job.conda,
+            staging / "prefix",
+            subdir=job.subdir,
+            rattler_cache=job.cache / "rattler",
+            prefix_max=prefix_capacity(job.conda),
+        )
+        wheels = wheels_for(staged)
+        install_wheels(wheels, staged)
+        reporter.on_task_complete(token)
+        sealed = seal(
+            staged,
+            lock_glibc=job.lock_glibc,
+            depends=[d for f in job.conda for d in f.package.depends],
+            inventory=inventory_of(wheels),
+        )
+        return write_archive(
+            sealed, job.output, env_name=job.env_name, level=job.level, reporter=reporter
+        )
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
 def pack(request: PackRequest, reporter: Reporter | None = None) -> WrittenArchive:
     """Pack one environment of a project into `request.output`."""
     if request.format == "pixi-pack":
         return pack_pixi_pack(request, reporter)
     reporter = reporter or NullReporter()
     cache = (request.cache or default_cache()).resolve()
-    _check_output(request.output, cache)
-    _check_env_name(request.env_name)
+    check_output(request.output, cache)
+    check_env_name(request.env_name)
     the_plan = plan(request.source)
     _refuse_problems(the_plan, reporter)
     fetched = fetch_conda(
         the_plan.conda, cache, base=the_plan.project_dir, reporter=reporter, jobs=request.jobs
     )
     pypi_sources = _fetch_pypi(the_plan, cache, reporter, request.jobs)
-    capacity = prefix_capacity(fetched)
-    staging_root = cache / "staging"
-    staging_root.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=staging_root, prefix="env-"))
-    try:
-        token = reporter.on_task_start(f"installing {len(fetched)} packages", None)
-        staged = stage(
-            fetched,
-            staging / "prefix",
-            subdir=the_plan.subdir,
-            rattler_cache=cache / "rattler",
-            prefix_max=capacity,
-        )
-        wheels = _wheels(pypi_sources, staged, the_plan, cache)
-        install_wheels(wheels, staged)
-        reporter.on_task_complete(token)
-        depends = [d for f in fetched for d in f.package.depends]
-        sealed = seal(
-            staged,
-            lock_glibc=the_plan.lock_glibc,
-            depends=depends,
-            inventory=_inventory(the_plan, wheels),
-        )
-        return write_archive(
-            sealed,
-            request.output,
-            env_name=request.env_name,
-            level=request.level,
-            reporter=reporter,
-        )
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    job = ArchiveJob(
+        fetched,
+        the_plan.subdir,
+        request.output,
+        request.env_name,
+        request.level,
+        cache,
+        the_plan.lock_glibc,
+    )
+    return stage_seal_write(
+        job,
+        lambda staged: _wheels(pypi_sources, staged, the_plan, cache),
+        lambda wheels: _inventory(the_plan, wheels),
+        reporter,
+    )

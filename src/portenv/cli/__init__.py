@@ -13,8 +13,10 @@ from typing import NoReturn
 import click
 
 from portenv import __version__
+from portenv.cli.author import COMMANDS as AUTHOR_COMMANDS
 from portenv.errors import PortenvError
 from portenv.model import Plan
+from portenv.reporting import Reporter
 
 __all__ = ["app", "main", "run"]
 
@@ -151,6 +153,7 @@ def pack_cmd(
     from portenv.pack import PackRequest, PlanRequest, pack
 
     reporter = RichReporter()
+    _warn_if_stale(project, reporter)
     try:
         written = pack(
             PackRequest(
@@ -177,6 +180,18 @@ def pack_cmd(
     sys.stdout.write(f"{written.sha256}  {written.path}\n")
 
 
+def _warn_if_stale(project: Path, reporter: Reporter) -> None:
+    """A lock that no longer satisfies the manifest still packs (the lock is the truth), loudly."""
+    from portenv.author import lock_differences
+
+    try:
+        differences = lock_differences(project)
+    except PortenvError:
+        return  # the manifest cannot be checked (e.g. a pixi-build project): pack reports
+    for line in differences:
+        reporter.on_warning(f"pixi.lock is stale: {line.strip()} (run `portenv lock`)")
+
+
 @app.command("unpacker")
 @click.option(
     "-o",
@@ -196,6 +211,78 @@ def unpacker_cmd(output: Path) -> None:
     sys.stderr.write(f"wrote {output}\n")
 
 
+@app.command("unpack")
+@click.argument("archive", type=click.Path(path_type=Path))
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="Parent folder of the environment.",
+)
+@click.option("--env-name", default=None, help="Folder name under -o (default: the archive's).")
+@click.option("--force", is_flag=True, help="Replace an existing environment there.")
+@click.option(
+    "--platform-check",
+    type=click.Choice(["on", "off"]),
+    default="on",
+    show_default=True,
+    help="Refuse an archive built for another machine.",
+)
+def unpack_cmd(
+    archive: Path, output: Path, env_name: str | None, force: bool, platform_check: str
+) -> None:
+    """Unpack an env.sh, an env.tar or a pixi-pack archive (tar or folder) on this machine."""
+    from portenv.cli.progress import RichReporter
+    from portenv.unpack import UnpackRequest, unpack
+
+    reporter = RichReporter()
+    try:
+        result = unpack(
+            UnpackRequest(archive, output, env_name, force, platform_check == "on"), reporter
+        )
+    finally:
+        reporter.close()
+    sys.stderr.write(f"portenv: unpacked {result.files} files into {result.path}\n")
+    sys.stderr.write(f"activate with: . {result.activate}\n")
+
+
+@app.command("convert")
+@click.argument("archive", type=click.Path(path_type=Path))
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    default=Path("env.sh"),
+    show_default=True,
+    help="env.sh (self-extracting) or env.tar.",
+)
+@click.option("--env-name", default="env", show_default=True, help="Folder name on the target.")
+@click.option(
+    "--level", type=click.IntRange(1, 9), default=6, show_default=True, help="gzip level."
+)
+@use_cache_opt
+def convert_cmd(
+    archive: Path, output: Path, env_name: str, level: int, use_cache: Path | None
+) -> None:
+    """Turn a pixi-pack archive into a portenv env.sh or env.tar, offline."""
+    from portenv.cli.progress import RichReporter
+    from portenv.convert import ConvertRequest, convert
+
+    reporter = RichReporter()
+    try:
+        written = convert(ConvertRequest(archive, output, env_name, level, use_cache), reporter)
+    finally:
+        reporter.close()
+    sys.stderr.write(f"wrote {written.path}\n")
+    sys.stdout.write(f"{written.sha256}  {written.path}\n")
+
+
+for _command in AUTHOR_COMMANDS:
+    app.add_command(_command)
+
+
 def _report(error: PortenvError) -> None:
     sys.stderr.write(f"error: {error.message}\n")
     if error.hint:
@@ -207,7 +294,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     try:
-        app.main(args=args, prog_name="portenv", standalone_mode=False)
+        returned = app.main(args=args, prog_name="portenv", standalone_mode=False)
     except PortenvError as error:
         if debug:
             traceback.print_exc()
@@ -224,7 +311,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except click.ClickException as usage:
         usage.show()
         return usage.exit_code
-    return 0
+    return returned if isinstance(returned, int) else 0
 
 
 def run() -> NoReturn:

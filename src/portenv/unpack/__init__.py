@@ -1,0 +1,63 @@
+"""Unpack an archive on a machine where portenv is installed: portenv's own, or pixi-pack's.
+
+``unpack(UnpackRequest(archive, output))`` tells the kinds apart by their bytes, not their
+names: an ``env.sh`` starts with ``#!`` and names its archive's offset, an ``env.tar`` has the
+``portenv/meta`` member first, a pixi-pack is a tar (or a folder) holding ``pixi-pack.json``.
+Every kind is checked completely before anything is written, built in a work folder beside
+the destination and renamed into place; a failure leaves the destination as it was.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from portenv.errors import InputError
+from portenv.reporting import NullReporter, Reporter
+from portenv.source.pixipack import is_pixi_pack
+from portenv.unpack._model import ArchiveKind, UnpackRequest, UnpackResult
+from portenv.unpack._pixipack import unpack_pixi_pack
+from portenv.unpack._portenv import embedded_offset, unpack_portenv
+from portenv.write.container import META_NAME
+
+__all__ = ["ArchiveKind", "UnpackRequest", "UnpackResult", "archive_kind", "unpack"]
+
+_HEAD = 1 << 16
+
+
+def archive_kind(path: Path) -> ArchiveKind:
+    """What `path` holds, judged by its content; refuses anything else with a clear line."""
+    if path.is_dir():
+        if is_pixi_pack(path):
+            return "pixi-pack"
+        msg = f"{path} is a folder without pixi-pack.json"
+        raise InputError(msg, hint="give an env.sh, an env.tar, or a pixi-pack tar or folder")
+    try:
+        with path.open("rb") as stream:
+            head = stream.read(_HEAD)
+    except OSError as exc:
+        msg = f"cannot read {path}: {exc.strerror or exc}"
+        raise InputError(msg, hint="check the path and its permissions") from exc
+    if embedded_offset(head) or head[:512].split(b"\0", 1)[0] == META_NAME.encode():
+        return "portenv"
+    if head.startswith(b"#!"):
+        msg = f"{path} is a script without an archive (the standalone unpacker?)"
+        raise InputError(msg, hint="give the env.sh or env.tar that portenv pack wrote")
+    if is_pixi_pack(path):
+        return "pixi-pack"
+    msg = f"{path} is neither a portenv archive nor a pixi-pack archive"
+    raise InputError(msg, hint="give an env.sh, an env.tar, or a pixi-pack tar or folder")
+
+
+def unpack(request: UnpackRequest, reporter: Reporter | None = None) -> UnpackResult:
+    """Unpack `request.archive` into ``request.output/NAME`` on this machine.
+
+    Raises a PortenvError (one line and a hint) on any problem: InputError for an archive
+    that is damaged, hostile or of an unknown kind, CompatibilityError for one built for
+    another machine, OutputError/OutputExistsError for a destination problem,
+    HashMismatchError for bytes that are not the recorded ones, StageError or
+    RelocationError when installing or relocating fails.
+    """
+    reporter = reporter or NullReporter()
+    if archive_kind(request.archive) == "pixi-pack":
+        return unpack_pixi_pack(request, reporter)
+    return unpack_portenv(request, reporter)
