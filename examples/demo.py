@@ -1,10 +1,14 @@
-"""The README's main job, end to end: make the example project, pack it, run it on a bare target.
+"""The README's main job, end to end, on any machine with a CPython and PyPI (or a mirror).
 
-1. build the local conda channel (a relocatable CPython, a C program, a noarch package),
-2. write examples/hello as a pixi project (pixi.toml + pixi.lock) solved against it,
-3. `portenv plan` and `portenv pack -o env.sh`,
-4. in a glibc + busybox rootfs with no network and no python: `sh env.sh -o /app`, then
-   `/app/env/bin/python app.py`.
+1. `portenv pack --python <this interpreter> -r examples/python/requirements.txt -o app.sh`:
+   the interpreter running this script is made portable, requests + httpx are resolved for it
+   and installed, all hash-verified;
+2. in a glibc + busybox root filesystem with no network and no Python:
+   `sh app.sh -o /app`, then `/app/env/bin/python test_venv.py` (imports, versions, where
+   Python runs from, TLS trust);
+3. the second path, a pixi project: examples/hello solved against the conda channel the test
+   suite builds locally (conda-forge is not reachable where portenv is developed), packed and
+   run the same way.
 """
 
 from __future__ import annotations
@@ -28,12 +32,30 @@ def portenv(*args: str) -> None:
     subprocess.run([sys.executable, "-m", "portenv", *args], check=True)
 
 
-def main() -> int:
-    """Run the demo; returns the target's exit code."""
-    out = HERE.parent / "out" / "demo"
-    shutil.rmtree(out, ignore_errors=True)
-    dist = out / "dist"
-    dist.mkdir(parents=True)
+def on_bare_target(dist: Path, archive: str, script: str) -> int:
+    """Unpack and run inside a fresh glibc + busybox rootfs, no network."""
+    print(f"$ (bare glibc+busybox target, no network) sh {archive} -o /app && ... {script}")
+    result = run_in_rootfs(
+        busybox_rootfs(),
+        ["/bin/sh", "-c", f"sh /dist/{archive} -o /app && /app/env/bin/python /dist/{script}"],
+        binds=[(dist, "/dist")],
+        env={"PATH": "/usr/bin:/bin", "EXPECTED_PREFIX": "/app/env"},
+    )
+    sys.stdout.write(result.stdout)
+    sys.stderr.write(result.stderr)
+    return result.returncode
+
+
+def conda_free(dist: Path) -> int:
+    """The main job: a plain CPython + PyPI requirements."""
+    requirements = HERE / "python" / "requirements.txt"
+    portenv("pack", "--python", sys.executable, "-r", str(requirements), "-o", str(dist / "app.sh"))
+    shutil.copy(HERE / "seed" / "test_venv.py", dist / "test_venv.py")
+    return on_bare_target(dist, "app.sh", "test_venv.py")
+
+
+def pixi_project(dist: Path, out: Path) -> int:
+    """The second path: a pixi project (conda packages) from the local channel."""
     specs = [
         line.strip()
         for line in (HERE / "hello" / "specs.txt").read_text().splitlines()
@@ -43,17 +65,16 @@ def main() -> int:
     shutil.copy(HERE / "hello" / "app.py", dist / "app.py")
     portenv("plan", str(project))
     portenv("pack", str(project), "-o", str(dist / "env.sh"))
-    print(
-        "$ (bare glibc+busybox target, no network) sh env.sh -o /app && /app/env/bin/python app.py"
-    )
-    result = run_in_rootfs(
-        busybox_rootfs(),
-        ["/bin/sh", "-c", "sh /dist/env.sh -o /app && /app/env/bin/python /dist/app.py"],
-        binds=[(dist, "/dist")],
-    )
-    sys.stdout.write(result.stdout)
-    sys.stderr.write(result.stderr)
-    return result.returncode
+    return on_bare_target(dist, "env.sh", "app.py")
+
+
+def main() -> int:
+    """Run both paths; the exit code is the first failure's."""
+    out = HERE.parent / "out" / "demo"
+    shutil.rmtree(out, ignore_errors=True)
+    dist = out / "dist"
+    dist.mkdir(parents=True)
+    return conda_free(dist) or pixi_project(dist, out)
 
 
 if __name__ == "__main__":

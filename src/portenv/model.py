@@ -142,6 +142,8 @@ class StagedPrefix:
     subdir: Subdir
     python: str
     """The interpreter, relative to the prefix (e.g. ``bin/python3.12``)."""
+    site_packages: str = ""
+    """Where packages go, relative; empty means ``lib/pythonX.Y/site-packages``."""
 
 
 @dataclass(frozen=True)

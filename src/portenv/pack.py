@@ -7,7 +7,7 @@ import shutil
 import tempfile
 import urllib.request
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -23,12 +23,15 @@ from portenv.fetch import (
     resolve_location,
 )
 from portenv.model import FetchedPackage, Plan, PypiPackage, StagedPrefix, Subdir
+from portenv.platforms import host_subdir
 from portenv.reporting import NullReporter, Reporter
 from portenv.seal import seal
 from portenv.source import PixiProject, plan_pixi_project
-from portenv.source.pypi import wheel_misfit
+from portenv.source.pypi import decide, wheel_misfit
+from portenv.source.requirements import RequirementsInput, resolve_requirements
 from portenv.stage import prefix_capacity, stage
 from portenv.stage.build import build_wheel
+from portenv.stage.cpython import BaseInterpreter, inspect_interpreter, stage_portable_python
 from portenv.stage.wheels import FetchedWheel, install_wheels
 from portenv.write import (
     WrittenArchive,
@@ -43,6 +46,7 @@ __all__ = [
     "ArchiveJob",
     "PackRequest",
     "PlanRequest",
+    "PythonRequest",
     "cached_capacity",
     "check_env_name",
     "check_output",
@@ -69,10 +73,20 @@ class PlanRequest:
 
 
 @dataclass(frozen=True)
+class PythonRequest:
+    """The conda-free source: a local CPython installation plus PyPI requirements."""
+
+    python: Path
+    requirements: RequirementsInput = field(default_factory=RequirementsInput)
+    platform: str | None = None
+    skip_pypi: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class PackRequest:
     """What to pack and where to write it."""
 
-    source: PlanRequest
+    source: PlanRequest | PythonRequest
     output: Path
     format: Literal["portenv", "pixi-pack"] = "portenv"
     cache: Path | None = None
@@ -81,8 +95,10 @@ class PackRequest:
     jobs: int = 8
 
 
-def plan(request: PlanRequest) -> Plan:
+def plan(request: PlanRequest | PythonRequest) -> Plan:
     """List what packing would take, without downloading anything."""
+    if isinstance(request, PythonRequest):
+        return _plan_python(request, inspect_interpreter(request.python))
     project = PixiProject.from_path(request.project)
     return plan_pixi_project(
         project,
@@ -90,6 +106,24 @@ def plan(request: PlanRequest) -> Plan:
         platform=request.platform,
         skip_pypi=request.skip_pypi,
     )
+
+
+def _plan_python(request: PythonRequest, base: BaseInterpreter) -> Plan:
+    """The plan of a CPython + requirements: the interpreter's own platform, locked PyPI files."""
+    subdir = host_subdir()
+    if request.platform not in (None, subdir):
+        msg = f"a local interpreter runs on {subdir} only, not {request.platform}"
+        raise InputError(msg, hint="pack on a machine of the target's platform, or drop -p")
+    version = (base.version[0], base.version[1])
+    pypi = resolve_requirements(request.requirements, version, subdir)
+    decided = tuple(
+        decide(p, python_version=version, subdir=subdir, host_subdir=subdir, skip=request.skip_pypi)
+        for p in pypi
+    )
+    problems = tuple(f"pypi package {p.name}: {p.reason}" for p in decided if p.action == "refuse")
+    folder = request.requirements.project or Path.cwd()
+    name = f"python{version[0]}.{version[1]}"
+    return Plan(folder, name, subdir, Subdir(subdir), (), decided, problems)
 
 
 def cached_capacity(the_plan: Plan, cache: Path | None = None) -> int | None:
@@ -223,15 +257,30 @@ def pack_pixi_pack(request: PackRequest, reporter: Reporter | None = None) -> Wr
 
 @dataclass(frozen=True)
 class ArchiveJob:
-    """Verified conda packages to stage, seal and write as one portenv archive."""
+    """What to stage, seal and write as one portenv archive."""
 
     conda: Sequence[FetchedPackage]
+    """Verified conda packages (empty for the conda-free source)."""
     subdir: Subdir
     output: Path
     env_name: str
     level: int
     cache: Path
     lock_glibc: str | None = None
+    base_python: BaseInterpreter | None = None
+    """For the conda-free source: the interpreter made portable as the prefix."""
+
+    def make_prefix(self, dest: Path) -> StagedPrefix:
+        """Install the env's base into `dest`: a portable CPython, or the conda packages."""
+        if self.base_python is not None:
+            return stage_portable_python(self.base_python, dest, self.subdir)
+        return stage(
+            self.conda,
+            dest,
+            subdir=self.subdir,
+            rattler_cache=self.cache / "rattler",
+            prefix_max=prefix_capacity(self.conda),
+        )
 
 
 WheelsFor = Callable[[StagedPrefix], list[FetchedWheel]]
@@ -249,14 +298,8 @@ def stage_seal_write(
     staging_root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=staging_root, prefix="env-"))
     try:
-        token = reporter.on_task_start(f"installing {len(job.conda)} packages", None)
-        staged = stage(
-            job.conda,
-            staging / "prefix",
-            subdir=job.subdir,
-            rattler_cache=job.cache / "rattler",
-            prefix_max=prefix_capacity(job.conda),
-        )
+        token = reporter.on_task_start("installing", None)
+        staged = job.make_prefix(staging / "prefix")
         wheels = wheels_for(staged)
         install_wheels(wheels, staged)
         reporter.on_task_complete(token)
@@ -281,7 +324,12 @@ def pack(request: PackRequest, reporter: Reporter | None = None) -> WrittenArchi
     cache = (request.cache or default_cache()).resolve()
     check_output(request.output, cache)
     check_env_name(request.env_name)
-    the_plan = plan(request.source)
+    base: BaseInterpreter | None = None
+    if isinstance(request.source, PythonRequest):
+        base = inspect_interpreter(request.source.python)
+        the_plan = _plan_python(request.source, base)
+    else:
+        the_plan = plan(request.source)
     _refuse_problems(the_plan, reporter)
     fetched = fetch_conda(
         the_plan.conda, cache, base=the_plan.project_dir, reporter=reporter, jobs=request.jobs
@@ -295,6 +343,7 @@ def pack(request: PackRequest, reporter: Reporter | None = None) -> WrittenArchi
         request.level,
         cache,
         the_plan.lock_glibc,
+        base,
     )
     return stage_seal_write(
         job,

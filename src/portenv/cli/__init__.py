@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 
 from portenv import __version__
 from portenv.cli.author import COMMANDS as AUTHOR_COMMANDS
-from portenv.errors import PortenvError
+from portenv.errors import InputError, PortenvError
 from portenv.model import Plan
 from portenv.reporting import Reporter
+
+if TYPE_CHECKING:
+    from portenv.pack import PlanRequest, PythonRequest
 
 __all__ = ["app", "main", "run"]
 
@@ -84,6 +88,65 @@ use_cache_opt = click.option(
 )
 
 
+def python_source(function: Callable[..., None]) -> Callable[..., None]:
+    """The options of the conda-free source: a local CPython and PyPI requirements."""
+    function = click.option(
+        "--project",
+        "python_project",
+        type=click.Path(path_type=Path),
+        default=None,
+        help="With --python: a Python project (pyproject.toml, or its pylock.toml).",
+    )(function)
+    function = click.option(
+        "-r",
+        "--requirement",
+        "requirements",
+        type=click.Path(path_type=Path),
+        multiple=True,
+        help="With --python: a requirements file (repeatable; --hash pins are checked).",
+    )(function)
+    return click.option(
+        "--python",
+        "python",
+        type=click.Path(path_type=Path),
+        default=None,
+        help="Pack this CPython installation (no conda) instead of a pixi project "
+        "(default with -r/--project: the interpreter running portenv).",
+    )(function)
+
+
+def _source(
+    project: Path,
+    environment: str,
+    platform: str | None,
+    skip_pypi: tuple[str, ...],
+    python: Path | None,
+    requirements: tuple[Path, ...],
+    python_project: Path | None,
+) -> PlanRequest | PythonRequest:
+    """A pixi project, or with --python the conda-free source."""
+    from portenv.pack import PlanRequest, PythonRequest
+    from portenv.source.requirements import RequirementsInput
+
+    if python is None and not requirements and python_project is None:
+        return PlanRequest(project, environment, platform, skip_pypi)
+    python = _interpreter(python) if python is not None else Path(sys.executable)
+    return PythonRequest(
+        python, RequirementsInput(requirements, python_project), platform, skip_pypi
+    )
+
+
+def _interpreter(python: Path) -> Path:
+    """A path, or a command name found on PATH (``--python python3``)."""
+    if python.exists() or "/" in str(python):
+        return python
+    found = shutil.which(str(python))
+    if found is None:
+        msg = f"no interpreter named {python} on PATH"
+        raise InputError(msg, hint="pass the path of a CPython executable")
+    return Path(found)
+
+
 @app.command("plan")
 @project_arg
 @environment_opt
@@ -91,6 +154,7 @@ use_cache_opt = click.option(
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @use_cache_opt
 @skip_pypi_opt
+@python_source
 def plan_cmd(
     project: Path,
     environment: str,
@@ -98,11 +162,17 @@ def plan_cmd(
     as_json: bool,
     use_cache: Path | None,
     skip_pypi: tuple[str, ...],
+    python: Path | None,
+    requirements: tuple[Path, ...],
+    python_project: Path | None,
 ) -> None:
     """Show what would be packed, without downloading anything."""
-    from portenv.pack import PlanRequest, cached_capacity, plan
+    from portenv.pack import cached_capacity, plan
 
-    the_plan = plan(PlanRequest(project, environment, platform, skip_pypi))
+    source = _source(
+        project, environment, platform, skip_pypi, python, requirements, python_project
+    )
+    the_plan = plan(source)
     capacity = cached_capacity(the_plan, use_cache)
     if as_json:
         json.dump({**the_plan.to_json(), "prefix_max": capacity}, sys.stdout, indent=2)
@@ -137,6 +207,7 @@ def plan_cmd(
     "--level", type=click.IntRange(1, 9), default=6, show_default=True, help="gzip level."
 )
 @skip_pypi_opt
+@python_source
 def pack_cmd(
     project: Path,
     output: Path,
@@ -147,17 +218,23 @@ def pack_cmd(
     archive_format: str,
     level: int,
     skip_pypi: tuple[str, ...],
+    python: Path | None,
+    requirements: tuple[Path, ...],
+    python_project: Path | None,
 ) -> None:
     """Pack an environment into a self-extracting env.sh or an env.tar."""
     from portenv.cli.progress import RichReporter
-    from portenv.pack import PackRequest, PlanRequest, pack
+    from portenv.pack import PackRequest, pack
 
     reporter = RichReporter()
-    _warn_if_stale(project, reporter)
+    if python is None:
+        _warn_if_stale(project, reporter)
     try:
         written = pack(
             PackRequest(
-                PlanRequest(project, environment, platform, skip_pypi),
+                _source(
+                    project, environment, platform, skip_pypi, python, requirements, python_project
+                ),
                 output,
                 cache=use_cache,
                 env_name=env_name,

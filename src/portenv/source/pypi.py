@@ -15,7 +15,7 @@ from packaging.utils import (
 from portenv.model import CondaPackage, PypiPackage
 from portenv.platforms import SUBDIR_ARCH
 
-__all__ = ["conflicts", "decide", "target_tags", "wheel_misfit"]
+__all__ = ["conflicts", "decide", "ordered_target_tags", "target_tags", "wheel_misfit"]
 
 _OLD_MANYLINUX = {"manylinux1": (2, 5), "manylinux2010": (2, 12), "manylinux2014": (2, 17)}
 _MAX_GLIBC_MINOR = 60
@@ -33,8 +33,8 @@ def _platforms(subdir: str) -> list[str]:
     return [*platforms, f"linux_{arch}"]
 
 
-def target_tags(python_version: tuple[int, int], subdir: str) -> frozenset[Tag]:
-    """Every wheel tag a CPython of `python_version` on glibc Linux `subdir` can install.
+def ordered_target_tags(python_version: tuple[int, int], subdir: str) -> list[Tag]:
+    """Every wheel tag a CPython of `python_version` on Linux `subdir` can install, best first.
 
     The glibc version a manylinux wheel needs is not judged here: its ELF files raise the
     archive's glibc floor, which the target checks.
@@ -42,7 +42,12 @@ def target_tags(python_version: tuple[int, int], subdir: str) -> frozenset[Tag]:
     platforms = _platforms(subdir)
     tags = list(cpython_tags(python_version, platforms=platforms))
     tags += compatible_tags(python_version, f"cp{python_version[0]}{python_version[1]}", platforms)
-    return frozenset(tags)
+    return tags
+
+
+def target_tags(python_version: tuple[int, int], subdir: str) -> frozenset[Tag]:
+    """The same tags as a set, for fit checks."""
+    return frozenset(ordered_target_tags(python_version, subdir))
 
 
 def wheel_misfit(file_name: str, python_version: tuple[int, int], subdir: str) -> str | None:

@@ -18,6 +18,8 @@ from pathlib import Path
 
 from portenv.elf import scan_elf
 from portenv.errors import StageError
+from portenv.model import StagedPrefix, Subdir
+from portenv.stage import DEFAULT_PREFIX_MAX, make_placeholder
 from portenv.stage.cpython_closure import (
     Closure,
     ElfInfo,
@@ -43,6 +45,7 @@ __all__ = [
     "PortableInterpreter",
     "inspect_interpreter",
     "make_portable",
+    "stage_portable_python",
 ]
 
 DLOPENED_BY_GLIBC = ("libgcc_s.so.1",)
@@ -253,3 +256,20 @@ def _probe(python: Path, dest: Path, sources: Sequence[Path]) -> Path:
     site_packages = Path(reported["purelib"])
     site_packages.mkdir(parents=True, exist_ok=True)
     return site_packages
+
+
+def stage_portable_python(base: BaseInterpreter, dest: Path, subdir: Subdir) -> StagedPrefix:
+    """A portable copy of `base` as a staging prefix that wheels can be installed into.
+
+    The copy holds no path of its own (everything is $ORIGIN- or sys.prefix-relative); the
+    placeholder only goes into what installer writes (console scripts), for seal to find.
+    """
+    portable = make_portable(base, dest)
+    python = f"bin/python{portable.version[0]}.{portable.version[1]}"
+    return StagedPrefix(
+        dest,
+        make_placeholder(DEFAULT_PREFIX_MAX),
+        subdir,
+        python,
+        str(portable.site_packages.relative_to(dest)),
+    )

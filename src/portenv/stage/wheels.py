@@ -30,7 +30,9 @@ class FetchedWheel:
 
 
 def site_packages(staged: StagedPrefix) -> Path:
-    """lib/pythonX.Y/site-packages of the staged prefix."""
+    """Where the staged interpreter installs packages (lib/pythonX.Y/site-packages unless set)."""
+    if staged.site_packages:
+        return staged.path / staged.site_packages
     return staged.path / "lib" / Path(staged.python).name / "site-packages"
 
 
