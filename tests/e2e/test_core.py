@@ -110,3 +110,14 @@ def assert_only_under(result: RootfsResult, allowed: list[str]) -> None:
         if not any(p == a or p.startswith(a + "/") or a.startswith(p + "/") for a in allowed)
     ]
     assert not stray, f"written outside {allowed}: {stray}"
+
+
+def test_list_shows_the_packages_and_writes_nothing(
+    core_archives: Archives, busybox_root: Path
+) -> None:
+    result = run(busybox_root, core_archives, "sh /dist/env.sh --list")
+    lines = expect_ok(result).splitlines()
+    names = {line.split()[1] for line in lines if line.startswith("conda ")}
+    assert {"python", "greet", "libbar", "libfoo", "hello-py"} <= names
+    assert all(len(line.split()) == 4 for line in lines if line.startswith("conda "))
+    assert result.changed == []

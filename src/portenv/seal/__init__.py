@@ -53,6 +53,15 @@ def _add_support_files(staged: StagedPrefix) -> None:
     write_text(root / "bin" / "activate", activate, 0o644)
 
 
+def packages_text(inventory: Sequence[Mapping[str, object]]) -> str:
+    """One line per package (kind, name, version, build) for `sh env.sh --list`."""
+    lines = [
+        " ".join(str(e.get(k, "")) for k in ("kind", "name", "version", "build")).rstrip()
+        for e in inventory
+    ]
+    return "".join(f"{line}\n" for line in sorted(lines))
+
+
 def _disk_kib(root: Path, files: Iterable[str]) -> int:
     """Space the unpacked env takes, counting each file in whole 4 KiB blocks."""
     blocks = 0
@@ -81,6 +90,7 @@ def seal(
     add_certificate_hook(staged)
     packages_json = json.dumps(list(inventory), indent=1, sort_keys=True) + "\n"
     write_text(root / ".portenv" / "packages.json", packages_json, 0o644)
+    write_text(root / ".portenv" / "packages.txt", packages_text(inventory), 0o644)
     files = list(walk_files(root))
     arch = arch_of(staged.subdir)
     elf = scan_elf(root, files)

@@ -24,6 +24,7 @@ usage() {
         '  --sha256 HEX       also require this sha256 of the whole archive file' \
         '  --check            run every check, write nothing, exit 0 if all pass' \
         '  --info             print the archive'"'"'s meta block and exit' \
+        '  --list             verify the payload, then list the packages inside' \
         '  -h, --help         show this help' \
         '' \
         'exit codes: 0 ok, 2 usage, 3 bad archive, 4 incompatible machine,' \
@@ -194,7 +195,7 @@ cleanup() { # EXIT trap: leave DEST and DIR as they were before a failed run
 }
 
 parse_args() {
-    ARCHIVE='' DIR=. NAME='' FORCE='' CHECK='' INFO='' WANT_SHA='' NAME_SET=''
+    ARCHIVE='' DIR=. NAME='' FORCE='' CHECK='' INFO='' LIST='' WANT_SHA='' NAME_SET=''
     while [ $# -gt 0 ]; do
         case $1 in
         -h | --help) usage; exit 0 ;;
@@ -210,6 +211,7 @@ parse_args() {
         --force) FORCE=1 ;;
         --check) CHECK=1 ;;
         --info) INFO=1 ;;
+        --list) LIST=1 ;;
         -?*) die 2 "unknown option: $1" "see --help" ;;
         *)
             [ -z "$ARCHIVE" ] || die 2 "unexpected argument: $1" "give one ARCHIVE (see --help)"
@@ -376,6 +378,12 @@ main() {
     open_archive
     if [ -n "$INFO" ]; then
         printf '%s\n' "$META" | sed '/^$/d'
+        exit 0
+    fi
+    if [ -n "$LIST" ]; then
+        check_integrity
+        rd $((OFF + 5120)) "$PSIZE" | gzip -dc | tar -xOf - .portenv/packages.txt ||
+            die 3 "$F lists no packages" "it was made by an older portenv: use --info"
         exit 0
     fi
     check_target
