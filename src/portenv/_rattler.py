@@ -89,20 +89,7 @@ def _hex(value: bytes | None) -> str | None:
 
 
 def _conda_package(locked: Any) -> CondaPackage:
-    record = locked.repo_data_record()
-    return CondaPackage(
-        name=record.name.normalized,
-        version=str(record.version),
-        build=str(record.build),
-        subdir=str(record.subdir),
-        url=record.url,
-        file_name=record.file_name,
-        sha256=_hex(record.sha256),
-        md5=_hex(record.md5),
-        size=record.size,
-        depends=tuple(record.depends),
-        record=record,
-    )
+    return conda_package_of(locked.repo_data_record())
 
 
 def pypi_kind(location: str) -> PypiKind:

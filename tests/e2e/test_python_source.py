@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import shlex
+import shutil
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import portenv
-from tests.e2e.test_core import assert_only_under
+from tests.e2e.test_core import OUTSIDE_LIBS, assert_only_under
 from tests.support.pypilock import make_wheel
 from tests.support.pyrelocate import installed_pythons
 from tests.support.rootfs import run_in_rootfs
@@ -22,15 +23,9 @@ CHECK = r"""
 import os, sys, ssl, sqlite3, ctypes, lzma, bz2, zlib, uuid, readline, decimal, json, idna
 prefix = os.path.realpath(sys.argv[1])
 assert os.path.realpath(sys.prefix) == prefix == os.path.realpath(sys.base_prefix), sys.prefix
-glibc = ("libc.so", "libm.so", "ld-linux", "libpthread", "libdl.so", "librt.so", "libutil.so")
-outside = set()
-for line in open("/proc/self/maps"):
-    fields = line.rstrip("\n").split(None, 5)
-    path = fields[5] if len(fields) == 6 else ""
-    if ".so" in path and not os.path.realpath(path).startswith(prefix + "/"):
-        if not os.path.basename(path).startswith(glibc):
-            outside.add(path)
-assert not outside, sorted(outside)
+sys.path.insert(0, "/dist")
+from outside_libs import outside
+assert not outside(prefix), outside(prefix)
 import sysconfig
 assert sysconfig.get_config_var("prefix") == sys.prefix, sysconfig.get_config_var("prefix")
 n = ssl.create_default_context().cert_store_stats()["x509"]
@@ -49,6 +44,7 @@ def python_archives(package_cache: Path, tmp_path_factory: pytest.TempPathFactor
     requirements = dist / "requirements.txt"
     requirements.write_text("idna\ncertifi\ncharset-normalizer\n")
     (dist / "check.py").write_text(CHECK)
+    shutil.copy(OUTSIDE_LIBS, dist / "outside_libs.py")
     make_wheel(dist, "tiny", "1.0", files={"tiny.py": "VALUE = 'tiny installed'\n"})
     for minor in MINORS:
         portenv(

@@ -73,6 +73,24 @@ def _print_plan(the_plan: Plan, capacity: int | None) -> None:
         out.write(f"refused: {problem}\n")
 
 
+def output_opt(default: str, text: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """-o/--output with a default and a help text of its own."""
+    return click.option(
+        "-o",
+        "--output",
+        type=click.Path(path_type=Path),
+        default=Path(default),
+        show_default=True,
+        help=text,
+    )
+
+
+level_opt = click.option(
+    "--level", type=click.IntRange(1, 9), default=6, show_default=True, help="gzip level."
+)
+env_name_opt = click.option(
+    "--env-name", default="env", show_default=True, help="Folder name on the target."
+)
 skip_pypi_opt = click.option(
     "--skip-pypi",
     "skip_pypi",
@@ -183,18 +201,11 @@ def plan_cmd(
 
 @app.command("pack")
 @project_arg
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(path_type=Path),
-    default=Path("env.sh"),
-    show_default=True,
-    help="env.sh (self-extracting) or env.tar (for portenv-unpack).",
-)
+@output_opt("env.sh", "env.sh (self-extracting) or env.tar (for portenv-unpack).")
 @environment_opt
 @platform_opt
 @use_cache_opt
-@click.option("--env-name", default="env", show_default=True, help="Folder name on the target.")
+@env_name_opt
 @click.option(
     "--format",
     "archive_format",
@@ -203,9 +214,7 @@ def plan_cmd(
     show_default=True,
     help="portenv (env.sh / env.tar) or pixi-pack (a .tar for pixi-unpack).",
 )
-@click.option(
-    "--level", type=click.IntRange(1, 9), default=6, show_default=True, help="gzip level."
-)
+@level_opt
 @skip_pypi_opt
 @python_source
 def pack_cmd(
@@ -270,14 +279,7 @@ def _warn_if_stale(project: Path, reporter: Reporter) -> None:
 
 
 @app.command("unpacker")
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(path_type=Path),
-    default=Path("portenv-unpack"),
-    show_default=True,
-    help="Where to write it.",
-)
+@output_opt("portenv-unpack", "Where to write it.")
 def unpacker_cmd(output: Path) -> None:
     """Write the standalone POSIX sh unpacker for env.tar archives."""
     from portenv.write import atomic_output
@@ -290,14 +292,7 @@ def unpacker_cmd(output: Path) -> None:
 
 @app.command("unpack")
 @click.argument("archive", type=click.Path(path_type=Path))
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(path_type=Path),
-    default=Path("."),
-    show_default=True,
-    help="Parent folder of the environment.",
-)
+@output_opt(".", "Parent folder of the environment.")
 @click.option("--env-name", default=None, help="Folder name under -o (default: the archive's).")
 @click.option("--force", is_flag=True, help="Replace an existing environment there.")
 @click.option(
@@ -327,18 +322,9 @@ def unpack_cmd(
 
 @app.command("convert")
 @click.argument("archive", type=click.Path(path_type=Path))
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(path_type=Path),
-    default=Path("env.sh"),
-    show_default=True,
-    help="env.sh (self-extracting) or env.tar.",
-)
-@click.option("--env-name", default="env", show_default=True, help="Folder name on the target.")
-@click.option(
-    "--level", type=click.IntRange(1, 9), default=6, show_default=True, help="gzip level."
-)
+@output_opt("env.sh", "env.sh (self-extracting) or env.tar.")
+@env_name_opt
+@level_opt
 @use_cache_opt
 def convert_cmd(
     archive: Path, output: Path, env_name: str, level: int, use_cache: Path | None
