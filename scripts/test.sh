@@ -3,7 +3,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 sh scripts/bootstrap.sh
-.venv/bin/ruff check src tests
-.venv/bin/ruff format --check src tests
+.venv/bin/ruff check src tests examples bench
+.venv/bin/ruff format --check src tests examples bench
 .venv/bin/mypy
 .venv/bin/python -m pytest "$@"

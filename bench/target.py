@@ -1,0 +1,121 @@
+"""Unpack side: every measurement inside one bare rootfs run, no network, per environment.
+
+The rootfs (tests/support/rootfs.py: debootstrap minbase trixie, GNU tar and gzip, no
+python) gets the archives bound at /in, a results folder at /res and a tmpfs at /t where
+everything is unpacked (so the figures are CPU work and page-cache writes, not the disk's
+writeback). ``ptime`` (bench/ptime.c, static) times each command and reads its peak RSS
+with wait4(). One loop iteration runs every method once, so drift hits all alike.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections import defaultdict
+from pathlib import Path
+
+from bench.envs import Built, say
+from bench.timing import Sample, parse_line, ptime_binary
+
+#: label -> what it is (in the order the script runs them).
+STEPS = {
+    "tar_xzf": "limit: `tar -xzf payload.tar.gz` into the same place",
+    "envsh": "portenv `sh env.sh -o DIR` (checks + sha256 + extract + relocate)",
+    "import_cold": "first import after `env.sh` (no .pyc yet)",
+    "import_warm": "second import (warm)",
+    "relocate_moved": "`bin/portenv-relocate` after `mv env moved`",
+    "import_moved": "import in the moved env (relocation check)",
+    "unpacker": "portenv `sh portenv-unpack env.tar -o DIR`",
+    "cp_tar": "conda-pack: `tar -xzf env.tar.gz`",
+    "cp_unpack": "conda-pack: `bin/python bin/conda-unpack`",
+    "cp_import_cold": "first import after conda-unpack",
+    "ph_info": "unpacker phase: `env.sh --info` (archive checks, meta read)",
+    "ph_check": "unpacker phase: `env.sh --check` (all checks incl. sha256, no write)",
+    "ph_sha256": "unpacker phase: `tail | head | sha256sum` of the payload",
+    "ph_gunzip": "unpacker phase: `gzip -dc payload > /dev/null`",
+    "ph_extract": "unpacker phase: `tail | head | gzip -dc | tar -xf -`",
+    "ph_count": "unpacker phase: `find TMP | wc -l`",
+    "ph_relocate": "unpacker phase: `python relocate.py --to DEST` on the fresh payload",
+}
+
+SCRIPT = r"""
+set -u
+A=/in T=/t R=/res/times.txt
+p() { "$A/ptime" "$R" "$@"; }
+i=1
+while [ "$i" -le {reps} ]; do
+    rm -rf "$T/u"; mkdir -p "$T/u/env"
+    p tar_xzf tar -xzf "$A/payload.tar.gz" -C "$T/u/env"
+    rm -rf "$T/u"
+    p envsh sh "$A/env.sh" -o "$T/u" 2>>/res/unpack.log
+    p import_cold "$T/u/env/{py}" -c {imports} 2>>/res/import.log
+    p import_warm "$T/u/env/{py}" -c {imports} 2>>/res/import.log
+    mv "$T/u/env" "$T/u/moved"
+    p relocate_moved "$T/u/moved/bin/portenv-relocate" >/dev/null 2>>/res/unpack.log
+    p import_moved "$T/u/moved/{py}" -c {imports} 2>>/res/import.log
+    rm -rf "$T/u"
+    p unpacker sh "$A/portenv-unpack" "$A/env.tar" -o "$T/u" 2>>/res/unpack.log
+    rm -rf "$T/u"; mkdir -p "$T/u/env"
+    p cp_tar tar -xzf "$A/cp.tar.gz" -C "$T/u/env"
+    p cp_unpack "$T/u/env/{py}" "$T/u/env/bin/conda-unpack" 2>>/res/unpack.log
+    p cp_import_cold "$T/u/env/{py}" -c {imports} 2>>/res/import.log
+    rm -rf "$T/u"
+    p ph_info sh "$A/env.sh" --info >/dev/null 2>>/res/unpack.log
+    p ph_check sh "$A/env.sh" --check -o "$T/u" 2>>/res/unpack.log
+    p ph_sha256 sh -c 'tail -c +{start} "$1" | head -c {size} | sha256sum >/dev/null' - "$A/env.sh"
+    p ph_gunzip sh -c 'gzip -dc <"$1" >/dev/null' - "$A/payload.tar.gz"
+    mkdir -p "$T/u/tmp"
+    p ph_extract sh -c 'tail -c +{start} "$1" | head -c {size} | gzip -dc | tar -xf - -C "$2"' \
+        - "$A/env.sh" "$T/u/tmp"
+    p ph_count sh -c 'find "$1" | wc -l >/dev/null' - "$T/u/tmp"
+    p ph_relocate "$T/u/tmp/{py}" -E -s -B "$T/u/tmp/.portenv/relocate.py" --to "$T/u/env" \
+        >/dev/null 2>>/res/unpack.log
+    rm -rf "$T/u"
+    i=$((i + 1))
+done
+echo done >/res/finished
+"""
+
+
+def script_for(built: Built) -> str:
+    start = built.offset + 5120 + 1  # tail -c +N is 1-based
+    return (
+        SCRIPT.replace("{reps}", str(built.spec.reps_unpack))
+        .replace("{py}", built.meta["python"])
+        .replace("{imports}", shlex.quote(built.spec.imports))
+        .replace("{start}", str(start))
+        .replace("{size}", built.meta["payload_size"])
+    )
+
+
+def measure_unpacking(built: Built, rootfs: Path) -> dict[str, list[Sample]]:
+    """Run the script in the rootfs; return label -> samples (in run order)."""
+    from tests.support.rootfs import run_in_rootfs
+
+    res = built.out / "res"
+    res.mkdir(exist_ok=True)
+    for old in res.iterdir():
+        old.unlink()
+    binary = ptime_binary()
+    (built.out / "ptime").write_bytes(binary.read_bytes())
+    (built.out / "ptime").chmod(0o755)
+    script = built.out / "unpack-bench.sh"
+    script.write_text(script_for(built))
+    say(f"{built.spec.name}: unpack measurements in the rootfs ({built.spec.reps_unpack} reps)")
+    result = run_in_rootfs(
+        rootfs,
+        ["sh", "/in/unpack-bench.sh"],
+        binds=[(built.out, "/in"), (res, "/res")],
+        tmpfs=[("/t", "12g")],
+        timeout=3600,
+    )
+    if result.returncode != 0 or not (res / "finished").exists():
+        msg = f"the rootfs run failed ({result.returncode}): {result.stderr[-2000:]}"
+        raise RuntimeError(msg)
+    samples: dict[str, list[Sample]] = defaultdict(list)
+    for line in (res / "times.txt").read_text().splitlines():
+        label, sample = parse_line(line)
+        samples[label].append(sample)
+    failed = sorted({k for k, v in samples.items() if any(s.code for s in v)})
+    if failed:
+        say(f"{built.spec.name}: FAILED in the rootfs: {failed}; see {res}/*.log")
+    return dict(samples)
