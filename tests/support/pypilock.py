@@ -32,6 +32,7 @@ from pathlib import Path, PurePosixPath
 
 import rattler
 from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 
 from portenv._rattler import LockedEnvironmentContent, PypiEntry, conda_package_of
@@ -261,11 +262,24 @@ def verify_lock(
         raise AssertionError(msg)
     for dist in dists:
         package = read[dist.key]
-        got = (locked_sha256(package), package.requires_python, len(package.requires_dist))
-        want = (dist.sha256 if with_hashes else None, dist.requires_python, len(dist.requires_dist))
+        got = (
+            locked_sha256(package),
+            _specifier(package.requires_python),
+            len(package.requires_dist),
+        )
+        want = (
+            dist.sha256 if with_hashes else None,
+            _specifier(dist.requires_python),
+            len(dist.requires_dist),
+        )
         if got != want:
             msg = f"{path}: {dist.key} reads back as (sha256, requires_python, #deps) {got}"
             raise AssertionError(msg + f", expected {want}")
+
+
+def _specifier(text: str | None) -> SpecifierSet | None:
+    """A requires_python as a set of clauses: rattler may reorder `>=3.11, !=3.14.1`."""
+    return SpecifierSet(text) if text else None
 
 
 def locked_sha256(package: rattler.LockedPackage) -> str | None:

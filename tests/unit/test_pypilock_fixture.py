@@ -307,3 +307,12 @@ def test_make_sdist_builds_with_its_backend_and_runs(
     (wheel,) = out.glob("hello_sdist-0.3-*.whl")
     scheme = install_wheel(wheel, tmp_path / "root")
     assert run_script(scheme, "hello-sdist") == "sdist says hi\n"
+
+
+def test_requires_python_is_compared_as_a_specifier_set() -> None:
+    """rattler may write `>=3.11, !=3.14.1` back as `!=3.14.1,>=3.11`: the same constraint."""
+    from tests.support.pypilock import _specifier
+
+    assert _specifier("!=3.14.1,>=3.11") == _specifier(">=3.11, !=3.14.1")
+    assert _specifier(">=3.11") != _specifier(">=3.12")
+    assert _specifier(None) is None
