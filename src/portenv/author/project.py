@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from portenv._rattler import LockedPlatform
 from portenv.author.manifest import Manifest
 from portenv.author.specs import (
     PypiRequirement,
@@ -42,13 +43,8 @@ _ARCHSPEC = {"64": "x86_64", "arm64": "m1", "aarch64": "aarch64", "ppc64le": "pp
 _FAMILIES = {"linux": ("linux",), "osx": ("osx",), "win": ("win",), "unix": ("linux", "osx")}
 
 
-@dataclass(frozen=True)
-class Platform:
-    """A platform of the workspace: its lock name, conda subdir and virtual packages."""
-
-    name: str
-    subdir: str
-    virtual_packages: tuple[str, ...]
+Platform = LockedPlatform
+"""A platform of the workspace: its lock name, conda subdir and virtual packages (as locked)."""
 
 
 @dataclass(frozen=True)

@@ -186,10 +186,7 @@ def _state(envs: Sequence[EnvironmentSpec], solved: dict[_Key, _Solution]) -> Lo
         if any(solved[(env.name, n)].pypi for n in names):
             indexes[env.name] = env.indexes
     return LockState(
-        tuple(
-            _rattler.LockedPlatform(p.name, p.subdir, p.virtual_packages)
-            for p in platforms.values()
-        ),
+        tuple(platforms.values()),
         environments,
         indexes,
     )
