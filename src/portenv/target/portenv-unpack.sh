@@ -42,10 +42,6 @@ rd() { # OFFSET COUNT: COUNT bytes of the archive from byte OFFSET (0-based)
     tail -c +$(($1 + 1)) "$F" 2>/dev/null | head -c "$2"
 }
 
-meta() { # KEY: its value in the meta block
-    printf '%s\n' "$META" | sed -n "/^$1=/{s/^$1=//p;q;}"
-}
-
 isnum() { case $1 in '' | *[!0-9]* | 0?*) return 1 ;; esac; }
 
 alive() { # PID: a process other than this one runs under PID
@@ -66,10 +62,26 @@ ver_ge() { # A B: version A >= version B (dotted numbers)
     return 0
 }
 
-check_member() { # OFFSET NAME SIZE: a ustar header for member NAME of SIZE bytes
-    [ "$(rd $(($1 + 257)) 5 | tr -d '\000')" = ustar ] || return 1
-    [ "$(rd "$1" 100 | tr '\000' '\n' | sed -n 1p)" = "$2" ] || return 1
-    [ "$(rd $(($1 + 124)) 12 | tr -d '\000' | sed 's/[^0-7]//g; s/^0*//')" = "$(printf '%o' "$3")" ]
+read_head() { # the two ustar headers and the meta block, read in one pass
+    rd "$OFF" 5120 | tr '\000\n' '\001\002' | awk '
+        function field(at, len,   v) { v = substr(s, at + 1, len); sub(/\001.*/, "", v); return v }
+        function octal(v,   i, n) {
+            n = 0
+            for (i = 1; i <= length(v); i++) if (substr(v, i, 1) ~ /[0-7]/) n = n * 8 + substr(v, i, 1)
+            return n
+        }
+        function member(at) { # "NAME SIZE" of the ustar header at AT, or "-" without the magic
+            if (field(at + 257, 5) != "ustar") return "-"
+            return sprintf("%s %.0f", field(at, 100), octal(field(at + 124, 12)))
+        }
+        { s = s $0 }
+        END {
+            printf "@1=%s\n@2=%s\n", member(0), member(4608)
+            m = substr(s, 513, 4096)
+            gsub(/\001/, "", m)
+            gsub(/\002/, "\n", m)
+            printf "%s\n", m
+        }'
 }
 
 libc_version() { # LIBC: the glibc version that executing LIBC prints
@@ -248,18 +260,17 @@ open_archive() { # sets F, META and the meta values; exit 3 on anything wrong
     isnum "$SIZE" || SIZE=0
     what="$F is not a portenv archive"
     [ "$OFF" = 0 ] || what="$F carries no portenv archive"
-    [ "$SIZE" -ge $((OFF + 512)) ] && check_member "$OFF" portenv/meta 4096 ||
+    [ "$SIZE" -ge $((OFF + 512)) ] && parse_head && [ "$M1" = "portenv/meta 4096" ] ||
         die 3 "$what" "give an env.tar or env.sh made by portenv"
     [ "$SIZE" -ge $((OFF + 5120)) ] || die 3 "$F is truncated ($SIZE bytes)" "copy it again"
-    META=$(rd $((OFF + 512)) 4096 | tr -d '\000')
-    FORMAT=$(meta format)
     [ "$FORMAT" = 1 ] || die 3 "$F has archive format '$FORMAT', this unpacker knows format 1" \
         "unpack it with the portenv-unpack of the portenv version that made it"
-    [ "$(meta compression)" = gzip ] || die 3 "$F uses compression '$(meta compression)'" \
-        "this unpacker knows gzip only: unpack it with a newer portenv-unpack"
-    PSIZE=$(meta payload_size) PSHA=$(meta payload_sha256) PY=$(meta python)
-    FILES=$(meta files) KIB=$(meta unpacked_kib) PMAX=$(meta prefix_max)
-    FLOOR=$(meta glibc_floor) ARCH=$(meta arch) LIBC=$(meta libc)
+    case $COMPRESSION in
+    gzip) UNZIP='gzip -dc' EXT=gz ;;
+    zstd) UNZIP='zstd -dc' EXT=zst ;;
+    *) die 3 "$F uses compression '$COMPRESSION'" \
+        "this unpacker knows gzip and zstd only: unpack it with a newer portenv-unpack" ;;
+    esac
     bad=
     for k in "$PSIZE" "$FILES" "$KIB" "$PMAX"; do isnum "$k" || bad=1; done
     case $PSHA in *[!0-9a-f]*) bad=1 ;; esac
@@ -268,12 +279,40 @@ open_archive() { # sets F, META and the meta values; exit 3 on anything wrong
     case $PY in '' | /* | .. | ../* | */.. | */../*) bad=1 ;; esac
     [ -n "$ARCH" ] && [ -n "$LIBC" ] || bad=1
     [ -z "$bad" ] || die 3 "$F has a damaged meta block" "copy it again, or pack it again"
-    check_member $((OFF + 4608)) portenv/payload.tar.gz "$PSIZE" ||
-        die 3 "$F has no gzip payload where format 1 puts it" "copy it again, or pack it again"
+    [ "$M2" = "portenv/payload.tar.$EXT $PSIZE" ] ||
+        die 3 "$F has no $COMPRESSION payload where format 1 puts it" "copy it again, or pack it again"
     [ "$SIZE" -ge $((OFF + 5120 + PSIZE)) ] ||
         die 3 "$F is truncated ($SIZE bytes, needs $((OFF + 5120 + PSIZE)))" "copy it again"
-    [ "$NAME_SET" ] || NAME=$(meta env_name)
+    [ "$NAME_SET" ] || NAME=$ENV_NAME
     [ "$NAME_SET" ] || [ -n "$NAME" ] || NAME='env'
+}
+
+parse_head() { # sets M1, M2 (member "NAME SIZE"), META and one variable per meta key
+    META=$(read_head) || return 1
+    M1='' M2='' FORMAT='' COMPRESSION='' PSIZE='' PSHA='' PY='' FILES='' KIB='' PMAX=''
+    FLOOR='' ARCH='' LIBC='' ENV_NAME=''
+    while IFS= read -r line; do
+        v=${line#*=}
+        case $line in # the first line for a key counts, as in docs/format.md
+        @1=*) M1=$v ;;
+        @2=*) M2=$v ;;
+        format=*) [ -n "$FORMAT" ] || FORMAT=$v ;;
+        compression=*) [ -n "$COMPRESSION" ] || COMPRESSION=$v ;;
+        payload_size=*) [ -n "$PSIZE" ] || PSIZE=$v ;;
+        payload_sha256=*) [ -n "$PSHA" ] || PSHA=$v ;;
+        python=*) [ -n "$PY" ] || PY=$v ;;
+        files=*) [ -n "$FILES" ] || FILES=$v ;;
+        unpacked_kib=*) [ -n "$KIB" ] || KIB=$v ;;
+        prefix_max=*) [ -n "$PMAX" ] || PMAX=$v ;;
+        glibc_floor=*) [ -n "$FLOOR" ] || FLOOR=$v ;;
+        arch=*) [ -n "$ARCH" ] || ARCH=$v ;;
+        libc=*) [ -n "$LIBC" ] || LIBC=$v ;;
+        env_name=*) [ -n "$ENV_NAME" ] || ENV_NAME=$v ;;
+        esac
+    done <<EOF
+$META
+EOF
+    META=$(printf '%s\n' "$META" | sed '/^@[12]=/d')
 }
 
 check_target() { # checks 1 to 3 of docs/format.md
@@ -319,17 +358,135 @@ check_dest() { # checks 4 to 6
     fi
 }
 
-check_integrity() { # check 7
-    got=$(rd $((OFF + 5120)) "$PSIZE" | sha256sum | sed 's/ .*//')
-    [ "$got" = "$PSHA" ] || die 7 "the payload of $F is damaged (sha256 $got, expected $PSHA)" \
+payload_sha256() { # the sha256 of the payload, as 64 hex digits
+    got=$(rd $((OFF + 5120)) "$PSIZE" | sha256sum) && printf '%s\n' "${got%% *}"
+}
+
+check_payload() { # GOT: check 7, the payload's sha256
+    [ "$1" = "$PSHA" ] || die 7 "the payload of $F is damaged (sha256 ${1:-unknown}, expected $PSHA)" \
         "copy the archive again"
+}
+
+check_whole_file() { # --sha256: the whole file, before anything is extracted
     [ -n "$WANT_SHA" ] || return 0
     got=$(sha256sum <"$F" | sed 's/ .*//')
     [ "$got" = "$WANT_SHA" ] || die 7 "the sha256 of $F is $got, not the expected $WANT_SHA" \
         "copy the archive again, and compare with the sha256 published beside it"
 }
 
-install_env() { # extract, relocate, rename into place
+slot() { # FILE: take its disk blocks now, so that a disk filled by tar cannot lose what
+    # is written into it later with 1<> (which overwrites without truncating)
+    printf '%-255s\n' '' >"$1" || die 5 "cannot write into $LOCK" "check free space and permissions"
+}
+
+said() { # FILE: what was written into the slot (its first line, trailing blanks removed)
+    sed -n '1{s/ *$//;p;}' "$1"
+}
+
+names() { # tar's listing on stdin -> one line: "COUNT" or "COUNT PROBLEM"
+    awk '{
+            n = $0
+            while (sub(/^\.\//, "", n)) {}
+            sub(/\/+$/, "", n)
+            if (bad == "" && (n ~ /^\// || ("/" n "/") ~ /\/\.\.\//))
+                bad = "a member outside the environment: " $0
+            if (bad == "" && seen[n]++) bad = "the member " $0 " twice"
+        }
+        END { printf "%d %s\n", NR, substr(bad, 1, 200) }'
+}
+
+extract() { # into TMP, hashing the payload on the other core; the small results go to slots
+    for s in sha256 unzip tar names; do slot "$LOCK/$s"; done
+    payload_sha256 1<>"$LOCK/sha256" &
+    # shellcheck disable=SC2086 # UNZIP is a command and its option
+    rd $((OFF + 5120)) "$PSIZE" |
+        { $UNZIP 2>"$LOCK/unzip.err" || echo "${UNZIP%% *} exit $?" 1<>"$LOCK/unzip"; } |
+        { tar -xvf - -C "$TMP" 2>"$LOCK/tar.err" || echo "tar exit $?" 1<>"$LOCK/tar"; } |
+        names 1<>"$LOCK/names"
+    wait
+    got=$(said "$LOCK/sha256")
+    [ -n "$got" ] || got=$(payload_sha256)
+    check_payload "$got"
+}
+
+refuse() { # WHAT: a member a portenv payload never holds (exit 3)
+    die 3 "$F holds $1" "it was not made by portenv, or was altered: do not unpack it"
+}
+
+check_names() { # absolute, '..' and duplicate member names, from tar's own listing
+    w=$(sed -n '/[Rr]emoving leading/{p;q;}' "$LOCK/tar.err" 2>/dev/null)
+    [ -z "$w" ] || refuse "a member outside the environment (${w#tar: })"
+    LISTED=$(said "$LOCK/names")
+    w=${LISTED#* }
+    [ "$w" = "$LISTED" ] || refuse "$w"
+    LISTED=${LISTED%% *}
+}
+
+links() { # every symlink in TMP as "PATH -> TARGET", one a line
+    # ls is one process for all links, but some ls print '?' for bytes they deem unprintable:
+    # when a line holds a '?', read every link exactly, one readlink each (slower, rare)
+    l=$(find "$TMP" -type l -exec ls -ldn {} +)
+    case $l in
+    *'?'*)
+        command -v readlink >/dev/null 2>&1 ||
+            die 4 "checking symlinks with non-ASCII names needs readlink" "install it (busybox has it)"
+        find "$TMP" -type l -exec sh -c 'for l; do printf "%s -> %s\n" "$l" "$(readlink "$l")"; done' \
+            sh {} +
+        ;;
+    ?*) printf '%s\n' "$l" ;;
+    esac
+}
+
+check_tree() { # what tar made in TMP: no device, fifo, socket, hard link, set-id bit or link out
+    w=$(find "$TMP" \( -type b -o -type c -o -type p -o -type s -o -perm -4000 -o -perm -2000 \
+        -o -perm -1000 -o \( ! -type d -links +1 \) -o -name "*$NL*" -o -name '* -> *' \) -print |
+        sed -n 1p)
+    if [ -n "$w" ]; then
+        m=${w#"$TMP/"}
+        if [ -b "$w" ] || [ -c "$w" ]; then refuse "a device file: $m"
+        elif [ -p "$w" ] || [ -S "$w" ]; then refuse "a fifo or socket: $m"
+        elif [ -u "$w" ] || [ -g "$w" ] || [ -k "$w" ]; then refuse "a setuid, setgid or sticky mode: $m"
+        elif [ ! -L "$w" ] && [ ! -d "$w" ] && [ -e "$w" ]; then refuse "a hard link: $m"
+        else refuse "a member name with a newline or ' -> ': $m"
+        fi
+    fi
+    w=$(links | T=$TMP awk '
+        function out(p) { print p " -> " link[p]; bad = 1; exit }
+        function inside(p,   stack, depth, queue, q, i, c, cur, hops, t, n, parts) {
+            depth = split(p, stack, "/") - 1 # the folder holding the link
+            q = link[p]
+            hops = 0
+            while (q != "") {
+                if (q ~ /^\//) return 0
+                i = index(q, "/")
+                if (i) { c = substr(q, 1, i - 1); q = substr(q, i + 1) } else { c = q; q = "" }
+                if (c == "" || c == ".") continue
+                if (c == "..") { if (depth == 0) return 0; depth--; continue }
+                stack[++depth] = c
+                cur = stack[1]
+                for (i = 2; i <= depth; i++) cur = cur "/" stack[i]
+                if (cur in link) {
+                    if (++hops > 40) return 0
+                    t = link[cur]
+                    depth--
+                    q = (q == "") ? t : t "/" q
+                }
+            }
+            return 1
+        }
+        {
+            i = index($0, ENVIRON["T"] "/")
+            j = index($0, " -> ")
+            if (!i || j < i) { print "an unreadable symlink listing: " $0; bad = 1; exit }
+            p = substr($0, i + length(ENVIRON["T"]) + 1, j - i - length(ENVIRON["T"]) - 1)
+            if (p in link) { print "two symlinks listed as " p; bad = 1; exit }
+            link[p] = substr($0, j + 4)
+        }
+        END { if (!bad) for (p in link) if (!inside(p)) out(p) }')
+    [ -z "$w" ] || refuse "a symlink that leads outside the environment: $w"
+}
+
+install_env() { # extract, check, relocate, rename into place
     [ "$ADIR" = "$BASE" ] || MADE=1
     mkdir -p "$ADIR" || die 5 "cannot create $ADIR" "check permissions"
     LOCK=$ADIR/.portenv-lock.$NAME
@@ -338,15 +495,20 @@ install_env() { # extract, relocate, rename into place
     check_existing
     TMP=$ADIR/.portenv-tmp.$NAME.$$
     mkdir "$TMP" || die 5 "cannot create $TMP" "check permissions"
-    st=$LOCK/status
-    : >"$st"
-    rd $((OFF + 5120)) "$PSIZE" | { gzip -dc || echo "gzip exit $?" >>"$st"; } |
-        { tar -xf - -C "$TMP" || echo "tar exit $?" >>"$st"; }
-    [ ! -s "$st" ] || die 8 "extracting into $TMP failed ($(sed -n 'H;${x;s/^\n//;s/\n/, /g;p;}' "$st"))" \
-        "see the messages above: check the free space of $ADIR"
-    got=$(find "$TMP" | wc -l | tr -d ' ')
-    [ "$((got - 1))" -ge "$FILES" ] || die 8 "extracted $((got - 1)) of $FILES files into $TMP" \
-        "see the messages above: check the free space of $ADIR"
+    extract
+    check_names
+    check_tree
+    failed=$(said "$LOCK/unzip")
+    w=$(said "$LOCK/tar")
+    [ -z "$w" ] || failed=${failed:+$failed, }$w
+    if [ -n "$failed" ]; then
+        cat "$LOCK/unzip.err" "$LOCK/tar.err" >&2 2>/dev/null
+        die 8 "extracting into $TMP failed ($failed)" \
+            "see the messages above: check the free space of $ADIR"
+    fi
+    isnum "$LISTED" && [ "$LISTED" -ge "$FILES" ] ||
+        die 8 "extracted ${LISTED:-0} of $FILES files into $TMP" \
+            "see the messages above: check the free space of $ADIR"
     [ -x "$TMP/$PY" ] || die 8 "the environment has no runnable $PY" "pack the environment again"
     "$TMP/$PY" -E -s -B "$TMP/.portenv/relocate.py" --to "$DEST" >&2 ||
         die 8 "relocating the environment to $DEST failed (exit $?)" \
@@ -370,26 +532,32 @@ install_env() { # extract, relocate, rename into place
 main() {
     parse_args "$@"
     missing=
-    for t in tail head tr sed wc tar gzip sha256sum uname df mkdir mv rm find; do
+    for t in tail head tr sed awk wc tar gzip sha256sum uname df mkdir mv rm find ls; do
         command -v "$t" >/dev/null 2>&1 || missing="$missing $t"
     done
     [ -z "$missing" ] || die 4 "this machine lacks the commands:$missing" \
         "install them (busybox provides all of them)"
     open_archive
+    [ "$COMPRESSION" != zstd ] || command -v zstd >/dev/null 2>&1 ||
+        die 4 "$F holds a zstd payload and this machine has no zstd command" \
+            "install zstd, or unpack an archive packed with --compression gzip"
     if [ -n "$INFO" ]; then
         printf '%s\n' "$META" | sed '/^$/d'
         exit 0
     fi
     if [ -n "$LIST" ]; then
-        check_integrity
-        rd $((OFF + 5120)) "$PSIZE" | gzip -dc | tar -xOf - .portenv/packages.txt ||
+        check_whole_file
+        check_payload "$(payload_sha256)"
+        # shellcheck disable=SC2086 # UNZIP is a command and its option
+        rd $((OFF + 5120)) "$PSIZE" | $UNZIP | tar -xOf - .portenv/packages.txt ||
             die 3 "$F lists no packages" "it was made by an older portenv: use --info"
         exit 0
     fi
     check_target
     check_dest
-    check_integrity
+    check_whole_file
     if [ -n "$CHECK" ]; then
+        check_payload "$(payload_sha256)"
         printf 'portenv: all checks passed, %s can be unpacked into %s\n' "$F" "$DEST" >&2
         exit 0
     fi

@@ -1,0 +1,234 @@
+"""Archives and shells for the tests of the sh unpacker (src/portenv/target/portenv-unpack.sh).
+
+Archives are built here following docs/format.md byte for byte, with a fake environment whose
+interpreter is a sh wrapper around the host python and whose relocate.py records the --to value
+it was given. The fixtures that pick the shells live in tests/unit/conftest.py.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import os
+import platform
+import re
+import subprocess
+import sys
+import tarfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parents[2] / "src" / "portenv" / "target" / "portenv-unpack.sh"
+OFFSET_RE = re.compile(rb"^PORTENV_EMBEDDED_OFFSET=(\d{10})$", re.MULTILINE)
+MACHINE = platform.machine()
+OTHER_ARCH = "aarch64" if MACHINE != "aarch64" else "x86_64"
+
+RELOCATE_OK = """\
+import sys
+from pathlib import Path
+
+assert sys.argv[1] == "--to", sys.argv
+here = Path(__file__).resolve().parent
+(here / "relocated-to").write_text(sys.argv[2])
+(here / "relocated-in").write_text(str(here.parent))
+"""
+RELOCATE_SLOW = """\
+import os
+import time
+
+mark = os.environ["PORTENV_TEST_MARK"]
+with open(mark + ".new", "w") as out:
+    out.write("relocating")
+os.replace(mark + ".new", mark)
+time.sleep(60)
+"""
+RELOCATE_FAIL = "import sys\nsys.stderr.write('relocate: refused\\n')\nsys.exit(1)\n"
+
+
+# --------------------------------------------------------------------------- archives
+
+
+@dataclass(frozen=True)
+class Env:
+    """A fake environment: 4 files, 4 folders and 1 symlink (9 payload members)."""
+
+    relocate: str = RELOCATE_OK
+    data: bytes = b"hello\n"
+    python: bytes | None = None  # bin/python; default: a sh wrapper of the host python
+
+
+def _payload_tar(env: Env) -> tuple[bytes, int]:
+    wrapper = env.python or f"#!/bin/sh\nexec '{sys.executable}' \"$@\"\n".encode()
+    files: dict[str, tuple[bytes, int]] = {
+        ".portenv/manifest.json": (b'{"format": 1, "files": []}\n', 0o644),
+        ".portenv/relocate.py": (env.relocate.encode(), 0o644),
+        "bin/python": (wrapper, 0o755),
+        "share/data.txt": (env.data, 0o644),
+    }
+    dirs = {str(Path(p).parent) for p in files} | {"share/empty"}
+    links = {"bin/python3": "python"}
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for name in sorted(dirs | set(files) | set(links)):
+            info = tarfile.TarInfo(name)
+            info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
+            if name in dirs:
+                info.type, info.mode = tarfile.DIRTYPE, 0o755
+                tar.addfile(info)
+            elif name in links:
+                info.type, info.linkname, info.mode = tarfile.SYMTYPE, links[name], 0o777
+                tar.addfile(info)
+            else:
+                content, info.mode = files[name]
+                info.size = len(content)
+                tar.addfile(info, io.BytesIO(content))
+        count = len(dirs) + len(files) + len(links)
+    return buf.getvalue(), count
+
+
+def build_tar(
+    env: Env | None = None,
+    meta: Mapping[str, str | None] | None = None,
+    payload: bytes | None = None,
+) -> bytes:
+    """An env.tar as docs/format.md lays it out; `meta` overrides (None drops a key)."""
+    raw, count = _payload_tar(env or Env())
+    payload = gzip.compress(raw, mtime=0) if payload is None else payload
+    keys: dict[str, str | None] = {
+        "format": "1",
+        "portenv_version": "0.1.0",
+        "platform": "linux-64",
+        "arch": MACHINE,
+        "libc": "glibc",
+        "glibc_floor": "2.17",
+        "unpacked_kib": "64",
+        "files": str(count),
+        "compression": "gzip",
+        "payload_size": str(len(payload)),
+        "payload_sha256": hashlib.sha256(payload).hexdigest(),
+        "prefix_max": "255",
+        "python": "bin/python",
+        "env_name": "env",
+    }
+    keys.update(meta or {})
+    block = "".join(f"{k}={v}\n" for k, v in keys.items() if v is not None).encode()
+    block = block.ljust(4096, b"\n")
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for name, content in (("portenv/meta", block), ("portenv/payload.tar.gz", payload)):
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.mtime = len(content), 0o644, 0
+            tar.addfile(info, io.BytesIO(content))
+    data = buf.getvalue()
+    assert data[512:4608] == block and data[5120 : 5120 + len(payload)] == payload
+    return data
+
+
+def build_sh(archive: bytes) -> bytes:
+    """A self-extracting env.sh: the unpacker padded to 512 bytes, then the archive."""
+    script = SCRIPT.read_bytes()
+    header = script + b"\n" * (-len(script) % 512)
+    header = OFFSET_RE.sub(b"PORTENV_EMBEDDED_OFFSET=%010d" % len(header), header)
+    assert len(header) % 512 == 0
+    return header + archive
+
+
+# --------------------------------------------------------------------------- shells
+
+
+@dataclass(frozen=True)
+class Shell:
+    name: str
+    argv: tuple[str, ...]
+    path: str
+
+
+@dataclass(frozen=True)
+class Result:
+    code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def first(self) -> str:
+        lines = self.stderr.splitlines()
+        return lines[0] if lines else ""
+
+    @property
+    def last(self) -> str:
+        lines = self.stderr.splitlines()
+        return lines[-1] if lines else ""
+
+
+@dataclass
+class Unpacker:
+    shell: Shell
+    shape: str
+    tmp: Path
+
+    def write(self, archive: bytes, name: str = "env") -> Path:
+        """Write the archive in this shape (env.tar or env.sh); return its path."""
+        if self.shape == "sh":
+            path = self.tmp / f"{name}.sh"
+            path.write_bytes(build_sh(archive))
+        else:
+            path = self.tmp / f"{name}.tar"
+            path.write_bytes(archive)
+        return path
+
+    def argv(self, file: Path) -> list[str]:
+        """The command that unpacks `file`: `sh env.sh` or `sh portenv-unpack env.tar`."""
+        if self.shape == "sh":
+            return [*self.shell.argv, str(file)]
+        return [*self.shell.argv, str(SCRIPT), str(file)]
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return {**os.environ, "PATH": self.shell.path, **extra}
+
+    def run(self, file: Path, *args: str, cwd: Path | None = None) -> Result:
+        proc = subprocess.run(
+            [*self.argv(file), *args],
+            capture_output=True,
+            text=True,
+            env=self.env(),
+            cwd=cwd or self.tmp,
+            timeout=120,
+            check=False,
+        )
+        return Result(proc.returncode, proc.stdout, proc.stderr)
+
+    def unpack(self, archive: bytes, *args: str, cwd: Path | None = None) -> Result:
+        return self.run(self.write(archive), *args, cwd=cwd)
+
+
+def tree(root: Path) -> dict[str, str]:
+    """Everything under root: relative path -> content, link target or 'dir'."""
+    found: dict[str, str] = {}
+    if not root.exists():
+        return found
+    for path in sorted(root.rglob("*")):
+        rel = str(path.relative_to(root))
+        if path.is_symlink():
+            found[rel] = "-> " + os.readlink(path)
+        elif path.is_dir():
+            found[rel] = "dir"
+        else:
+            found[rel] = path.read_bytes().decode("latin-1")
+    return found
+
+
+def dead_pid() -> int:
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
+def assert_relocated(dest: Path, data: bytes = b"hello\n") -> None:
+    assert (dest / ".portenv" / "relocated-to").read_text() == str(dest)
+    assert ".portenv-tmp.env." in (dest / ".portenv" / "relocated-in").read_text()
+    assert (dest / "share" / "data.txt").read_bytes() == data
+    assert os.readlink(dest / "bin" / "python3") == "python"
+    assert (dest / "share" / "empty").is_dir()
+    assert os.access(dest / "bin" / "python", os.X_OK)
