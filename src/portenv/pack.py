@@ -115,7 +115,9 @@ def _plan_python(request: PythonRequest, base: BaseInterpreter) -> Plan:
         msg = f"a local interpreter runs on {subdir} only, not {request.platform}"
         raise InputError(msg, hint="pack on a machine of the target's platform, or drop -p")
     version = (base.version[0], base.version[1])
-    pypi = resolve_requirements(request.requirements, version, subdir)
+    pypi = resolve_requirements(
+        request.requirements, base.version, subdir, interpreter=base.executable
+    )
     decided = tuple(
         decide(p, python_version=version, subdir=subdir, host_subdir=subdir, skip=request.skip_pypi)
         for p in pypi
