@@ -113,7 +113,8 @@ def python_source(function: Callable[..., None]) -> Callable[..., None]:
         "python_project",
         type=click.Path(path_type=Path),
         default=None,
-        help="With --python: a Python project (pyproject.toml, or its pylock.toml).",
+        help="With --python: a Python project (pyproject.toml, or its pylock.toml or "
+        "uv.lock, taken as locked).",
     )(function)
     function = click.option(
         "-r",
@@ -128,7 +129,8 @@ def python_source(function: Callable[..., None]) -> Callable[..., None]:
         "python",
         type=click.Path(path_type=Path),
         default=None,
-        help="Pack this CPython installation (no conda) instead of a pixi project "
+        help="Pack this CPython installation (no conda) instead of a pixi project: an "
+        "interpreter, or a python-build-standalone archive (.tar.gz, .tar.zst) "
         "(default with -r/--project: the interpreter running portenv).",
     )(function)
 
