@@ -1,7 +1,9 @@
 """The conda-free source: a local CPython + PyPI requirements, packed and run on bare targets.
 
 Requirements come from a requirements file, or from a project's uv.lock made at test time
-against the real index (taken as locked, not re-resolved).
+against the real index (taken as locked, not re-resolved). The interpreter is a pyenv build,
+or a python-build-standalone install_only archive: a STAND-IN of PBS's shape made from a pyenv
+build (tests/support/standalone.py), since real PBS archives are on GitHub only.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from tests.e2e.test_core import OUTSIDE_LIBS, assert_only_under
 from tests.support.pypilock import make_wheel
 from tests.support.pyrelocate import installed_pythons
 from tests.support.rootfs import RootfsResult, run_in_rootfs
+from tests.support.standalone import install_only_archive
 
 pytestmark = pytest.mark.e2e
 
@@ -193,3 +196,44 @@ def test_old_glibc_is_refused_before_writing(python_archives: Path, bullseye_roo
     first = result.stderr.splitlines()[0]
     assert first.startswith("error: ") and "glibc" in first and "2.31" in first
     assert result.changed == []
+
+
+@pytest.fixture(scope="module")
+def standalone_archive_env(package_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """app-pbs.sh: --python cpython-3.12.X+standin-...-install_only.tar.gz -r requirements."""
+    archive = install_only_archive("3.12")
+    dist = dist_folder(tmp_path_factory, "standalone")
+    requirements = dist / "requirements.txt"
+    requirements.write_text("idna\ncertifi\ncharset-normalizer\n")
+    portenv(
+        "pack",
+        "--python",
+        archive,
+        "-r",
+        requirements,
+        "-o",
+        dist / "app-pbs.sh",
+        "--use-cache",
+        package_cache,
+    )
+    return dist
+
+
+def test_a_standalone_archive_packs_and_relocates(
+    standalone_archive_env: Path, busybox_root: Path
+) -> None:
+    """The archive's own site-packages (PBS ships pip there) stays out; the rest as above."""
+    probe = "/opt/probe/env/lib/python3.12/site-packages"
+    lines = [
+        "sh /dist/app-pbs.sh -o /opt/probe > /dev/null",
+        f"ls {probe} | grep -v -e idna -e certifi -e charset -e normalizer -e portenv && exit 9",
+        f"test -d {probe}/idna && echo 'only the requirements in site-packages'",
+        "rm -rf /opt/probe",
+        *unpack_move_relocate("app-pbs.sh"),
+    ]
+    script = "set -e\n" + "\n".join(lines)
+    result = run_in_rootfs(
+        busybox_root, ["/bin/sh", "-c", script], binds=[(standalone_archive_env, "/dist")]
+    )
+    assert "only the requirements in site-packages" in result.stdout, result.stdout
+    assert_ran_moved_and_relocated(result, "3.12")
