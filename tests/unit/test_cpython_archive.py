@@ -146,3 +146,19 @@ def test_not_an_archive(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="python archive not found"):
         standalone_python(tmp_path / "missing.tar.gz", tmp_path / "out2")
     shutil.rmtree(tmp_path / "out", ignore_errors=True)
+
+
+def test_the_cli_takes_a_bare_archive_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--python ./x.tar.gz` is a file, not a command to look up on PATH; nothing is written."""
+    from portenv.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "requirements.txt").write_text("idna\n")
+    argv = ["pack", "--python", "./cpython-3.12.1-install_only.tar.gz", "-r", "requirements.txt"]
+    assert main([*argv, "-o", "app.sh", "--use-cache", str(tmp_path / "cache")]) == 1
+    assert capsys.readouterr().err.startswith(
+        "error: python archive not found: cpython-3.12.1-install_only.tar.gz\n"
+    )
+    assert not (tmp_path / "app.sh").exists()

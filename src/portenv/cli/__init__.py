@@ -157,8 +157,10 @@ def _source(
 
 
 def _interpreter(python: Path) -> Path:
-    """A path, or a command name found on PATH (``--python python3``)."""
-    if python.exists() or "/" in str(python):
+    """A path, an archive, or a command name found on PATH (``--python python3``)."""
+    from portenv.stage.cpython_archive import ARCHIVE_SUFFIXES
+
+    if python.exists() or "/" in str(python) or python.name.endswith(ARCHIVE_SUFFIXES):
         return python
     found = shutil.which(str(python))
     if found is None:
