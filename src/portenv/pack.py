@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import shutil
 import tempfile
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -32,6 +33,7 @@ from portenv.source.requirements import RequirementsInput, resolve_requirements
 from portenv.stage import prefix_capacity, stage
 from portenv.stage.build import build_wheel
 from portenv.stage.cpython import BaseInterpreter, inspect_interpreter, stage_portable_python
+from portenv.stage.cpython_archive import extracted_standalone, is_python_archive
 from portenv.stage.wheels import FetchedWheel, install_wheels
 from portenv.write import (
     WrittenArchive,
@@ -77,6 +79,7 @@ class PythonRequest:
     """The conda-free source: a local CPython installation plus PyPI requirements."""
 
     python: Path
+    """An interpreter, or a python-build-standalone archive (.tar.gz, .tar.zst)."""
     requirements: RequirementsInput = field(default_factory=RequirementsInput)
     platform: str | None = None
     skip_pypi: tuple[str, ...] = ()
@@ -98,7 +101,8 @@ class PackRequest:
 def plan(request: PlanRequest | PythonRequest) -> Plan:
     """List what packing would take, without downloading anything."""
     if isinstance(request, PythonRequest):
-        return _plan_python(request, inspect_interpreter(request.python))
+        with base_interpreter(request.python, default_cache()) as base:
+            return _plan_python(request, base)
     project = PixiProject.from_path(request.project)
     return plan_pixi_project(
         project,
@@ -108,6 +112,16 @@ def plan(request: PlanRequest | PythonRequest) -> Plan:
     )
 
 
+@contextlib.contextmanager
+def base_interpreter(python: Path, cache: Path) -> Iterator[BaseInterpreter]:
+    """The installation ``python`` names; an archive is extracted under the cache meanwhile."""
+    if not is_python_archive(python):
+        yield inspect_interpreter(python)
+        return
+    with extracted_standalone(python, cache / "staging") as executable:
+        yield inspect_interpreter(executable)
+
+
 def _plan_python(request: PythonRequest, base: BaseInterpreter) -> Plan:
     """The plan of a CPython + requirements: the interpreter's own platform, locked PyPI files."""
     subdir = host_subdir()
@@ -115,7 +129,9 @@ def _plan_python(request: PythonRequest, base: BaseInterpreter) -> Plan:
         msg = f"a local interpreter runs on {subdir} only, not {request.platform}"
         raise InputError(msg, hint="pack on a machine of the target's platform, or drop -p")
     version = (base.version[0], base.version[1])
-    pypi = resolve_requirements(request.requirements, version, subdir)
+    pypi = resolve_requirements(
+        request.requirements, base.version, subdir, interpreter=base.executable
+    )
     decided = tuple(
         decide(p, python_version=version, subdir=subdir, host_subdir=subdir, skip=request.skip_pypi)
         for p in pypi
@@ -324,12 +340,24 @@ def pack(request: PackRequest, reporter: Reporter | None = None) -> WrittenArchi
     cache = (request.cache or default_cache()).resolve()
     check_output(request.output, cache)
     check_env_name(request.env_name)
-    base: BaseInterpreter | None = None
-    if isinstance(request.source, PythonRequest):
-        base = inspect_interpreter(request.source.python)
-        the_plan = _plan_python(request.source, base)
-    else:
-        the_plan = plan(request.source)
+    with contextlib.ExitStack() as stack:
+        base: BaseInterpreter | None = None
+        if isinstance(request.source, PythonRequest):
+            base = stack.enter_context(base_interpreter(request.source.python, cache))
+            the_plan = _plan_python(request.source, base)
+        else:
+            the_plan = plan(request.source)
+        return _pack_plan(request, the_plan, base, cache, reporter)
+
+
+def _pack_plan(
+    request: PackRequest,
+    the_plan: Plan,
+    base: BaseInterpreter | None,
+    cache: Path,
+    reporter: Reporter,
+) -> WrittenArchive:
+    """Fetch, stage, seal and write what `the_plan` lists (`base`: the conda-free source's)."""
     _refuse_problems(the_plan, reporter)
     fetched = fetch_conda(
         the_plan.conda, cache, base=the_plan.project_dir, reporter=reporter, jobs=request.jobs

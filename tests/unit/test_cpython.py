@@ -259,12 +259,6 @@ def query(tmp_path: Path, **changes: Any) -> dict[str, Any]:
         pytest.param(
             {"platform": "win32"}, "not a Linux interpreter: {py} is built for win32", id="windows"
         ),
-        pytest.param(
-            {"build_prefix": "/install"},
-            "relocatable python build not supported yet: {prefix} (python-build-standalone, "
-            "as installed by uv, or an already portable copy)",
-            id="python-build-standalone",
-        ),
     ],
 )
 def test_refusals(tmp_path: Path, changes: dict[str, Any], message: str) -> None:
@@ -282,10 +276,24 @@ def test_refuses_conda_python(tmp_path: Path) -> None:
     assert caught.value.hint == "pack it as a pixi project instead"
 
 
-def test_refuses_standalone_marker(tmp_path: Path) -> None:
-    (tmp_path / "PYTHON.json").write_text("{}")
-    with pytest.raises(InputError, match=r"^relocatable python build not supported yet"):
-        check_supported(query(tmp_path), tmp_path / "bin/python", RUNNING.resolve())
+@pytest.mark.parametrize("marker", ["build-prefix", "PYTHON.json"])
+def test_accepts_python_build_standalone(
+    tmp_path: Path, portable: PortableInterpreter, marker: str
+) -> None:
+    """PBS (and uv's pythons) are relocatable already: $ORIGIN rpaths are no refusal then."""
+    info = query(tmp_path)
+    if marker == "PYTHON.json":
+        (tmp_path / "PYTHON.json").write_text("{}")
+    else:
+        info["build_prefix"] = "/install"
+    check_supported(info, tmp_path / "bin/python", portable.executable)
+
+
+def test_refuses_an_already_relocated_copy(tmp_path: Path, portable: PortableInterpreter) -> None:
+    """$ORIGIN rpaths without being PBS: a portable copy (a portenv env), not an installation."""
+    with pytest.raises(InputError, match=r"^already relocated python not supported: ") as caught:
+        check_supported(query(tmp_path), tmp_path / "bin/python", portable.executable)
+    assert caught.value.hint and "PBS" in caught.value.hint
 
 
 def test_refuses_non_elf(tmp_path: Path) -> None:

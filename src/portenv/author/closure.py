@@ -19,6 +19,7 @@ from packaging.version import InvalidVersion, Version
 
 from portenv import _rattler
 from portenv.model import CondaPackage
+from portenv.platforms import marker_environment
 
 __all__ = [
     "Reach",
@@ -30,13 +31,6 @@ __all__ = [
 ]
 
 _NAME = re.compile(r"^\s*(?:[^:\s]+::)?([A-Za-z0-9_.+\-]+)")
-_SYSTEMS = {
-    "linux": ("posix", "Linux", "linux"),
-    "osx": ("posix", "Darwin", "darwin"),
-    "win": ("nt", "Windows", "win32"),
-}
-_MACHINES = {("osx", "arm64"): "arm64", ("win", "64"): "AMD64", ("win", "arm64"): "ARM64"}
-_ARCH = {"64": "x86_64", "aarch64": "aarch64", "ppc64le": "ppc64le", "arm64": "arm64"}
 
 
 @dataclass(frozen=True)
@@ -101,26 +95,6 @@ def conda_unsatisfied(specs: Iterable[str], packages: Sequence[CondaPackage]) ->
             have = ", ".join(f"{p.name} {p.version} {p.build}" for p in candidates)
             problems.append(f"{spec} is not satisfied by the locked {have}")
     return problems
-
-
-def marker_environment(subdir: str, python_version: str) -> dict[str, str]:
-    """PEP 508 marker values for a conda subdir and a full Python version."""
-    family, _, arch = subdir.partition("-")
-    os_name, system, sys_platform = _SYSTEMS.get(family, ("posix", "Linux", "linux"))
-    machine = _MACHINES.get((family, arch), _ARCH.get(arch, arch))
-    return {
-        "implementation_name": "cpython",
-        "implementation_version": python_version,
-        "os_name": os_name,
-        "platform_machine": machine,
-        "platform_python_implementation": "CPython",
-        "platform_release": "",
-        "platform_system": system,
-        "platform_version": "",
-        "python_full_version": python_version,
-        "python_version": ".".join(python_version.split(".")[:2]),
-        "sys_platform": sys_platform,
-    }
 
 
 def _applies(requirement: Requirement, environment: Mapping[str, str], extras: set[str]) -> bool:

@@ -113,7 +113,8 @@ def python_source(function: Callable[..., None]) -> Callable[..., None]:
         "python_project",
         type=click.Path(path_type=Path),
         default=None,
-        help="With --python: a Python project (pyproject.toml, or its pylock.toml).",
+        help="With --python: a Python project (pyproject.toml, or its pylock.toml or "
+        "uv.lock, taken as locked).",
     )(function)
     function = click.option(
         "-r",
@@ -128,7 +129,8 @@ def python_source(function: Callable[..., None]) -> Callable[..., None]:
         "python",
         type=click.Path(path_type=Path),
         default=None,
-        help="Pack this CPython installation (no conda) instead of a pixi project "
+        help="Pack this CPython installation (no conda) instead of a pixi project: an "
+        "interpreter, or a python-build-standalone archive (.tar.gz, .tar.zst) "
         "(default with -r/--project: the interpreter running portenv).",
     )(function)
 
@@ -155,8 +157,10 @@ def _source(
 
 
 def _interpreter(python: Path) -> Path:
-    """A path, or a command name found on PATH (``--python python3``)."""
-    if python.exists() or "/" in str(python):
+    """A path, an archive, or a command name found on PATH (``--python python3``)."""
+    from portenv.stage.cpython_archive import ARCHIVE_SUFFIXES
+
+    if python.exists() or "/" in str(python) or python.name.endswith(ARCHIVE_SUFFIXES):
         return python
     found = shutil.which(str(python))
     if found is None:

@@ -1,31 +1,34 @@
 """Requirements for a plain CPython (conda-free source) resolved into locked PyPI files.
 
 uv resolves for the TARGET (the interpreter's version, the platform's manylinux tags) and
-exports PEP 751 `pylock.toml`, which names every file with its URL and sha256; a project's own
-`pylock.toml` is read as it is. Each package then gets the best-fitting wheel for the target,
-or its sdist to build when none fits. Hashes a requirements file pins (`--hash=sha256:...`)
-must match the file chosen.
+exports PEP 751 `pylock.toml`, which names every file with its URL and sha256. A project's own
+lock is taken as it is, never re-resolved: its `pylock.toml`, or else its `uv.lock` (exported
+to pylock.toml by uv, after checking it still matches pyproject.toml). A lock covers every
+platform and Python, so its entries are chosen by their markers for the target. Each package
+then gets the best-fitting wheel for the target, or its sdist to build when none fits. Hashes a
+requirements file pins (`--hash=sha256:...`) must match the file chosen.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import tomlkit
+from packaging.markers import InvalidMarker, Marker
 from packaging.tags import Tag
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from portenv.errors import InputError, ResolveError
 from portenv.model import PypiPackage
-from portenv.platforms import SUBDIR_ARCH
+from portenv.platforms import SUBDIR_ARCH, marker_environment
 from portenv.source.pypi import ordered_target_tags
+from portenv.source.uvlock import check_requires_python, export_uv_lock, run_uv
 
 __all__ = ["RequirementsInput", "pinned_hashes", "resolve_requirements"]
 
@@ -53,12 +56,6 @@ def pinned_hashes(requirements: Path) -> dict[str, set[str]]:
     return allowed
 
 
-def _uv() -> str:
-    from uv import find_uv_bin
-
-    return str(find_uv_bin())
-
-
 def _uv_platform(subdir: str) -> str:
     return f"{SUBDIR_ARCH[subdir]}-manylinux_2_28"
 
@@ -82,11 +79,10 @@ def _compile(source: RequirementsInput, version: tuple[int, int], subdir: str) -
     """Run uv's resolver for the target and return the pylock.toml text."""
     with tempfile.TemporaryDirectory(prefix="portenv-resolve-") as scratch:
         out = Path(scratch) / "pylock.toml"
-        argv = [_uv(), "pip", "compile", "--quiet", "--no-config", "--format", "pylock.toml"]
+        argv = ["pip", "compile", "--quiet", "--no-config", "--format", "pylock.toml"]
         argv += ["--python-version", f"{version[0]}.{version[1]}"]
         argv += ["--python-platform", _uv_platform(subdir), "-o", str(out), *_inputs(source)]
-        env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never"}
-        done = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
+        done = run_uv(argv)
         if done.returncode != 0:
             explanation = done.stderr.strip() or "uv failed without a message"
             msg = f"cannot resolve the requirements for Python {version[0]}.{version[1]}:\n"
@@ -132,17 +128,68 @@ def _check_pins(packages: Sequence[PypiPackage], source: RequirementsInput) -> N
             raise InputError(msg, hint="add that hash to the requirements file, or re-pin")
 
 
+def _locked(
+    source: RequirementsInput, version: Sequence[int], interpreter: Path | None
+) -> tuple[str, str] | None:
+    """The project's own lock as pylock.toml text, and its name; None when it has none."""
+    if source.project is None or source.requirement_files:
+        return None
+    pylock, uv_lock = source.project / "pylock.toml", source.project / "uv.lock"
+    if pylock.is_file():
+        return pylock.read_text(encoding="utf-8"), str(pylock)
+    if uv_lock.is_file():
+        _inputs(source)  # the same refusal as without a lock when pyproject.toml is missing
+        return export_uv_lock(source.project, version, interpreter), str(uv_lock)
+    return None
+
+
+def _for_target(
+    entries: Sequence[dict[str, Any]], environment: Mapping[str, str], where: str, groups: Any
+) -> list[dict[str, Any]]:
+    """The entries whose marker holds on the target; one version per package."""
+    context: dict[str, str | AbstractSet[str]] = {**environment, "extras": frozenset()}
+    context["dependency_groups"] = frozenset(groups or ())
+    chosen: dict[str, dict[str, Any]] = {}
+    for entry in entries:
+        marker = entry.get("marker")
+        try:
+            if marker and not Marker(str(marker)).evaluate(context, context="lock_file"):
+                continue
+        except InvalidMarker as exc:
+            msg = f"{where}: invalid marker for {entry.get('name')}: {marker!r}"
+            raise InputError(msg, hint="fix or regenerate the lock file") from exc
+        name = canonicalize_name(str(entry["name"]))
+        if name in chosen:
+            versions = f"{chosen[name].get('version')} and {entry.get('version')}"
+            msg = f"{where} has two versions of {entry['name']} for the target: {versions}"
+            raise ResolveError(msg, hint="regenerate the lock file")
+        chosen[name] = entry
+    return list(chosen.values())
+
+
 def resolve_requirements(
-    source: RequirementsInput, python_version: tuple[int, int], subdir: str
+    source: RequirementsInput,
+    python_version: Sequence[int],
+    subdir: str,
+    *,
+    interpreter: Path | None = None,
 ) -> tuple[PypiPackage, ...]:
-    """The locked PyPI files for the target, from a project's pylock.toml or from uv."""
-    project_lock = source.project / "pylock.toml" if source.project else None
-    if project_lock is not None and project_lock.is_file() and not source.requirement_files:
-        text = project_lock.read_text(encoding="utf-8")
-    else:
-        text = _compile(source, python_version, subdir)
-    order = {tag: i for i, tag in enumerate(ordered_target_tags(python_version, subdir))}
-    entries = tomlkit.parse(text).unwrap().get("packages", [])
+    """The locked PyPI files for the target, from the project's lock or resolved by uv.
+
+    ``python_version`` is the interpreter's full version (markers may test
+    python_full_version); ``interpreter`` is its path, for uv to check a uv.lock with.
+    """
+    version = (python_version[0], python_version[1])
+    locked = _locked(source, python_version, interpreter)
+    text, where = locked if locked is not None else (_compile(source, version, subdir), "uv")
+    document = tomlkit.parse(text).unwrap()
+    if locked is not None:
+        check_requires_python(document.get("requires-python"), python_version, where)
+    environment = marker_environment(subdir, ".".join(map(str, python_version)))
+    entries = _for_target(
+        document.get("packages", []), environment, where, document.get("default-groups")
+    )
+    order = {tag: i for i, tag in enumerate(ordered_target_tags(version, subdir))}
     packages = tuple(sorted((_package(e, order) for e in entries), key=lambda p: p.name))
     _check_pins(packages, source)
     return packages

@@ -13,7 +13,13 @@ from typing import Any
 from portenv.errors import InputError
 from portenv.stage.cpython_closure import read_elf
 
-__all__ = ["MIN_VERSION", "BaseInterpreter", "check_supported", "inspect_interpreter"]
+__all__ = [
+    "MIN_VERSION",
+    "BaseInterpreter",
+    "check_supported",
+    "inspect_interpreter",
+    "is_standalone_build",
+]
 
 MIN_VERSION = (3, 8)
 _FROM_SOURCE = "use a CPython built from source (pyenv, ./configure && make install)"
@@ -79,8 +85,10 @@ def inspect_interpreter(python: Path) -> BaseInterpreter:
     """Run ``python`` to find its base installation; refuse what cannot be made portable.
 
     A venv's interpreter resolves to its base installation. Raises InputError for PyPy,
-    Python < 3.8, non-Linux builds, statically linked executables, conda pythons and
-    python-build-standalone (incl. uv-managed) interpreters.
+    Python < 3.8, non-Linux builds, statically linked executables, conda pythons and copies
+    that are already relocatable without being python-build-standalone (PBS) builds. A PBS
+    build (incl. uv-managed pythons) is accepted: it is relocatable already, and is copied,
+    checked and bundled like any other installation.
     """
     info = _query(python)
     executable = _base_executable(info)
@@ -157,12 +165,12 @@ def check_supported(info: dict[str, Any], python: Path, executable: Path) -> Non
         msg = f"conda python not supported by --python: {prefix} is a conda environment"
         raise InputError(msg, hint="pack it as a pixi project instead")
     _check_executable(executable)
-    if _is_standalone_build(info, executable):
+    if _is_relocated_copy(executable) and not is_standalone_build(info):
         msg = (
-            f"relocatable python build not supported yet: {prefix} "
-            "(python-build-standalone, as installed by uv, or an already portable copy)"
+            f"already relocated python not supported: {prefix} has $ORIGIN-relative library "
+            "paths but is no python-build-standalone build (a portable copy, e.g. a portenv env)"
         )
-        raise InputError(msg, hint=_FROM_SOURCE + " or your distribution's python3")
+        raise InputError(msg, hint=_FROM_SOURCE + ", your distribution's python3 or a PBS build")
 
 
 def _check_executable(executable: Path) -> None:
@@ -179,10 +187,13 @@ def _check_executable(executable: Path) -> None:
         raise InputError(msg, hint=f"pass a CPython for {platform.machine()}")
 
 
-def _is_standalone_build(info: dict[str, Any], executable: Path) -> bool:
-    """python-build-standalone (and uv, which installs it) is built in /install, relocatable."""
-    prefix = Path(info["base_prefix"])
+def _is_relocated_copy(executable: Path) -> bool:
     elf = read_elf(executable)
-    relative = elf is not None and any("$ORIGIN" in p for p in (*elf.rpath, *elf.runpath))
+    return elf is not None and any("$ORIGIN" in p for p in (*elf.rpath, *elf.runpath))
+
+
+def is_standalone_build(info: dict[str, Any]) -> bool:
+    """python-build-standalone (which uv installs) is configured with --prefix=/install."""
+    prefix = Path(info["base_prefix"])
     markers = (prefix / "PYTHON.json", prefix.parent / "PYTHON.json")
-    return info["build_prefix"] == "/install" or relative or any(m.is_file() for m in markers)
+    return info["build_prefix"] == "/install" or any(m.is_file() for m in markers)
