@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import click
@@ -45,13 +46,23 @@ def init_cmd(
     sys.stderr.write(f"created {result.manifest}\n")
 
 
+def edit_options(command: Callable[..., None]) -> Callable[..., None]:
+    """The options `add` and `remove` share: which project, which kind, where, which feature."""
+    for option in (cache_opt, feature_opt, platform_opt, pypi_opt, project_opt):
+        command = option(command)
+    return command
+
+
+def report_edit(verb: str, lines: Sequence[str], lock: Path, lock_changed: bool) -> None:
+    """One line per changed dependency, then what happened to the lock."""
+    for line in lines:
+        sys.stderr.write(f"{verb} {line}\n")
+    sys.stderr.write(f"{'updated' if lock_changed else 'kept'} {lock}\n")
+
+
 @click.command("add")
 @click.argument("specs", nargs=-1, required=True)
-@project_opt
-@pypi_opt
-@platform_opt
-@feature_opt
-@cache_opt
+@edit_options
 def add_cmd(
     specs: tuple[str, ...],
     project: Path,
@@ -64,18 +75,12 @@ def add_cmd(
     from portenv.author import AddRequest, add
 
     result = add(AddRequest(project, specs, pypi, platforms, feature, cache))
-    for line in result.added:
-        sys.stderr.write(f"added {line}\n")
-    sys.stderr.write(f"{'updated' if result.lock_changed else 'kept'} {result.lock}\n")
+    report_edit("added", result.added, result.lock, result.lock_changed)
 
 
 @click.command("remove")
 @click.argument("names", nargs=-1, required=True)
-@project_opt
-@pypi_opt
-@platform_opt
-@feature_opt
-@cache_opt
+@edit_options
 def remove_cmd(
     names: tuple[str, ...],
     project: Path,
@@ -88,9 +93,7 @@ def remove_cmd(
     from portenv.author import RemoveRequest, remove
 
     result = remove(RemoveRequest(project, names, pypi, platforms, feature, cache))
-    for line in result.removed:
-        sys.stderr.write(f"removed {line}\n")
-    sys.stderr.write(f"{'updated' if result.lock_changed else 'kept'} {result.lock}\n")
+    report_edit("removed", result.removed, result.lock, result.lock_changed)
 
 
 @click.command("lock")
