@@ -39,6 +39,7 @@ from portenv.unpack._host import HostFacts, version_at_least
 from portenv.unpack._pixipack import activation_script, check_platform
 from portenv.write.container import render_unpacker, write_container, write_self_extracting
 from portenv.write.payload import write_payload
+from tests.support.hardening import record
 
 MACHINE = platform.machine()
 OTHER_ARCH = "aarch64" if MACHINE != "aarch64" else "x86_64"
@@ -338,14 +339,19 @@ HOSTILE = [
 ]
 
 
+@pytest.mark.hardening
 @pytest.mark.parametrize(("members", "text"), HOSTILE)
 def test_hostile_payload_is_refused_and_nothing_written(
-    tmp_path: Path, members: Members, text: str
+    request: pytest.FixtureRequest, tmp_path: Path, members: Members, text: str
 ) -> None:
     payload, files = hostile(*members(tmp_path))
     path = write_archive(tmp_path / "env.tar", payload, files)
     refused(UnpackRequest(path, tmp_path / "out" / "x"), InputError, tmp_path, text)
     assert not (tmp_path / "evil").exists()
+    case = request.node.callspec.id
+    record(
+        "hostile archive", f"{case} (portenv unpack, env.tar payload)", "refused", outside_writes=0
+    )
 
 
 def test_manifest_naming_a_file_outside_is_refused(tmp_path: Path) -> None:
@@ -452,6 +458,49 @@ def test_pixi_pack_tar_is_extracted_with_checks(tmp_path: Path) -> None:
         archive.addfile(_link("channel/evil", "/etc"))
     with pytest.raises(InputError, match="symlink, which this format never has"):
         open_pixi_pack(tar, tmp_path / "scratch2")
+
+
+PIXI_PACK_HOSTILE = [
+    pytest.param(lambda t: [_member("../evil")], "climbs out", id="dotdot"),
+    pytest.param(lambda t: [_member(str(t / "evil"))], "absolute path", id="absolute"),
+    pytest.param(lambda t: [_link("channel/l", "../..")], "symlink", id="symlink"),
+    pytest.param(
+        lambda t: [_member("channel/h", tarfile.LNKTYPE, linkname="pixi-pack.json")],
+        "hard link",
+        id="hardlink",
+    ),
+    pytest.param(lambda t: [_member("channel/fifo", tarfile.FIFOTYPE)], "FIFO", id="fifo"),
+    pytest.param(
+        lambda t: [_member("channel/null", tarfile.CHRTYPE, devmajor=1, devminor=3)],
+        "device",
+        id="device",
+    ),
+    pytest.param(lambda t: [_member("channel/x", mode=0o4755)], "setuid", id="setuid"),
+    pytest.param(lambda t: [_member("pixi-pack.json")], "twice", id="duplicate"),
+]
+
+
+@pytest.mark.hardening
+@pytest.mark.parametrize(("members", "text"), PIXI_PACK_HOSTILE)
+def test_hostile_pixi_pack_tar_is_refused(
+    request: pytest.FixtureRequest, tmp_path: Path, members: Members, text: str
+) -> None:
+    root = pixi_pack(tmp_path / "pack")
+    tar = tmp_path / "environment.tar"
+    with tarfile.open(tar, "w", format=tarfile.GNU_FORMAT) as archive:
+        for path in sorted(root.rglob("*")):
+            archive.add(path, path.relative_to(root).as_posix(), recursive=False)
+        for info in members(tmp_path):
+            data = b"evil" if info.isreg() else b""
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    error = refused(UnpackRequest(tar, tmp_path / "out"), InputError, tmp_path, text)
+    assert str(error).startswith("pixi-pack archive environment.tar holds "), str(error)
+    assert not (tmp_path / "evil").exists()
+    case = request.node.callspec.id
+    record(
+        "hostile archive", f"{case} (portenv unpack, pixi-pack tar)", "refused", outside_writes=0
+    )
 
 
 def test_md5_is_used_when_the_record_has_no_sha256(tmp_path: Path) -> None:
