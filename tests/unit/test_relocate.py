@@ -176,3 +176,34 @@ def test_main_reports_one_error_line(tmp_path: Path, capsys: pytest.CaptureFixtu
     err = capsys.readouterr().err
     assert err.startswith("error: relocation failed: destination holds characters")
     assert (root / "t").read_text() == "/ok/env\n"
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["--to", "/a b"], ("/a b", False)),
+        (["--to=/x", "--quiet"], ("/x", True)),
+        (["--quiet"], (None, True)),
+        ([], (None, False)),
+    ],
+)
+def test_options_are_parsed(argv: list[str], expected: tuple[str | None, bool]) -> None:
+    assert engine._parse(argv) == expected
+
+
+@pytest.mark.parametrize("argv", [["--to"], ["--frobnicate"], ["/path"]])
+def test_bad_options_are_usage_errors(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert engine.main(argv) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("usage: portenv-relocate") and err[1].startswith("error: ")
+
+
+def test_engine_start_imports_only_what_it_needs() -> None:
+    """Every unpack runs the engine once: heavy modules would cost each of them."""
+    code = f"import runpy, sys; runpy.run_path({engine.__file__!r}); print(*sorted(sys.modules))"
+    done = subprocess.run(
+        [sys.executable, "-E", "-s", "-S", "-c", code], capture_output=True, text=True, check=True
+    )
+    loaded = set(done.stdout.split())
+    assert "json" in loaded  # the manifest's format: proves the engine was loaded
+    assert not loaded & {"argparse", "tempfile", "shutil", "random", "gettext"}, loaded

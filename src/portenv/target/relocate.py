@@ -11,12 +11,12 @@ a mapped shared library is never written in place.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import re
 import sys
-import tempfile
+
+# Every unpack starts this file with a fresh interpreter: it imports what it needs and no more
+# (argparse, re and tempfile cost more than the relocation of most environments).
 
 __all__ = ["RelocationError", "check_destination", "main", "relocate", "rewrite_text"]
 
@@ -24,7 +24,12 @@ FORMAT = 1
 SHEBANG_MAX = 127
 """The shortest kernel limit on a `#!` line still in use; longer lines get a trampoline."""
 FORBIDDEN = '\n"$`\\'
-_PYTHON_NAME = re.compile(rb"python[0-9.]*$")
+USAGE = "usage: portenv-relocate [--to PREFIX] [--quiet]"
+
+
+def _is_python(interpreter: bytes) -> bool:
+    """Whether a path's last component is python, python3, python3.12..."""
+    return interpreter.rstrip(b"0123456789.").endswith(b"python")
 
 
 class RelocationError(Exception):
@@ -52,9 +57,9 @@ def check_destination(prefix: str, prefix_max: int) -> None:
 def _trampoline(first_line: bytes) -> bytes | None:
     """A `/bin/sh` first line for a python script whose `#!` line the kernel cannot take."""
     interpreter = first_line[2:].strip()
-    if b" " in interpreter and not _PYTHON_NAME.search(interpreter):
+    if b" " in interpreter and not _is_python(interpreter):
         interpreter = interpreter.split(b" ", 1)[0]
-    if not _PYTHON_NAME.search(interpreter):
+    if not _is_python(interpreter):
         return None
     return b"#!/bin/sh\n'''exec' \"" + interpreter + b'" "$0" "$@"\n' + b"' '''"
 
@@ -90,7 +95,7 @@ def rewrite_region(segment: bytes, old: bytes, new: bytes, where: str) -> bytes:
 def _replace_file(path: str, content: bytes) -> None:
     """Write `content` to a new file beside `path` and rename it over `path`, keeping the mode."""
     mode = os.stat(path).st_mode & 0o7777
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".portenv-reloc-")
+    fd, tmp = _new_file_beside(path)
     try:
         with os.fdopen(fd, "wb") as stream:
             stream.write(content)
@@ -100,6 +105,38 @@ def _replace_file(path: str, content: bytes) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def _new_file_beside(path: str) -> tuple[int, str]:
+    """Create a new, private file in `path`'s folder that did not exist before."""
+    folder = os.path.dirname(path)
+    for attempt in range(1000):
+        tmp = os.path.join(folder, f".portenv-reloc-{os.getpid()}-{attempt}")
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), tmp
+        except FileExistsError:
+            continue
+    msg = f"cannot create a new file in {folder}"
+    raise OSError(msg)
+
+
+def _parse(argv: list[str]) -> tuple[str | None, bool]:
+    """The `--to PREFIX` and `--quiet` options; ValueError names what is wrong."""
+    target: str | None = None
+    quiet = False
+    args = list(argv)
+    while args:
+        arg = args.pop(0)
+        if arg == "--quiet":
+            quiet = True
+        elif arg == "--to" and args:
+            target = args.pop(0)
+        elif arg.startswith("--to="):
+            target = arg[len("--to=") :]
+        else:
+            msg = f"unexpected argument {arg!r}" if arg != "--to" else "--to needs a path"
+            raise ValueError(msg)
+    return target, quiet
 
 
 def _new_binary(path: str, regions: list[list[int]], old: bytes, new: bytes) -> bytes:
@@ -152,19 +189,24 @@ def relocate(root: str, prefix: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """`relocate.py --to PREFIX`: relocate the env this file belongs to."""
-    parser = argparse.ArgumentParser(prog="portenv-relocate", description=__doc__.splitlines()[0])
-    parser.add_argument("--to", help="the path the env will live at (default: where it is now)")
-    parser.add_argument("--quiet", action="store_true")
-    args = parser.parse_args(argv)
+    args = sys.argv[1:] if argv is None else argv
+    if "-h" in args or "--help" in args:
+        print(f"{USAGE}\n\n{__doc__.splitlines()[0]}")
+        return 0
+    try:
+        to, quiet = _parse(args)
+    except ValueError as exc:
+        print(f"{USAGE}\nerror: {exc}", file=sys.stderr)
+        return 2
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    target = args.to or os.path.realpath(root)
+    target = to or os.path.realpath(root)
     try:
         count = relocate(root, target)
     except (RelocationError, OSError, ValueError, KeyError) as exc:
         print(f"error: relocation failed: {exc}", file=sys.stderr)
         print("  hint: choose a shorter or plainer destination path", file=sys.stderr)
         return 1
-    if not args.quiet:
+    if not quiet:
         print(f"portenv: relocated {count} files to {target}", file=sys.stderr)
     return 0
 
