@@ -3,6 +3,9 @@
 Kinds of target
   busybox_rootfs()          glibc (host's Debian libc6) + busybox-static only, ~15 MB. Strict:
                             no python, no libssl/libz/libffi, not even libgcc_s; no ld.so.cache.
+  busybox_rootfs("aarch64") the same of Debian arm64 (libc6 + busybox-static of that arch, via
+                            tests/support/debarch.py), ~20 MB; its programs run through qemu-user
+                            (binfmt_misc, registered by the fixture). Key: the .deb file names.
   debian_rootfs("trixie")   debootstrap --variant=minbase, glibc 2.41, ~215 MB. Has libssl,
                             libsqlite3, libz... so it HIDES missing-library bugs.
   debian_rootfs("bullseye") same, glibc 2.31: the "glibc too old" target.
