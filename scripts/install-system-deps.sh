@@ -9,6 +9,9 @@
 #   dash                 host-side tests under dash (Debian's /bin/sh)
 #   shellcheck           lint of the target shell scripts (tests/unit/test_unpack_sh.py)
 #   gcc                  compiles the C packages of the local test channel
+#   gcc-aarch64-linux-gnu, libc6-dev-arm64-cross
+#                        cross-compile them for the linux-aarch64 test channel
+#   qemu-user-static     runs arm64 programs (the aarch64 env in an arm64 rootfs) via binfmt_misc
 #   util-linux, mount    unshare(1) and mount(8) for the per-test overlay sandbox
 #   tar, coreutils       rootfs cache tarballs, `env -i` inside the sandbox
 #
@@ -16,7 +19,7 @@
 # Needs root (uses sudo when run as another user and sudo exists).
 set -eu
 
-PKGS="debootstrap debian-archive-keyring gpgv wget dpkg apt busybox-static dash shellcheck gcc util-linux mount tar coreutils"
+PKGS="debootstrap debian-archive-keyring gpgv wget dpkg apt busybox-static dash shellcheck gcc gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static util-linux mount tar coreutils"
 
 missing=""
 for pkg in $PKGS; do

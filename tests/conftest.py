@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.channel import build_local_channel, write_project
+from tests.support.crosschannel import build_cross_channel, cross_python_spec
 from tests.support.rootfs import busybox_rootfs, debian_rootfs
 
 CORE_SPECS = ["python 3.12.*", "greet", "libbar", "hello-py"]
@@ -63,6 +64,40 @@ def core_archives(core_project: Path, package_cache: Path) -> Archives:
         portenv("pack", core_project, "-o", dist / name, "--use-cache", package_cache)
     portenv("unpacker", "-o", dist / "portenv-unpack")
     return Archives(dist, dist / "env.sh", dist / "env.tar", dist / "portenv-unpack")
+
+
+@pytest.fixture(scope="session")
+def cross_channel() -> Path:
+    """The same recipes for linux-aarch64: cross-compiled C, Debian's arm64 CPython."""
+    return build_cross_channel("aarch64")
+
+
+@pytest.fixture(scope="session")
+def cross_project(cross_channel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The core project's packages, locked for linux-aarch64 only."""
+    specs = [cross_python_spec(), *CORE_SPECS[1:]]
+    folder = tmp_path_factory.mktemp("cross") / "project"
+    return write_project(folder, cross_channel, specs, platform="linux-aarch64")
+
+
+@pytest.fixture(scope="session")
+def cross_archives(cross_project: Path, package_cache: Path) -> Archives:
+    """The aarch64 project packed on this machine, both ways."""
+    dist = cross_project.parent / "dist"
+    dist.mkdir()
+    for name in ("env.sh", "env.tar"):
+        out = dist / name
+        portenv(
+            "pack", cross_project, "-p", "linux-aarch64", "-o", out, "--use-cache", package_cache
+        )
+    portenv("unpacker", "-o", dist / "portenv-unpack")
+    return Archives(dist, dist / "env.sh", dist / "env.tar", dist / "portenv-unpack")
+
+
+@pytest.fixture(scope="session")
+def arm64_root() -> Path:
+    """glibc + busybox of Debian arm64, run through qemu: an aarch64 target on this machine."""
+    return busybox_rootfs("aarch64")
 
 
 @pytest.fixture(scope="session")

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import rattler
+import rattler.package_streaming
 from packaging.utils import canonicalize_name
 from rattler.package import PathsJson
 
@@ -35,6 +38,7 @@ __all__ = [
     "package_placeholders",
     "parse_spec",
     "read_lock",
+    "read_package_file",
     "repodata_packages",
     "rewrite_lock",
     "solve",
@@ -137,6 +141,32 @@ def package_placeholders(archive: Path) -> list[tuple[str, str, str]]:
             mode = "binary" if placeholder.file_mode.binary else "text"
             found.append((str(entry.relative_path), placeholder.placeholder, mode))
     return found
+
+
+def read_package_file(path: Path) -> CondaPackage:
+    """A local .conda / .tar.bz2 file as a locked package: its index.json, size and hashes.
+
+    Its url is the file itself, so nothing is ever downloaded for it.
+    """
+    data = path.read_bytes()
+    try:
+        with tempfile.TemporaryDirectory(prefix="portenv-inject-") as tmp:
+            rattler.package_streaming.extract(path, Path(tmp))
+            record = rattler.PackageRecord.from_index_json(
+                Path(tmp) / "info" / "index.json",
+                size=len(data),
+                sha256=hashlib.sha256(data).hexdigest(),
+                md5=hashlib.md5(data).hexdigest(),
+            )
+    except Exception as exc:
+        msg = f"not a conda package: {path} ({exc})"
+        raise InputError(
+            msg, hint="give a .conda or .tar.bz2 file built by conda or rattler-build"
+        ) from exc
+    where = path.resolve()
+    return conda_package_of(
+        rattler.RepoDataRecord(record, path.name, where.as_uri(), where.parent.as_uri())
+    )
 
 
 def _local_records(packages: Sequence[FetchedPackage]) -> list[Any]:

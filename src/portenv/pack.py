@@ -28,6 +28,7 @@ from portenv.platforms import host_subdir
 from portenv.reporting import NullReporter, Reporter
 from portenv.seal import seal
 from portenv.source import PixiProject, plan_pixi_project
+from portenv.source.inject import inject
 from portenv.source.pypi import decide, wheel_misfit
 from portenv.source.requirements import RequirementsInput, resolve_requirements
 from portenv.stage import prefix_capacity, stage
@@ -96,6 +97,8 @@ class PackRequest:
     env_name: str = "env"
     level: int = 6
     jobs: int = 8
+    inject: tuple[Path, ...] = ()
+    """Local conda package files added to the environment (pixi-pack format only)."""
 
 
 def plan(request: PlanRequest | PythonRequest) -> Plan:
@@ -258,6 +261,7 @@ def pack_pixi_pack(request: PackRequest, reporter: Reporter | None = None) -> Wr
     check_output(request.output, cache, portenv_format=False)
     the_plan = plan(request.source)
     _refuse_problems(the_plan, reporter)
+    the_plan = inject(the_plan, request.inject)
     for package in the_plan.pypi:
         if package.action == "build":
             msg = f"pixi-pack archives carry wheels only, and {package.name} must be built"
@@ -336,6 +340,9 @@ def pack(request: PackRequest, reporter: Reporter | None = None) -> WrittenArchi
     """Pack one environment of a project into `request.output`."""
     if request.format == "pixi-pack":
         return pack_pixi_pack(request, reporter)
+    if request.inject:
+        msg = "--inject adds packages to pixi-pack archives only"
+        raise InputError(msg, hint="pass --format pixi-pack, or add the package to the project")
     reporter = reporter or NullReporter()
     cache = (request.cache or default_cache()).resolve()
     check_output(request.output, cache)

@@ -81,7 +81,7 @@ def test_conda_meta_names_no_build_machine_path(
             assert "extracted_package_dir" not in text
 
 
-def _readelf_glibc_floor(root: Path) -> str:
+def readelf_glibc_floor(root: Path) -> str:
     """The highest GLIBC_x.y that readelf (binutils) reports for any file: an independent check."""
     best = (0, 0)
     for path in root.rglob("*"):
@@ -99,7 +99,7 @@ def test_meta_records_what_the_target_checks(core_archives: Archives, tmp_path: 
     payload = payload_of(core_archives.tar)
     payload.extractall(tmp_path / "env", filter="data")
     assert meta["format"] == "1" and meta["arch"] == "x86_64" and meta["platform"] == "linux-64"
-    assert meta["glibc_floor"] == _readelf_glibc_floor(tmp_path / "env")
+    assert meta["glibc_floor"] == readelf_glibc_floor(tmp_path / "env")
     assert int(meta["files"]) == len(payload.getmembers())
     files = [p for p in (tmp_path / "env").rglob("*") if p.is_file() and not p.is_symlink()]
     real_kib = sum(p.stat().st_size for p in files) // 1024

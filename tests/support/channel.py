@@ -155,6 +155,7 @@ def _build_into(tmp: Path, base: pyrelocate.BasePython, key: str) -> Path:
         "python_version": base.version,
         "python_stage": str(stage),
         "build_string": f"h{key[:7]}_0",
+        "cc": "gcc",
     }
     out = tmp / "out"
     with _patchelf_on_path():
@@ -220,9 +221,9 @@ def _build_recipe(recipe: Path, out: Path, context: dict[str, str]) -> Path:
     return packages[0]
 
 
-def _collect(packages: list[Path], channel: Path) -> None:
+def _collect(packages: list[Path], channel: Path, subdirs: Sequence[str] = SUBDIRS) -> None:
     """Copy only the package files (no build dirs or logs) into a fresh channel and index it."""
-    for subdir in SUBDIRS:
+    for subdir in subdirs:
         (channel / subdir).mkdir(parents=True)
     for package in packages:
         target = channel / package.parent.name / package.name

@@ -9,6 +9,8 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from portenv.platforms import SUBDIR_ARCH
+
 __all__ = ["PackageFile", "make_conda_package"]
 
 
@@ -64,7 +66,7 @@ def make_conda_package(
         "subdir": subdir,
         "depends": list(depends),
         "platform": None if subdir == "noarch" else subdir.split("-")[0],
-        "arch": None if subdir == "noarch" else "x86_64",
+        "arch": SUBDIR_ARCH.get(subdir),
     }
     target = folder / subdir / f"{name}-{version}-0.tar.bz2"
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -3,6 +3,9 @@
 Kinds of target
   busybox_rootfs()          glibc (host's Debian libc6) + busybox-static only, ~15 MB. Strict:
                             no python, no libssl/libz/libffi, not even libgcc_s; no ld.so.cache.
+  busybox_rootfs("aarch64") the same of Debian arm64 (libc6 + busybox-static of that arch, via
+                            tests/support/debarch.py), ~20 MB; its programs run through qemu-user
+                            (binfmt_misc, registered by the fixture). Key: the .deb file names.
   debian_rootfs("trixie")   debootstrap --variant=minbase, glibc 2.41, ~215 MB. Has libssl,
                             libsqlite3, libz... so it HIDES missing-library bugs.
   debian_rootfs("bullseye") same, glibc 2.31: the "glibc too old" target.
@@ -60,6 +63,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from types import MappingProxyType
+
+from tests.support import debarch
 
 __all__ = [
     "DEFAULT_ENV",
@@ -153,8 +158,19 @@ def cache_root() -> Path:
     return (Path(env) if env else Path.home() / ".cache" / "portenv-tests").absolute()
 
 
-def busybox_rootfs() -> Path:
-    """Path of the cached glibc + busybox tree (build it on first use)."""
+def busybox_rootfs(machine: str | None = None) -> Path:
+    """Path of the cached glibc + busybox tree (build it on first use).
+
+    ``machine`` (``aarch64``) other than this machine's: the tree of that architecture, from
+    Debian's packages for it (``debarch``); its programs run through qemu (registered here).
+    """
+    if machine is not None and machine != platform.machine():
+        debarch.register_qemu(machine)
+        debs = debarch.foreign_debs(machine, ["libc6", "busybox-static"])
+        wanted = (debs.named("libc6"), debs.named("busybox-static"))
+        kind = f"busybox-{debarch.DEBIAN_ARCH[machine]}"
+        build = functools.partial(_build_busybox_from, wanted)
+        return _cached_rootfs(kind, f"{debs.key}-r{RECIPE}", build)
     libc, busybox = _busybox_versions()
     key = f"libc6_{_safe(libc)}-busybox_{_safe(busybox)}-r{RECIPE}"
     return _cached_rootfs("busybox", key, functools.partial(_build_busybox, libc, busybox))
@@ -315,8 +331,13 @@ def _build_busybox(libc: str, busybox: str, dest: Path) -> None:
             what="apt-get download",
             cwd=Path(dl),
         )
-        for deb in sorted(Path(dl).glob("*.deb")):
-            _run(["dpkg-deb", "-x", str(deb), str(dest)], what=f"extracting {deb.name}")
+        _build_busybox_from(sorted(Path(dl).glob("*.deb")), dest)
+
+
+def _build_busybox_from(debs: Sequence[Path], dest: Path) -> None:
+    """Lay out the glibc + busybox tree from the libc6 and busybox-static packages."""
+    for deb in debs:
+        _run(["dpkg-deb", "-x", str(deb), str(dest)], what=f"extracting {deb.name}")
     for sub in (
         "bin",
         "sbin",

@@ -218,6 +218,14 @@ def plan_cmd(
     show_default=True,
     help="portenv (env.sh / env.tar) or pixi-pack (a .tar for pixi-unpack).",
 )
+@click.option(
+    "--inject",
+    "inject",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Add a local conda package file (repeatable, pixi-pack format); its dependencies "
+    "must be satisfied by the lock.",
+)
 @level_opt
 @skip_pypi_opt
 @python_source
@@ -229,6 +237,7 @@ def pack_cmd(
     use_cache: Path | None,
     env_name: str,
     archive_format: str,
+    inject: tuple[Path, ...],
     level: int,
     skip_pypi: tuple[str, ...],
     python: Path | None,
@@ -253,6 +262,7 @@ def pack_cmd(
                 env_name=env_name,
                 format="pixi-pack" if archive_format == "pixi-pack" else "portenv",
                 level=level,
+                inject=inject,
             ),
             reporter,
         )

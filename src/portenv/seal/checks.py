@@ -10,6 +10,7 @@ from portenv.errors import CompatibilityError
 
 __all__ = ["check_machines", "glibc_floor"]
 
+_SHOWN = 3
 _GLIBC_DEP = re.compile(r"^__glibc\s*>=\s*([0-9.]+)")
 
 
@@ -24,12 +25,14 @@ def glibc_floor(elf: ElfFacts, lock_glibc: str | None, depends: Iterable[str]) -
 
 
 def check_machines(elf: ElfFacts, arch: str) -> None:
-    """Refuse a prefix whose binaries are built for another machine than the platform's."""
+    """Refuse a prefix whose binaries are built for another machine than the platform's.
+
+    Only ELF headers are read, so this works the same when packing for another machine.
+    """
     foreign = sorted(path for path, machine in elf.machines.items() if machine != arch)
     if foreign:
-        first = foreign[0]
-        msg = (
-            f"{len(foreign)} ELF files are not {arch} binaries, e.g. {first} "
-            f"({elf.machines[first]})"
-        )
-        raise CompatibilityError(msg, hint="lock packages built for the target platform")
+        shown = ", ".join(f"{path} ({elf.machines[path]})" for path in foreign[:_SHOWN])
+        more = f" and {len(foreign) - _SHOWN} more" if len(foreign) > _SHOWN else ""
+        msg = f"the environment for {arch} holds binaries of another machine: {shown}{more}"
+        hint = "a package ships files for another platform: lock packages built for the target"
+        raise CompatibilityError(msg, hint=hint)

@@ -103,25 +103,33 @@ def make_portable(
     exclude: Sequence[str] = DEFAULT_EXCLUDES,
     headers: bool = True,
     strip: bool = True,
+    resolver: LibraryResolver | None = None,
+    probe: bool = True,
 ) -> PortableInterpreter:
     """Write a relocatable copy of ``base`` into ``dest`` (absent or empty); see module doc.
 
     ``exclude`` globs are relative to lib/python3.X; ``headers`` adds include/, the config
     script and the pkg-config files (needed to build extensions); ``strip`` drops debug info
     where ``strip`` is available. On failure ``dest`` is removed again.
+
+    ``resolver`` finds the libraries (default: as this machine's loader would); with
+    ``probe=False`` the copy is never run, so a ``base`` of another architecture, unpacked
+    into a folder with a resolver over that folder's library directories, works too: its
+    site-packages is then lib/python3.X/site-packages.
     """
     dest = dest.absolute()
     with _rollback(dest):
         copied = copy_interpreter(base, dest, exclude, headers=headers)
         elves = {p: i for p, i in ((p, read_elf(p)) for p in copied) if i is not None}
-        resolver = LibraryResolver.from_environment()
+        resolver = resolver or LibraryResolver.from_environment()
         roots = _roots(base, dest, copied, elves, resolver)
         closure = resolve_closure(roots, resolver, optional=DLOPENED_BY_GLIBC)
         libpython, bundled = _copy_libraries(base, dest, closure, elves, headers=headers)
         stripped = strip and strip_debug(sorted(elves))
         set_rpaths(_rpaths(dest, elves, closure))
         rewritten = _relocate_text(base, dest)
-        site_packages = _probe(dest / "bin" / f"python{base.short_version}", dest, rewritten)
+        python = dest / "bin" / f"python{base.short_version}"
+        site_packages = _probe(python, dest, rewritten) if probe else _site_packages(base, dest)
         facts = scan_elf(dest, [str(p.relative_to(dest)) for p in sorted(elves)])
     return PortableInterpreter(
         prefix=dest,
@@ -254,6 +262,13 @@ def _probe(python: Path, dest: Path, sources: Sequence[Path]) -> Path:
         msg = f"the portable python finds another prefix: {reported['prefix']} (not {dest})"
         raise StageError(msg, hint="this installation layout is not supported")
     site_packages = Path(reported["purelib"])
+    site_packages.mkdir(parents=True, exist_ok=True)
+    return site_packages
+
+
+def _site_packages(base: BaseInterpreter, dest: Path) -> Path:
+    """python.org's purelib, created empty (the copy was not run to ask it)."""
+    site_packages = dest / "lib" / f"python{base.short_version}" / "site-packages"
     site_packages.mkdir(parents=True, exist_ok=True)
     return site_packages
 

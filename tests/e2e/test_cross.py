@@ -1,0 +1,57 @@
+"""An environment packed for linux-aarch64 on this machine runs on an arm64 target.
+
+The target is Debian arm64's glibc + busybox, no network, every program run through qemu-user
+(binfmt_misc): unpack, run python, a C program with a compiled-in prefix and a console
+script, then move it, relocate and run again, with both unpackers.
+"""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Archives
+from tests.e2e.test_core import (
+    assert_only_under,
+    assert_runs_from,
+    expect_ok,
+    run,
+    script,
+    unpack_line,
+)
+from tests.support.rootfs import run_in_rootfs
+
+pytestmark = pytest.mark.e2e
+
+
+def test_the_target_is_an_aarch64_machine(arm64_root: Path) -> None:
+    result = run_in_rootfs(arm64_root, script("uname -m", "ls /lib"))
+    assert expect_ok(result).split() == ["aarch64", "aarch64-linux-gnu", "ld-linux-aarch64.so.1"]
+
+
+@pytest.mark.parametrize("mode", ["self-extracting", "unpacker"])
+def test_unpack_run_move_relocate_on_aarch64(
+    cross_archives: Archives, arm64_root: Path, mode: str
+) -> None:
+    dest = "/srv/deploy/app"
+    moved = "/home/someone/elsewhere/env2"
+    result = run(
+        arm64_root,
+        cross_archives,
+        unpack_line(mode, dest),
+        f"sh /dist/checks.sh {shlex.quote(dest + '/env')}",
+        "mkdir -p /home/someone/elsewhere",
+        f"mv {dest}/env {moved}",
+        f"{moved}/bin/portenv-relocate",
+        f"sh /dist/checks.sh {moved}",
+        f"{moved}/bin/python -c 'import platform; print(\"machine\", platform.machine())'",
+        timeout=600,
+    )
+    out = expect_ok(result)
+    first, second = out.split("imports ok", 2)[1:]
+    assert_runs_from("imports ok" + first, dest + "/env")
+    assert_runs_from("imports ok" + second, moved)
+    assert "machine aarch64" in out
+    assert_only_under(result, [dest, "/home/someone/elsewhere"])
