@@ -72,3 +72,21 @@ def test_imports_flow_forward(path: Path) -> None:
             continue  # the target code is shipped as data by seal and write
         else:
             assert other == own, f"{module} imports {imported} from an unknown stage"
+
+
+def third_party(path: Path) -> set[str]:
+    """The top-level names of what `path` imports from outside portenv."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module.split(".")[0])
+        elif isinstance(node, ast.Import):
+            found.update(alias.name.split(".")[0] for alias in node.names)
+    return found
+
+
+def test_only_the_rattler_package_imports_rattler() -> None:
+    """rattler's objects and errors are translated in one place (portenv._rattler)."""
+    importers = {str(p.relative_to(SRC)) for p in MODULES if "rattler" in third_party(p)}
+    assert importers, "nothing imports rattler: the check itself is broken"
+    assert all(name.startswith("_rattler/") for name in importers), importers
