@@ -135,6 +135,9 @@ def _load_lock(path: Path) -> object:
 def _select_platform(
     platforms: list[_rattler.LockedPlatform], wanted: str | None, env_name: str
 ) -> _rattler.LockedPlatform:
+    if wanted is not None and not wanted.strip():
+        msg = "the platform given with -p is empty"
+        raise InputError(msg, hint="pass a platform of the lock such as linux-64, or leave out -p")
     name = wanted or host_subdir()
     for platform in platforms:
         if platform.name == name:
