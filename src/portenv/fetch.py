@@ -9,12 +9,13 @@ import re
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -295,22 +296,39 @@ def _sha256(path: Path, item: Download) -> str:
     return file_digest(path)
 
 
+class _Stopped(Exception):
+    """Another download failed (or the user interrupted): this one stops at its next chunk."""
+
+
 def fetch_files(
     items: Sequence[Download], cache: Path, *, reporter: Reporter | None = None, jobs: int = 8
 ) -> list[tuple[Path, str]]:
-    """Fetch every file concurrently into `cache`; the first failure aborts the rest."""
+    """Fetch every file concurrently into `cache`; the first failure stops the rest.
+
+    The error raised is the first to happen, not the first in list order, and downloads
+    still running stop at their next chunk (each removes its `.part-` file).
+    """
     reporter = reporter or NullReporter()
     total = sum(i.size or 0 for i in items) or None
     token = reporter.on_task_start(f"fetching {len(items)} files", total)
+    stop = threading.Event()
 
     def advance(amount: int) -> None:
+        if stop.is_set():
+            raise _Stopped
         reporter.on_task_advance(token, amount)
 
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         futures = [pool.submit(fetch_file, item, cache, advance) for item in items]
         try:
+            done, _running = wait(futures, return_when=FIRST_EXCEPTION)
+            for future in done:
+                error = future.exception()
+                if error is not None:
+                    raise error
             results = [f.result() for f in futures]
         except BaseException:
+            stop.set()
             for future in futures:
                 future.cancel()
             raise

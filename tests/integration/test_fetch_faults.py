@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import tarfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +23,13 @@ from portenv._rattler import PypiEntry
 from portenv.cli import main
 from tests.conftest import portenv
 from tests.support.channel import solve
-from tests.support.flaky_server import FlakyServer, flaky_server, refused_url
+from tests.support.flaky_server import (
+    TRICKLE_BYTES,
+    TRICKLE_PAUSE_S,
+    FlakyServer,
+    flaky_server,
+    refused_url,
+)
 from tests.support.hardening import record
 from tests.support.pypilock import make_wheel, write_lock
 
@@ -296,3 +303,29 @@ def _left_behind_ok(served: Served, output: Path) -> None:
     names = sorted(p.name for p in served.out.iterdir())
     assert names == [output.name, output.name + ".sha256"], names
     assert not [p for p in served.cache.rglob(".part-*")]
+
+
+@pytest.mark.usefixtures("quick")
+def test_the_first_failure_stops_the_other_downloads(
+    served: Served, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """greet is gone while python trickles in: the error comes at once, python is not kept."""
+    python, greet = served.file(PYTHON), served.file("linux-64/greet-")
+    served.server.script(python, "trickle")
+    served.server.script(greet, 404)
+    size = (served.server.root / python).stat().st_size
+    whole = size / TRICKLE_BYTES * TRICKLE_PAUSE_S
+    started = time.monotonic()
+    code, lines = _pack(served, capsys)
+    elapsed = time.monotonic() - started
+    assert code == 1
+    _one_error(lines, served.server.url(greet), "HTTP 404 Not Found")
+    assert elapsed < whole / 2, (elapsed, whole)
+    assert not list(served.cache.rglob(Path(python).name)), "the stopped download was kept"
+    _left_behind(served)
+    record(
+        "network",
+        "404 on one file while another downloads",
+        f"refused, exit {code}, the other download stopped",
+        seconds=f"{elapsed:.1f} of {whole:.1f}",
+    )

@@ -3,9 +3,9 @@
 It serves a folder on 127.0.0.1 (a free port). For a path, a test scripts the faults the
 next requests get, one per request, before the file is served as it is: `truncate` (a
 Content-Length larger than the body, then the connection is closed), `stall` (headers,
-then nothing until the server stops), `wrong` (other bytes than the file's), or an HTTP
-status such as 500, 503 or 404. Every request is logged with its time, so a test can
-count attempts and measure the pauses between them.
+then nothing until the server stops), `trickle` (the whole file, slowly), `wrong` (other
+bytes than the file's), or an HTTP status such as 500, 503 or 404. Every request is logged
+with its time, so a test can count attempts and measure the pauses between them.
 """
 
 from __future__ import annotations
@@ -22,6 +22,9 @@ from pathlib import Path
 __all__ = ["FlakyServer", "Hit", "flaky_server", "refused_url"]
 
 Fault = str | int
+#: `trickle` sends the file in pieces of this size, one per pause.
+TRICKLE_BYTES = 128 * 1024
+TRICKLE_PAUSE_S = 0.05
 
 
 @dataclass(frozen=True)
@@ -98,6 +101,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.wfile.flush()
             state.stop.wait(30)
             self.close_connection = True
+        elif fault == "trickle":
+            self._headers(len(body))
+            for start in range(0, len(body), TRICKLE_BYTES):
+                if state.stop.wait(TRICKLE_PAUSE_S):
+                    break
+                self.wfile.write(body[start : start + TRICKLE_BYTES])
+                self.wfile.flush()
         elif fault == "wrong":
             other = bytes(b ^ 0xFF for b in body[:64]) + body[64:]
             self._headers(len(other))
