@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.hardening import record
-from tests.unit.test_fuzz_project import check_outcome, copied, run_cli
+from tests.support.realdata import check_outcome, copied, run_cli
 
 pytestmark = pytest.mark.hardening
 

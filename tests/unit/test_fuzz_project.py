@@ -3,34 +3,34 @@
 Seeded from the real files in ../shared/realdata/pixi-projects (copied to a temporary folder
 for every case), hypothesis edits pixi.lock or the manifest (tests/support/mutations) and
 runs `portenv plan` and `portenv lock --check` in-process through the CLI's error boundary,
-`main(argv)`. The property: the exit code is one the README documents (0, 1 or 2); a failure
+`main(argv)`. The property (tests/support/realdata.check_outcome): a documented exit code; a failure
 prints exactly one `error:` line and at most one `hint:` line (a stale-lock listing may
 follow the error as `  - ` lines), never a traceback; and no file of the project changes.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
-import shutil
-import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import tomlkit
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from portenv.cli import main
 from tests.support.hardening import record
 from tests.support.mutations import mutate_bytes, mutate_lock, mutate_manifest
+from tests.support.realdata import (
+    REALDATA,
+    SEEDS,
+    check_outcome,
+    copied,
+    manifest_name,
+    run_cli,
+    snapshot,
+)
 
 pytestmark = pytest.mark.hardening
 
-REALDATA = Path(__file__).resolve().parents[3] / "shared" / "realdata" / "pixi-projects"
-SEEDS = sorted(p.name for p in REALDATA.iterdir() if (p / "pixi.lock").is_file())
-DOCUMENTED_EXIT_CODES = {0, 1, 2}
 PLATFORMS = [None, "linux-64", "linux-aarch64", "osx-arm64", "linux-sparc", "win-64", ""]
 ENVIRONMENTS = ["default", "prod", "py311", "cuda", "", "é"]
 EXAMPLES = 100
@@ -48,60 +48,6 @@ def test_the_seeds_are_there() -> None:
     assert {"v6-simple-python", "v7-named-platforms", "webserver"} <= set(SEEDS), REALDATA
 
 
-def _manifest_name(project: Path) -> str:
-    return "pixi.toml" if (project / "pixi.toml").is_file() else "pyproject.toml"
-
-
-@contextlib.contextmanager
-def copied(seed: str, *, pyproject: bool = False) -> Iterator[Path]:
-    """A fresh copy of one real project; with `pyproject`, its pixi.toml as [tool.pixi]."""
-    with tempfile.TemporaryDirectory(prefix="portenv-fuzz-") as tmp:
-        project = Path(tmp) / seed
-        shutil.copytree(REALDATA / seed, project, symlinks=True)
-        if pyproject:
-            as_pyproject(project)
-        yield project
-
-
-def as_pyproject(project: Path) -> None:
-    """Move pixi.toml's tables under [tool.pixi] of a pyproject.toml, as pixi reads them."""
-    pixi = tomlkit.parse((project / "pixi.toml").read_text(encoding="utf-8"))
-    document = tomlkit.document()
-    document["project"] = {"name": project.name, "version": "0.1.0", "dependencies": []}
-    document["tool"] = {"pixi": pixi}
-    (project / "pyproject.toml").write_text(tomlkit.dumps(document), encoding="utf-8")
-    (project / "pixi.toml").unlink()
-
-
-def _snapshot(folder: Path) -> dict[str, bytes]:
-    return {
-        p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()
-    }
-
-
-def run_cli(argv: list[str]) -> tuple[int, str]:
-    """One command through main(); an exception escaping the boundary is a crash."""
-    err = io.StringIO()
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
-        code = main(argv)
-    return code, err.getvalue()
-
-
-def check_outcome(argv: list[str], code: int, stderr: str, what: str) -> None:
-    """The property every command must keep on any input."""
-    context = f"portenv {' '.join(argv)} after {what}:\n{stderr}"
-    assert code in DOCUMENTED_EXIT_CODES, context
-    assert "Traceback" not in stderr, context
-    if code == 0:
-        return
-    lines = stderr.splitlines()
-    assert lines and lines[0].startswith("error: "), context
-    hints = [line for line in lines[1:] if line.startswith("  hint: ")]
-    listing = [line for line in lines[1:] if line.startswith("  - ")]
-    assert len(hints) <= 1 and len(lines) == 1 + len(hints) + len(listing), context
-    assert not listing or lines[0].endswith(":"), context
-
-
 def run_commands(project: Path, cache: Path, platform: str | None, env: str, what: str) -> int:
     """plan (text and JSON) and lock --check on one mutated project; the cases run."""
     commands = [
@@ -111,11 +57,11 @@ def run_commands(project: Path, cache: Path, platform: str | None, env: str, wha
     ]
     if platform is not None:
         commands[0] += ["-p", platform]
-    before = _snapshot(project)
+    before = snapshot(project)
     for argv in commands:
         code, stderr = run_cli(argv)
         check_outcome(argv, code, stderr, what)
-    assert _snapshot(project) == before, f"the project changed after {what}"
+    assert snapshot(project) == before, f"the project changed after {what}"
     return len(commands)
 
 
@@ -139,7 +85,7 @@ class Campaign:
     ) -> None:
         """Damage `target` ("lock" or "manifest") with a drawn mutation, run, check."""
         with copied(seed, pyproject=pyproject) as project:
-            path = project / ("pixi.lock" if target == "lock" else _manifest_name(project))
+            path = project / ("pixi.lock" if target == "lock" else manifest_name(project))
             mutated, what = data.draw(mutation(path.read_bytes()), label="mutation")
             path.write_bytes(mutated)
             what = f"{seed}/{path.name}: {what}"
