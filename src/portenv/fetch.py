@@ -3,22 +3,24 @@
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import re
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from portenv.errors import FetchError, HashMismatchError
+from portenv.errors import FetchError, HashMismatchError, InputError
 from portenv.model import CondaPackage, FetchedPackage, PypiPackage
 from portenv.reporting import NullReporter, Reporter
 
@@ -33,11 +35,15 @@ __all__ = [
     "file_digest",
     "pypi_download",
     "resolve_location",
+    "timeout_s",
 ]
 
 CHUNK = 1 << 20
 ATTEMPTS = 3
-TIMEOUT_S = 60
+#: The pause before retry n is BACKOFF_S * 2**n seconds (1 s, then 2 s).
+BACKOFF_S = 0.5
+TIMEOUT_S = 60.0
+TIMEOUT_VARIABLE = "PORTENV_HTTP_TIMEOUT"
 
 
 def resolve_location(location: str, base: Path) -> str:
@@ -148,41 +154,102 @@ def cache_path(cache: Path, package: CondaPackage) -> Path:
     return conda_download(package, Path("/")).path_in(cache)
 
 
+def timeout_s() -> float:
+    """Seconds a download may wait for data: PORTENV_HTTP_TIMEOUT, else 60."""
+    text = os.environ.get(TIMEOUT_VARIABLE, "").strip()
+    if not text:
+        return TIMEOUT_S
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < 86_400:
+        msg = f"{TIMEOUT_VARIABLE}={text!r} is not a number of seconds"
+        raise InputError(msg, hint=f"set it to e.g. 120, or unset it for {TIMEOUT_S} s")
+    return value
+
+
 def _open(url: str) -> BinaryIO:
     parsed = urllib.parse.urlparse(url)
     if parsed.scheme == "file":
         return open(urllib.request.url2pathname(parsed.path), "rb")
     request = urllib.request.Request(url, headers={"User-Agent": "portenv"})
-    return urllib.request.urlopen(request, timeout=TIMEOUT_S)  # type: ignore[no-any-return]
+    return urllib.request.urlopen(request, timeout=timeout_s())  # type: ignore[no-any-return]
+
+
+class _Truncated(OSError):
+    """The server closed the connection before sending the length it announced."""
+
+
+def _announced_length(source: BinaryIO) -> int | None:
+    headers = getattr(source, "headers", None)
+    length = headers.get("Content-Length") if headers is not None else None
+    return int(length) if length is not None and length.strip().isdigit() else None
 
 
 def _download_once(url: str, dest: Path, algorithm: str, advance: Callable[[int], None]) -> str:
     digest = hashlib.new(algorithm)
+    received = 0
     with _open(url) as source, dest.open("wb") as sink:
+        announced = _announced_length(source)
         while chunk := source.read(CHUNK):
             digest.update(chunk)
             sink.write(chunk)
+            received += len(chunk)
             advance(len(chunk))
+    if announced is not None and received < announced:
+        msg = f"connection closed after {received:,} of {announced:,} bytes"
+        raise _Truncated(msg)
     return digest.hexdigest()
 
 
+def _retryable(exc: Exception) -> bool:
+    """Server trouble, throttling and network failures pass; a missing file does not."""
+    if isinstance(exc, urllib.error.HTTPError):
+        return exc.code >= 500 or exc.code in (408, 429)
+    return not isinstance(exc, FileNotFoundError)
+
+
+def _reason(exc: Exception) -> str:
+    """What went wrong, in words, without urllib's wrapping."""
+    if isinstance(exc, urllib.error.HTTPError):
+        return f"HTTP {exc.code} {exc.reason}".strip()
+    if isinstance(exc, TimeoutError) or (
+        isinstance(exc, urllib.error.URLError) and isinstance(exc.reason, TimeoutError)
+    ):
+        return f"no data for {timeout_s():g} s (timed out)"
+    if isinstance(exc, urllib.error.URLError):
+        reason = exc.reason
+        return reason.strerror if isinstance(reason, OSError) and reason.strerror else str(reason)
+    if isinstance(exc, OSError) and exc.strerror and not isinstance(exc, _Truncated):
+        return exc.strerror
+    return str(exc) or type(exc).__name__
+
+
+def _failure(url: str, exc: Exception, attempts: int) -> FetchError:
+    """The final error: one line naming the URL, the reason and the attempts, and a hint."""
+    if isinstance(exc, FileNotFoundError):
+        msg = f"package file not found: {url}"
+        return FetchError(msg, hint="check the path in pixi.lock, or re-lock")
+    tries = f" (after {attempts} attempts)" if attempts > 1 else ""
+    msg = f"download failed: {url}: {_reason(exc)}{tries}"
+    if isinstance(exc, urllib.error.HTTPError) and not _retryable(exc):
+        return FetchError(msg, hint="the server does not have this file: check the URL, or re-lock")
+    if "timed out" in msg:
+        hint = f"the server is slow or unreachable: retry, or raise {TIMEOUT_VARIABLE} (seconds)"
+        return FetchError(msg, hint=hint)
+    return FetchError(msg, hint="the server or the network failed: retry later, or check a proxy")
+
+
 def _download(url: str, dest: Path, algorithm: str, advance: Callable[[int], None]) -> str:
-    """Download with retries and backoff; only network-level failures are retried."""
+    """Download with retries and exponential backoff; only transient failures are retried."""
     for attempt in range(1, ATTEMPTS + 1):
         try:
             return _download_once(url, dest, algorithm, advance)
-        except FileNotFoundError as exc:
-            msg = f"package file not found: {url}"
-            raise FetchError(msg, hint="check the path in pixi.lock, or re-lock") from exc
-        except urllib.error.HTTPError as exc:
-            if exc.code < 500 or attempt == ATTEMPTS:
-                msg = f"download failed: HTTP {exc.code} for {url}"
-                raise FetchError(msg, hint="check the channel URL and your network") from exc
-        except (urllib.error.URLError, OSError, TimeoutError) as exc:
-            if attempt == ATTEMPTS:
-                msg = f"download failed after {ATTEMPTS} attempts: {url}: {exc}"
-                raise FetchError(msg, hint="check your network or proxy, then retry") from exc
-        time.sleep(0.5 * 2**attempt)
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+            if attempt == ATTEMPTS or not _retryable(exc):
+                raise _failure(url, exc, attempt) from exc
+        time.sleep(BACKOFF_S * 2**attempt)
     msg = "unreachable: the last attempt raises"
     raise AssertionError(msg)
 
@@ -199,10 +266,7 @@ def fetch_file(item: Download, cache: Path, advance: Callable[[int], None]) -> t
             advance(target.stat().st_size)
             return target, _sha256(target, item)
         target.unlink()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".part-")
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp = _scratch_beside(target)
     try:
         actual = _download(item.url, tmp, algorithm, advance)
         if item.expected is not None and actual != item.expected:
@@ -214,28 +278,57 @@ def fetch_file(item: Download, cache: Path, advance: Callable[[int], None]) -> t
     return target, _sha256(target, item)
 
 
+def _scratch_beside(target: Path) -> Path:
+    """An empty `.part-` file in the cache folder of `target`, renamed over it when verified."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=target.parent, prefix=".part-")
+    except OSError as exc:
+        msg = f"cannot write to the package cache {target.parent}: {exc.strerror or exc}"
+        raise FetchError(msg, hint="choose a writable folder with --use-cache") from exc
+    os.close(fd)
+    return Path(name)
+
+
 def _sha256(path: Path, item: Download) -> str:
     if item.algorithm == "sha256" and item.expected:
         return item.expected
     return file_digest(path)
 
 
+class _Stopped(Exception):
+    """Another download failed (or the user interrupted): this one stops at its next chunk."""
+
+
 def fetch_files(
     items: Sequence[Download], cache: Path, *, reporter: Reporter | None = None, jobs: int = 8
 ) -> list[tuple[Path, str]]:
-    """Fetch every file concurrently into `cache`; the first failure aborts the rest."""
+    """Fetch every file concurrently into `cache`; the first failure stops the rest.
+
+    The error raised is the first to happen, not the first in list order, and downloads
+    still running stop at their next chunk (each removes its `.part-` file).
+    """
     reporter = reporter or NullReporter()
     total = sum(i.size or 0 for i in items) or None
     token = reporter.on_task_start(f"fetching {len(items)} files", total)
+    stop = threading.Event()
 
     def advance(amount: int) -> None:
+        if stop.is_set():
+            raise _Stopped
         reporter.on_task_advance(token, amount)
 
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         futures = [pool.submit(fetch_file, item, cache, advance) for item in items]
         try:
+            done, _running = wait(futures, return_when=FIRST_EXCEPTION)
+            for future in done:
+                error = future.exception()
+                if error is not None:
+                    raise error
             results = [f.result() for f in futures]
         except BaseException:
+            stop.set()
             for future in futures:
                 future.cancel()
             raise

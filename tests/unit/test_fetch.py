@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from portenv.errors import FetchError, HashMismatchError
-from portenv.fetch import cache_path, fetch_conda, resolve_location
+from portenv.errors import FetchError, HashMismatchError, InputError
+from portenv.fetch import TIMEOUT_VARIABLE, cache_path, fetch_conda, resolve_location, timeout_s
 from portenv.model import CondaPackage
 
 
@@ -164,3 +164,26 @@ def test_no_hash_at_all_is_refused(tmp_path: Path) -> None:
     pkg = package("bare", (tmp_path / "x").as_uri(), b"", sha256=None, md5=None)
     with pytest.raises(FetchError, match="no sha256 or md5"):
         fetch_conda([pkg], tmp_path / "cache", base=tmp_path)
+
+
+@pytest.mark.parametrize("value", ["soon", "0", "-3", "nan"])
+def test_a_bad_timeout_setting_is_refused(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv(TIMEOUT_VARIABLE, value)
+    with pytest.raises(InputError, match=TIMEOUT_VARIABLE):
+        timeout_s()
+
+
+def test_the_timeout_setting_is_read_in_seconds(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(TIMEOUT_VARIABLE, "2.5")
+    assert timeout_s() == 2.5
+    monkeypatch.delenv(TIMEOUT_VARIABLE)
+    assert timeout_s() == 60
+
+
+def test_an_unwritable_cache_is_one_clear_error(tmp_path: Path) -> None:
+    source = tmp_path / "pkg.conda"
+    source.write_bytes(b"bytes")
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the cache should be")
+    with pytest.raises(FetchError, match="cannot write to the package cache"):
+        fetch_conda([package("pkg", source.as_uri(), b"bytes")], blocked, base=tmp_path)

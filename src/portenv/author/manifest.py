@@ -18,10 +18,11 @@ import tomlkit
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from tomlkit.container import Container
-from tomlkit.exceptions import TOMLKitError
 from tomlkit.items import Array, Table, Whitespace
 
+from portenv.author.shape import PIXI, PROJECT, check_shape
 from portenv.errors import ManifestError
+from portenv.source.pixi import describe_type, pixi_table, read_manifest
 
 __all__ = ["DepKind", "Manifest", "Where", "find_manifest", "write_text_atomic"]
 
@@ -55,15 +56,7 @@ def find_manifest(project: Path) -> Path:
 
 
 def _has_tool_pixi(path: Path) -> bool:
-    return "pixi" in _parse(path.read_text(encoding="utf-8"), path).get("tool", {})
-
-
-def _parse(text: str, path: Path) -> tomlkit.TOMLDocument:
-    try:
-        return tomlkit.parse(text)
-    except TOMLKitError as exc:
-        msg = f"{path} is not valid TOML: {exc}"
-        raise ManifestError(msg, hint="fix the syntax error it names") from exc
+    return pixi_table(read_manifest(path)[1], path) is not None
 
 
 @dataclass
@@ -79,12 +72,13 @@ class Manifest:
     def from_path(cls, project: Path) -> Manifest:
         """Load the manifest of a project folder (or the manifest file itself)."""
         path = find_manifest(project)
-        text = path.read_text(encoding="utf-8")
-        document = _parse(text, path)
+        text, document = read_manifest(path)
         manifest = cls(path, document, text)
-        if manifest.is_pyproject and "pixi" not in document.get("tool", {}):
+        if pixi_table(document, path) is None:
             msg = f"{path} has no [tool.pixi] table, so it is not a pixi manifest"
             raise ManifestError(msg, hint="add one with `portenv init --pyproject`")
+        check_shape(manifest.data(), PIXI, "tool.pixi" if manifest.is_pyproject else "", path)
+        check_shape(manifest.project_table(), PROJECT, "project", path)
         return manifest
 
     @property
@@ -100,10 +94,10 @@ class Manifest:
     def pixi(self) -> Container | Table:
         """The table holding pixi's keys (the document itself for pixi.toml)."""
         if self.is_pyproject:
-            tool = self.document["tool"]
-            assert isinstance(tool, Table)
-            pixi = tool["pixi"]
-            assert isinstance(pixi, Table)
+            pixi = self.document["tool"]["pixi"]  # a mapping: from_path checked it
+            if not isinstance(pixi, Table):
+                msg = f"{self.path}: tool.pixi is an inline table"
+                raise ManifestError(msg, hint="write it as a [tool.pixi] section")
             return pixi
         return self.document
 
@@ -116,7 +110,10 @@ class Manifest:
         """pyproject's [project] table as plain values (empty for pixi.toml)."""
         if not self.is_pyproject:
             return {}
-        project: dict[str, Any] = self.document.unwrap().get("project", {})
+        project = self.document.unwrap().get("project", {})
+        if not isinstance(project, dict):
+            msg = f"{self.path.name}: project must be a table, not {describe_type(project)}"
+            raise ManifestError(msg, hint=f"fix [project] in {self.path}")
         return project
 
     def workspace(self) -> dict[str, Any]:

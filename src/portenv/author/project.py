@@ -88,6 +88,9 @@ def solver_channel(lock_channel: str, root: Path) -> str:
 def _channel_names(entries: Iterable[Any]) -> list[str]:
     names = []
     for entry in entries:
+        if isinstance(entry, Mapping) and "channel" not in entry:
+            msg = f"a channel table has no channel key: {dict(entry)!r}"[:200]
+            raise ManifestError(msg, hint='write it as { channel = "NAME", priority = N }')
         names.append(str(entry["channel"]) if isinstance(entry, Mapping) else str(entry))
     return names
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import tomlkit
 from packaging.utils import canonicalize_name
@@ -17,7 +18,7 @@ from portenv.model import CondaPackage, Plan, PypiPackage, Subdir
 from portenv.platforms import SUBDIR_ARCH, host_subdir
 from portenv.source.pypi import conflicts, decide
 
-__all__ = ["PixiProject", "plan_pixi_project"]
+__all__ = ["PixiProject", "describe_type", "pixi_table", "plan_pixi_project", "read_manifest"]
 
 SUPPORTED_LOCK_VERSIONS = range(4, 8)
 _VERSION_LINE = re.compile(rb"^version:\s*(\d+)\s*$", re.MULTILINE)
@@ -60,15 +61,52 @@ def _find_manifest(folder: Path) -> Path:
     raise ManifestError(msg, hint="run `portenv init` there, or pass the manifest's path")
 
 
+def read_manifest(path: Path) -> tuple[str, tomlkit.TOMLDocument]:
+    """A manifest's text and TOML document; unreadable or invalid files are a ManifestError."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        msg = f"{path} is not UTF-8 text (byte {exc.start} cannot be decoded)"
+        raise ManifestError(msg, hint="save the file as UTF-8") from exc
+    except OSError as exc:
+        msg = f"cannot read {path}: {exc.strerror or exc}"
+        raise ManifestError(msg, hint="check that the file is readable") from exc
+    try:
+        return text, tomlkit.parse(text)
+    except TOMLKitError as exc:
+        msg = f"{path} is not valid TOML: {_one_line(str(exc))}"
+        raise ManifestError(msg, hint="fix the syntax error it names") from exc
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def pixi_table(document: Mapping[str, Any], path: Path) -> Mapping[str, Any] | None:
+    """pixi's keys: the whole pixi.toml, or [tool.pixi] of a pyproject.toml (None if absent)."""
+    if path.name != "pyproject.toml":
+        return document
+    tool = document.get("tool", {})
+    found = tool.get("pixi") if isinstance(tool, Mapping) else None
+    if found is not None and not isinstance(found, Mapping):
+        msg = f"{path}: tool.pixi must be a table, not {describe_type(found)}"
+        raise ManifestError(msg, hint="write it as a [tool.pixi] section")
+    return found
+
+
+def describe_type(value: object) -> str:
+    """`a table`, `a list`, `a string`... for messages about a manifest value of the wrong type."""
+    if isinstance(value, Mapping):
+        return "a table"
+    for kind, name in ((bool, "a boolean"), (str, "a string"), (list, "a list")):
+        if isinstance(value, kind):
+            return name
+    return "a number" if isinstance(value, (int, float)) else type(value).__name__
+
+
 def _check_manifest(path: Path) -> Path:
     if path.name == "pyproject.toml":
-        try:
-            data = tomlkit.parse(path.read_text(encoding="utf-8"))
-        except (TOMLKitError, UnicodeDecodeError) as exc:
-            msg = f"{path} is not valid TOML: {exc}"
-            raise ManifestError(msg, hint="fix the syntax error it names") from exc
-        tool = data.get("tool", {})
-        if not isinstance(tool, dict) or "pixi" not in tool:
+        if pixi_table(read_manifest(path)[1], path) is None:
             msg = f"{path} has no [tool.pixi] table, so it is not a pixi manifest"
             raise ManifestError(msg, hint="add [tool.pixi] (see `portenv init --pyproject`)")
         return path
@@ -97,6 +135,9 @@ def _load_lock(path: Path) -> object:
 def _select_platform(
     platforms: list[_rattler.LockedPlatform], wanted: str | None, env_name: str
 ) -> _rattler.LockedPlatform:
+    if wanted is not None and not wanted.strip():
+        msg = "the platform given with -p is empty"
+        raise InputError(msg, hint="pass a platform of the lock such as linux-64, or leave out -p")
     name = wanted or host_subdir()
     for platform in platforms:
         if platform.name == name:
@@ -158,18 +199,23 @@ def _host_subdir() -> str | None:
 
 
 def editable_names(manifest: Path) -> set[str]:
-    """PyPI dependencies the manifest asks to install editable (the lock API does not say)."""
-    document = tomlkit.parse(manifest.read_text(encoding="utf-8")).unwrap()
-    root = (
-        document.get("tool", {}).get("pixi", {}) if manifest.name == "pyproject.toml" else document
-    )
+    """PyPI dependencies the manifest asks to install editable (the lock API does not say).
+
+    Tables of the wrong type are passed over: the lock, not the manifest, is what is packed.
+    """
+    root = pixi_table(read_manifest(manifest)[1].unwrap(), manifest) or {}
+    features = root.get("feature", {})
     tables = [root.get("pypi-dependencies", {})]
-    tables += [f.get("pypi-dependencies", {}) for f in root.get("feature", {}).values()]
+    if isinstance(features, Mapping):
+        tables += [
+            f.get("pypi-dependencies", {}) for f in features.values() if isinstance(f, Mapping)
+        ]
     return {
-        canonicalize_name(name)
+        canonicalize_name(str(name))
         for table in tables
+        if isinstance(table, Mapping)
         for name, spec in table.items()
-        if isinstance(spec, dict) and spec.get("editable") is True
+        if isinstance(spec, Mapping) and spec.get("editable") is True
     }
 
 
