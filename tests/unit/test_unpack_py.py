@@ -83,10 +83,10 @@ def env_tree(root: Path, *, prefix: str = PLACEHOLDER, region: int = REGION) -> 
     return root
 
 
-def payload_of(tree: Path) -> tuple[bytes, int]:
-    """The gzip payload of a tree, and how many paths it holds."""
+def payload_of(tree: Path, compression: str = "gzip") -> tuple[bytes, int]:
+    """The compressed payload of a tree, and how many paths it holds."""
     buffer = io.BytesIO()
-    write_payload(tree, buffer)
+    write_payload(tree, buffer, compression=compression)
     return buffer.getvalue(), sum(len(d) + len(f) for _, d, f in os.walk(tree))
 
 
@@ -133,10 +133,12 @@ def refused(
     return info.value
 
 
-@pytest.mark.parametrize("suffix", [".tar", ".sh"])
-def test_unpack_relocates_to_the_destination(tmp_path: Path, suffix: str) -> None:
-    payload, files = payload_of(env_tree(tmp_path / "tree"))
-    path = write_archive(tmp_path / f"env{suffix}", payload, files)
+@pytest.mark.parametrize(
+    ("suffix", "compression"), [(".tar", "gzip"), (".sh", "gzip"), (".tar", "zstd")]
+)
+def test_unpack_relocates_to_the_destination(tmp_path: Path, suffix: str, compression: str) -> None:
+    payload, files = payload_of(env_tree(tmp_path / "tree"), compression)
+    path = write_archive(tmp_path / f"env{suffix}", payload, files, compression=compression)
     assert archive_kind(path) == "portenv"
     result = unpack(UnpackRequest(path, tmp_path / "out" / "deeper"))
     dest = tmp_path / "out" / "deeper" / "env"
@@ -212,6 +214,16 @@ def test_damaged_payload_is_refused_before_writing(archive: Path, tmp_path: Path
         pytest.param(lambda d: d.replace(b"format=1", b"format=2"), "format '2'", id="format"),
         pytest.param(lambda d: d.replace(b"files=", b"files=0"), "damaged meta", id="meta"),
         pytest.param(lambda d: b"\0" * 512 + d[512:], "neither a portenv", id="not-an-archive"),
+        pytest.param(
+            lambda d: d.replace(b"compression=gzip", b"compression=xz\n\n"),
+            "uses compression 'xz'",
+            id="unknown-codec",
+        ),
+        pytest.param(
+            lambda d: d.replace(b"compression=gzip", b"compression=zstd"),
+            "no zstd payload",
+            id="member-of-another-codec",
+        ),
     ],
 )
 def test_damaged_archive_is_refused(
