@@ -10,7 +10,7 @@ import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal, TypeAlias
 
 import platformdirs
 
@@ -26,18 +26,12 @@ from portenv.fetch import (
 from portenv.model import FetchedPackage, Plan, PypiPackage, StagedPrefix, Subdir
 from portenv.platforms import host_subdir
 from portenv.reporting import NullReporter, Reporter
-from portenv.seal import SealedPrefix, seal
 from portenv.seal.cache import SealCache
 from portenv.seal.listing import Entry, listing
 from portenv.source import PixiProject, plan_pixi_project
 from portenv.source.inject import inject
 from portenv.source.pypi import decide, wheel_misfit
 from portenv.source.requirements import RequirementsInput, resolve_requirements
-from portenv.stage import prefix_capacity, stage
-from portenv.stage.build import build_wheel
-from portenv.stage.cpython import BaseInterpreter, inspect_interpreter, stage_portable_python
-from portenv.stage.cpython_archive import extracted_standalone, is_python_archive
-from portenv.stage.wheels import FetchedWheel, install_wheels
 from portenv.write import (
     WrittenArchive,
     atomic_output,
@@ -48,6 +42,14 @@ from portenv.write import (
 from portenv.write.codecs import check_level
 from portenv.write.payload import PayloadMismatchError
 from portenv.write.pixipack import write_pixi_pack
+
+if TYPE_CHECKING:
+    from portenv.seal import SealedPrefix
+    from portenv.stage.cpython import BaseInterpreter
+    from portenv.stage.wheels import FetchedWheel
+
+# The staging, sealing and ELF code is imported where it runs: a pack from the sealed-prefix
+# cache needs none of it, and its import is most of a small pack's time.
 
 __all__ = [
     "ArchiveJob",
@@ -127,6 +129,9 @@ def plan(request: PlanRequest | PythonRequest) -> Plan:
 @contextlib.contextmanager
 def base_interpreter(python: Path, cache: Path) -> Iterator[BaseInterpreter]:
     """The installation ``python`` names; an archive is extracted under the cache meanwhile."""
+    from portenv.stage.cpython import inspect_interpreter
+    from portenv.stage.cpython_archive import extracted_standalone, is_python_archive
+
     if not is_python_archive(python):
         yield inspect_interpreter(python)
         return
@@ -163,6 +168,8 @@ def cached_capacity(the_plan: Plan, cache: Path | None = None) -> int | None:
         if path is None or not path.is_file():
             return None
         fetched.append(FetchedPackage(package, path))
+    from portenv.stage import prefix_capacity
+
     return prefix_capacity(fetched)
 
 
@@ -221,6 +228,9 @@ def _fetch_pypi(
 def _wheels(
     sources: list[tuple[PypiPackage, Path, str]], staged: StagedPrefix, the_plan: Plan, cache: Path
 ) -> list[FetchedWheel]:
+    from portenv.stage.build import build_wheel
+    from portenv.stage.wheels import FetchedWheel
+
     python = staged.python.removeprefix("bin/python").split(".")
     version = (int(python[0]), int(python[1]))
     wheels = []
@@ -304,6 +314,9 @@ class ArchiveJob:
 
     def make_prefix(self, dest: Path) -> StagedPrefix:
         """Install the env's base into `dest`: a portable CPython, or the conda packages."""
+        from portenv.stage import prefix_capacity, stage
+        from portenv.stage.cpython import stage_portable_python
+
         if self.base_python is not None:
             return stage_portable_python(self.base_python, dest, self.subdir)
         return stage(
@@ -315,8 +328,8 @@ class ArchiveJob:
         )
 
 
-WheelsFor = Callable[[StagedPrefix], list[FetchedWheel]]
-InventoryOf = Callable[[list[FetchedWheel]], list[dict[str, object]]]
+WheelsFor: TypeAlias = "Callable[[StagedPrefix], list[FetchedWheel]]"
+InventoryOf: TypeAlias = "Callable[[list[FetchedWheel]], list[dict[str, object]]]"
 
 
 def stage_seal_write(
@@ -343,6 +356,9 @@ def stage_seal_write(
     else:
         (job.cache / "staging").mkdir(parents=True, exist_ok=True)
         folder = Path(tempfile.mkdtemp(dir=job.cache / "staging", prefix="env-"))
+    from portenv.seal import seal
+    from portenv.stage.wheels import install_wheels
+
     try:
         token = reporter.on_task_start("installing", None)
         staged = job.make_prefix(folder / "prefix")

