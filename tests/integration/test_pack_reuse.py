@@ -74,6 +74,12 @@ def test_zstd_payload_holds_the_same_tar_and_unpacks(
         ["gzip", "-dc"], input=payload_bytes(gz)[1], capture_output=True, check=True
     )
     assert tar_from_zstd.stdout == tar_from_gzip.stdout, "the codec changes nothing inside"
+    info = portenv("unpack", zst, "--info").stdout.splitlines()
+    assert "compression=zstd" in info and f"payload_size={len(payload)}" in info
+    listed = portenv("unpack", zst, "--list").stdout
+    assert listed == portenv("unpack", gz, "--list").stdout
+    assert listed.startswith("conda ") and "\nconda python " in "\n" + listed
+    assert not (tmp_path / "out").exists()
     done = portenv("unpack", zst, "-o", tmp_path / "out")
     env = tmp_path / "out" / "env"
     assert f"unpacked {meta_of(zst)['files']} files into {env}" in done.stderr

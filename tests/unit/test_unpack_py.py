@@ -34,7 +34,7 @@ from portenv.errors import (
 from portenv.model import PackMeta, Subdir
 from portenv.source.pixipack import PixiPackMetadata, is_pixi_pack, open_pixi_pack, read_metadata
 from portenv.stage import make_placeholder
-from portenv.unpack import UnpackRequest, archive_kind, unpack
+from portenv.unpack import UnpackRequest, archive_kind, describe, unpack
 from portenv.unpack._host import HostFacts, version_at_least
 from portenv.unpack._pixipack import activation_script, check_platform
 from portenv.write.container import render_unpacker, write_container, write_self_extracting
@@ -151,6 +151,26 @@ def test_unpack_relocates_to_the_destination(tmp_path: Path, suffix: str, compre
     assert json.loads((dest / ".portenv" / "manifest.json").read_text())["prefix"] == str(dest)
     assert os.access(dest / "bin" / "python3.12", os.X_OK)
     assert sorted(os.listdir(dest.parent)) == ["env"], "no lock, work or old folder is left"
+
+
+@pytest.mark.parametrize("compression", ["gzip", "zstd"])
+def test_info_and_list_read_the_archive_and_write_nothing(tmp_path: Path, compression: str) -> None:
+    tree = env_tree(tmp_path / "tree")
+    (tree / ".portenv" / "packages.txt").write_text("conda python 3.12.1 h0\npypi idna 3.7\n")
+    payload, files = payload_of(tree, compression)
+    path = write_archive(tmp_path / "env.sh", payload, files, compression=compression)
+    before = snapshot(tmp_path)
+    info = describe(path, "info").splitlines()
+    assert info[0] == "format=1" and f"compression={compression}" in info
+    assert f"files={files}" in info
+    assert describe(path, "list") == "conda python 3.12.1 h0\npypi idna 3.7\n"
+    assert snapshot(tmp_path) == before
+    data = bytearray(path.read_bytes())
+    data[len(render_unpacker(embedded=True)) + 5120 + 10] ^= 0xFF  # a payload byte
+    path.write_bytes(bytes(data))
+    assert describe(path, "info").splitlines() == info
+    with pytest.raises(HashMismatchError, match="the payload"):
+        describe(path, "list")
 
 
 def test_env_name_and_the_meta_default(tmp_path: Path) -> None:

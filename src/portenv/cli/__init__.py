@@ -342,13 +342,29 @@ def unpacker_cmd(output: Path) -> None:
     show_default=True,
     help="Refuse an archive built for another machine.",
 )
+@click.option("--info", is_flag=True, help="Print a portenv archive's meta block; write nothing.")
+@click.option(
+    "--list",
+    "list_packages",
+    is_flag=True,
+    help="Verify a portenv archive's payload, print its packages; write nothing.",
+)
 def unpack_cmd(
-    archive: Path, output: Path, env_name: str | None, force: bool, platform_check: str
+    archive: Path,
+    output: Path,
+    env_name: str | None,
+    force: bool,
+    platform_check: str,
+    info: bool,
+    list_packages: bool,
 ) -> None:
     """Unpack an env.sh, an env.tar or a pixi-pack archive (tar or folder) on this machine."""
     from portenv.cli.progress import RichReporter
-    from portenv.unpack import UnpackRequest, unpack
+    from portenv.unpack import UnpackRequest, describe, unpack
 
+    if info or list_packages:
+        sys.stdout.write(describe(archive, "list" if list_packages else "info"))
+        return
     reporter = RichReporter()
     try:
         result = unpack(

@@ -17,7 +17,8 @@ import json
 import os
 import re
 import tarfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, cast
@@ -42,7 +43,13 @@ from portenv.unpack._place import (
 from portenv.write.codecs import CODECS, ZSTD_WINDOW_LOG
 from portenv.write.container import META_NAME, META_SIZE, PAYLOAD_OFFSET, payload_name
 
-__all__ = ["PortenvArchive", "embedded_offset", "read_archive", "unpack_portenv"]
+__all__ = [
+    "PortenvArchive",
+    "embedded_offset",
+    "packages_text",
+    "read_archive",
+    "unpack_portenv",
+]
 
 _HEAD = 1 << 16
 _OFFSET_LINE = re.compile(rb"^PORTENV_EMBEDDED_OFFSET=([0-9]{10})$", re.M)
@@ -228,9 +235,9 @@ def _decompressed(compression: str, window: _Window) -> BinaryIO:
     return cast("BinaryIO", gzip.GzipFile(fileobj=window, mode="rb"))
 
 
-def _extract(archive: PortenvArchive, work: Path) -> None:
-    """Stream the payload out through portenv's checks into the work folder."""
-    what = f"the payload of {archive.path.name}"
+@contextmanager
+def _payload_tar(archive: PortenvArchive) -> Iterator[tarfile.TarFile]:
+    """The payload as a streamed tar; damaged compressed data is one clear InputError."""
     with archive.path.open("rb") as stream:
         window = _Window(stream, archive.offset + PAYLOAD_OFFSET, archive.number("payload_size"))
         try:
@@ -238,10 +245,30 @@ def _extract(archive: PortenvArchive, work: Path) -> None:
                 _decompressed(archive.meta["compression"], window) as unzipped,
                 tarfile.open(fileobj=unzipped, mode="r|") as payload,
             ):
-                count = extract_safely(payload, work, what=what, symlinks=True)
-        except (gzip.BadGzipFile, zstandard.ZstdError) as exc:
-            msg = f"{what} is damaged: {exc}"
+                yield payload
+        except (gzip.BadGzipFile, zstandard.ZstdError, tarfile.ReadError) as exc:
+            msg = f"the payload of {archive.path.name} is damaged: {exc}"
             raise InputError(msg, hint=_AGAIN) from exc
+
+
+def packages_text(archive: PortenvArchive) -> str:
+    """``.portenv/packages.txt`` of a verified payload: what ``--list`` prints, nothing written."""
+    check_payload(archive)
+    wanted = ".portenv/packages.txt"
+    with _payload_tar(archive) as payload:
+        for member in payload:
+            data = payload.extractfile(member) if member.name == wanted else None
+            if data is not None:
+                return data.read().decode("utf-8", errors="replace")
+    msg = f"the payload of {archive.path.name} has no {wanted}"
+    raise InputError(msg, hint="pack it again with a newer portenv")
+
+
+def _extract(archive: PortenvArchive, work: Path) -> None:
+    """Stream the payload out through portenv's checks into the work folder."""
+    with _payload_tar(archive) as payload:
+        what = f"the payload of {archive.path.name}"
+        count = extract_safely(payload, work, what=what, symlinks=True)
     paths = sum(len(d) + len(f) for _, d, f in os.walk(work))
     if paths < archive.number("files"):
         msg = f"extracted {paths} of {archive.number('files')} files into {work} ({count} members)"
