@@ -19,7 +19,7 @@ class Packer:
 
 
 PACKERS = (
-    Packer("portenv", "portenv `pack -o env.sh` (gzip: ISA-L level 3, parallel)", "env.sh"),
+    Packer("portenv", "portenv `pack -o env.sh` (gzip: ISA-L level 2, parallel)", "env.sh"),
     Packer("portenv_zstd", "portenv `--compression zstd` (level 9, 2 threads)", "env-zst.sh"),
     Packer("portenv_fresh", "portenv `--no-reuse` (stages and seals afresh, gzip)", "fresh.sh"),
     Packer("pixipack", "portenv `pack --format pixi-pack` (pixi-pack's layout)", "pp.tar"),

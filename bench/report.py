@@ -493,12 +493,12 @@ def _why_pack(env: Env) -> str | None:
 def _zlib_floor(env: Env, theirs: float) -> str:
     """What each deflate costs on this payload, from the codec study."""
     study = {c["label"].split(" (")[0]: c for c in (env.data.get("codecs") or {}).get("codecs", [])}
-    six, four, isal = study.get("zlib -6"), study.get("zlib -4"), study.get("isal -3")
+    six, four, isal = study.get("zlib -6"), study.get("zlib -4"), study.get("isal -2")
     if not (six and four and isal):
         return ""
     return (
         f" One core's deflate on this payload: zlib -6 {six['cpu']:.1f} CPU-s (portenv before),"
-        f" zlib -4 {four['cpu']:.1f} (conda-pack), ISA-L -3 {isal['cpu']:.1f} (portenv now);"
+        f" zlib -4 {four['cpu']:.1f} (conda-pack), ISA-L -2 {isal['cpu']:.1f} (portenv now);"
         f" the budget is {TARGET_PACK * theirs:.1f} s on 2 cores."
     )
 

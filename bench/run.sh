@@ -24,6 +24,9 @@ if [ ! -x "$TOOLS/bin/conda-pack" ] || ! "$TOOLS/bin/python" -c 'import matplotl
     "$TOOLS/bin/python" -m pip install --quiet --disable-pip-version-check \
         'conda-pack==0.9.2' 'zstandard>=0.22' 'matplotlib>=3.8' 'isal>=1.6'
 fi
+# portenv's bytecode, as an installed wheel has it (conda-pack's is in its venv): with
+# PYTHONDONTWRITEBYTECODE set, a checkout would otherwise compile its modules on every run.
+"$PY" -m compileall -q src/portenv
 CMD="sh bench/run.sh${*:+ $*}"
 [ -z "${PORTENV_BENCH_PYTHON:-}" ] || CMD="PORTENV_BENCH_PYTHON=$PORTENV_BENCH_PYTHON $CMD"
 exec "$PY" -m bench --tools "$TOOLS" --command "$CMD" "$@"

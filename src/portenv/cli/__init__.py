@@ -91,7 +91,7 @@ def compression_opts(function: Callable[..., None]) -> Callable[..., None]:
         "--level",
         type=int,
         default=None,
-        help="Compression level: gzip 0-3 (ISA-L igzip levels; default 3), zstd 1-19 (default 9).",
+        help="Compression level: gzip 0-3 (ISA-L igzip levels; default 2), zstd 1-19 (default 9).",
     )(function)
     return click.option(
         "--compression",

@@ -56,7 +56,7 @@ class Codec:
 
 
 CODECS: dict[str, Codec] = {
-    "gzip": Codec("gzip", ".tar.gz", 0, 3, 3, "ISA-L igzip, parallel members"),
+    "gzip": Codec("gzip", ".tar.gz", 0, 3, 2, "ISA-L igzip, parallel members"),
     "zstd": Codec("zstd", ".tar.zst", 1, 19, 9, "zstd, 128 MiB window, multithreaded"),
 }
 
@@ -77,7 +77,8 @@ class PayloadInfo:
     size: int
     sha256: str
     tar_sha256: str = ""
-    """sha256 of the uncompressed tar stream: what a cached prefix must reproduce."""
+    """Digest of the uncompressed tar stream (payload.tar_digest): what a cached prefix must
+    reproduce."""
 
 
 class Compressor(Protocol):

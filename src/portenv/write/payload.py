@@ -8,17 +8,17 @@ gave when it was made (see portenv.seal.cache).
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import tarfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO
 
 from portenv.seal.listing import Entry, listing
 from portenv.write.codecs import CHUNK, PayloadInfo, open_compressor
 
-__all__ = ["PayloadInfo", "PayloadMismatchError", "tar_end", "write_payload"]
+__all__ = ["PayloadInfo", "PayloadMismatchError", "tar_digest", "tar_end", "write_payload"]
 
 BLOCK = tarfile.BLOCKSIZE
 
@@ -56,6 +56,19 @@ def _header(entry: Entry) -> bytes:
     return info.tobuf(tarfile.GNU_FORMAT, "utf-8", "surrogateescape")
 
 
+def _sha256(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
+def tar_digest(chunk_digests: Iterable[bytes]) -> str:
+    """The tar stream's digest: sha256 of the sha256 of each CHUNK-byte slice, in order.
+
+    A hash list rather than one sha256, so that the slices are hashed on another thread than
+    the one that reads the files and builds the tar.
+    """
+    return hashlib.sha256(b"".join(chunk_digests)).hexdigest()
+
+
 class _Chunker:
     """Fills fixed-size chunks of the tar stream, hashes them and hands each one on."""
 
@@ -64,7 +77,8 @@ class _Chunker:
         self._chunk = bytearray(CHUNK)
         self._view = memoryview(self._chunk)
         self._used = 0
-        self.digest = hashlib.sha256()
+        self._hasher = ThreadPoolExecutor(max_workers=1)
+        self._digests: list[Future[bytes]] = []
         self.offset = 0
 
     def add(self, data: bytes) -> None:
@@ -76,12 +90,12 @@ class _Chunker:
             if self._used == CHUNK:
                 self._emit()
 
-    def add_file(self, stream: io.FileIO, size: int, name: str) -> None:
-        """Read `size` bytes of `stream` straight into the chunks."""
+    def add_file(self, fd: int, size: int, name: str) -> None:
+        """Read `size` bytes of the open file `fd` straight into the chunks."""
         left = size
         while left:
             want = min(left, CHUNK - self._used)
-            got = stream.readinto(self._view[self._used : self._used + want])
+            got = os.readv(fd, [self._view[self._used : self._used + want]])
             if not got:
                 msg = f"{name} shrank while it was being packed"
                 raise PayloadMismatchError(msg)
@@ -93,23 +107,33 @@ class _Chunker:
 
     def _emit(self) -> None:
         piece = bytes(self._view[: self._used])
-        self.digest.update(piece)
+        self._digests.append(self._hasher.submit(_sha256, piece))
         self.offset += len(piece)
         self._used = 0
         self._out(piece)
 
-    def finish(self) -> None:
+    def finish(self) -> str:
+        """End the tar; its digest."""
         self.add(tar_end(self.offset + self._used))
         if self._used:
             self._emit()
+        digest = tar_digest(f.result() for f in self._digests)
+        self._hasher.shutdown()
+        return digest
+
+    def abort(self) -> None:
+        self._hasher.shutdown(cancel_futures=True)
 
 
 def _stream(root: Path, entries: list[Entry], chunker: _Chunker) -> Iterator[Entry]:
     for entry in entries:
         chunker.add(_header(entry))
         if entry.kind in ("f", "x"):
-            with open(os.path.join(root, entry.path), "rb", buffering=0) as stream:
-                chunker.add_file(stream, entry.size, entry.path)
+            fd = os.open(os.path.join(root, entry.path), os.O_RDONLY)
+            try:
+                chunker.add_file(fd, entry.size, entry.path)
+            finally:
+                os.close(fd)
         yield entry
 
 
@@ -126,13 +150,19 @@ def write_payload(
     """Write the compressed tar of `root` (or of `entries`, its listing) to `sink`."""
     compressor = open_compressor(compression, sink, level=level, jobs=jobs)
     chunker = _Chunker(compressor.write)
+    done = 0  # reported in chunks: a progress bar redrawn per file costs more than the tar
     try:
         for entry in _stream(root, listing(root) if entries is None else entries, chunker):
-            if advance is not None:
-                advance(entry.size)
-        chunker.finish()
+            done += entry.size
+            if advance is not None and done >= CHUNK:
+                advance(done)
+                done = 0
+        tar_sha256 = chunker.finish()
+        if advance is not None and done:
+            advance(done)
     except BaseException:
+        chunker.abort()
         compressor.abort()
         raise
     info = compressor.close()
-    return PayloadInfo(info.size, info.sha256, chunker.digest.hexdigest())
+    return PayloadInfo(info.size, info.sha256, tar_sha256)
