@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import subprocess
 import tarfile
 from pathlib import Path
@@ -93,3 +94,24 @@ def test_a_level_the_codec_lacks_is_refused_before_any_work(
     assert done.returncode == 1
     assert done.stderr.startswith("error: --level 6 is not a gzip level\n  hint: gzip levels")
     assert not (tmp_path / "x.sh").exists()
+
+
+def test_zstd_env_sh_unpacks_with_the_sh_unpacker(
+    core_project: Path, package_cache: Path, tmp_path: Path
+) -> None:
+    """The writer's frame (window 2^27, long matching) is what `zstd -dc` takes by default."""
+    env_sh = tmp_path / "zst.sh"
+    portenv(
+        "pack", core_project, "-o", env_sh, "--use-cache", package_cache, "--compression", "zstd"
+    )
+    done = subprocess.run(
+        ["sh", str(env_sh), "-o", str(tmp_path / "out")], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    env = tmp_path / "out" / "env"
+    info = portenv("unpack", env_sh, "--info").stdout.splitlines()
+    files = next(line.split("=")[1] for line in info if line.startswith("files="))
+    assert "compression=zstd" in info
+    assert f"unpacked {files} files into {env}" in done.stderr
+    manifest = json.loads((env / ".portenv" / "manifest.json").read_text())
+    assert manifest["prefix"] == str(env), "relocated to where it was unpacked"
