@@ -5,13 +5,13 @@ and portenv's own code; this cache keeps their result under a key made of exactl
 keeps an installed environment in the same spirit). An entry is
 
     ROOT/KEY/prefix/       the sealed prefix, never written after it was sealed
-    ROOT/KEY/record.json   the key's inputs, the meta block, the listing of every member
-                           (path, kind, size, link) and the sha256 of the payload's tar
+    ROOT/KEY/record.json   the meta block, the listing of every member (path, kind, size,
+                           link) and the digest of the payload's tar (write.payload.tar_digest)
 
 It is built in a ``.new-*`` folder and renamed into place only after a pack from it
 succeeded, so a crash leaves no entry. Before reuse the listing is compared with the
 prefix; while the payload is written again its tar is hashed and must give the recorded
-sha256, else the new archive is not published and the entry is rebuilt. The entries used
+digest, else the new archive is not published and the entry is rebuilt. The entries used
 least recently beyond `keep` are removed.
 """
 

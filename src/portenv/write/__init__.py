@@ -49,11 +49,12 @@ class WrittenArchive:
     meta: PackMeta | None
     """The meta block of a portenv archive; None for other formats."""
     tar_sha256: str = ""
-    """sha256 of the environment's tar before compression (portenv archives)."""
+    """Digest of the environment's tar before compression (payload.tar_digest; portenv
+    archives)."""
 
 
 def writer_for(output: Path) -> HeaderOf:
-    """The writer for an output name, or a clear refusal."""
+    """What goes before the container for an output name, or a clear refusal."""
     try:
         return FORMATS[output.suffix]
     except KeyError:
@@ -112,7 +113,7 @@ def write_archive(
     """Compress the sealed prefix straight into `output`'s place, then write what goes before.
 
     The payload is written at its final offset in the temp file, so no copy of it is made;
-    with `expect_tar_sha256` the tar stream must hash to it, else PayloadMismatchError is
+    with `expect_tar_sha256` the tar stream's digest must be it, else PayloadMismatchError is
     raised and nothing is published.
     """
     reporter = reporter or NullReporter()
