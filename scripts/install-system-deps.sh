@@ -14,12 +14,13 @@
 #   qemu-user-static     runs arm64 programs (the aarch64 env in an arm64 rootfs) via binfmt_misc
 #   util-linux, mount    unshare(1) and mount(8) for the per-test overlay sandbox
 #   tar, coreutils       rootfs cache tarballs, `env -i` inside the sandbox
+#   zstd                 `zstd -dc` of the --compression zstd payloads (the sh unpacker's tool)
 #
 # `apt-get update` runs at most once, and only when something is missing.
 # Needs root (uses sudo when run as another user and sudo exists).
 set -eu
 
-PKGS="debootstrap debian-archive-keyring gpgv wget dpkg apt busybox-static dash shellcheck gcc gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static util-linux mount tar coreutils"
+PKGS="debootstrap debian-archive-keyring gpgv wget dpkg apt busybox-static dash shellcheck gcc gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static util-linux mount tar coreutils zstd"
 
 missing=""
 for pkg in $PKGS; do
