@@ -524,3 +524,17 @@ def test_shellcheck_clean() -> None:
         [shellcheck, "-s", "sh", str(SCRIPT)], capture_output=True, text=True, check=False
     )
     assert proc.returncode == 0, proc.stdout
+
+
+@pytest.mark.parametrize("check", [True, False], ids=["check", "unpack"])
+def test_read_only_mount_is_refused_before_writing(up: Unpacker, check: bool) -> None:
+    """busybox's `[ -w DIR ]` is true for root on a read-only mount: /proc/mounts tells."""
+    folder = up.tmp / "ro"
+    folder.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "ro", "tmpfs", str(folder)], check=True)
+    try:
+        res = up.unpack(build_tar(), "-o", str(folder / "sub"), *(["--check"] if check else []))
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
+    assert res.code == 5, res.stderr
+    assert res.first == f"error: cannot write into {folder}"

@@ -152,6 +152,22 @@ check_existing() { # check 5: DEST is free, or --force and DEST is a portenv env
         "remove it yourself, or choose another -o DIR or --env-name"
 }
 
+read_only_mount() { # FOLDER: it lies on a file system mounted read-only (busybox's [ -w ]
+    # is true for root even there); false when /proc/mounts cannot tell
+    [ -r /proc/mounts ] || return 1
+    [ "$(P=$1 awk '
+        function unescape(s) {
+            gsub(/\\040/, " ", s); gsub(/\\011/, "\t", s); gsub(/\\012/, "\n", s); gsub(/\\134/, "\\", s)
+            return s
+        }
+        {
+            m = unescape($2)
+            if (m != "/" && ENVIRON["P"] != m && index(ENVIRON["P"], m "/") != 1) next
+            if (length(m) >= best) { best = length(m); ro = ("," $4 ",") ~ /,ro,/ }
+        }
+        END { if (ro) print "ro" }' /proc/mounts 2>/dev/null)" = ro ]
+}
+
 free_kib() { # FOLDER: free KiB on its file system (empty if df fails)
     df -kP "$1" 2>/dev/null | sed -n '$p' | {
         read -r _fs _total _used avail _rest
@@ -346,7 +362,7 @@ check_dest() { # checks 4 to 6
     len=$(printf '%s' "$DEST" | wc -c | tr -d ' ')
     [ "$len" -le "$PMAX" ] || die 5 "the destination $DEST is $len bytes long, the environment accepts at most $PMAX" \
         "choose a shorter -o DIR or --env-name"
-    [ -w "$BASE" ] && [ -x "$BASE" ] || die 5 "cannot write into $BASE" \
+    [ -w "$BASE" ] && [ -x "$BASE" ] && ! read_only_mount "$BASE" || die 5 "cannot write into $BASE" \
         "choose a -o DIR you can write to, or run as a user who can"
     check_existing
     avail=$(free_kib "$BASE")
@@ -509,7 +525,8 @@ install_env() { # extract, check, relocate, rename into place
     isnum "$LISTED" && [ "$LISTED" -ge "$FILES" ] ||
         die 8 "extracted ${LISTED:-0} of $FILES files into $TMP" \
             "see the messages above: check the free space of $ADIR"
-    [ -x "$TMP/$PY" ] || die 8 "the environment has no runnable $PY" "pack the environment again"
+    [ -x "$TMP/$PY" ] && [ -s "$TMP/$PY" ] ||
+        die 8 "the environment has no runnable $PY" "pack the environment again"
     "$TMP/$PY" -E -s -B "$TMP/.portenv/relocate.py" --to "$DEST" >&2 ||
         die 8 "relocating the environment to $DEST failed (exit $?)" \
             "see the messages above; $DEST was left as it was"
