@@ -1,0 +1,250 @@
+"""Faults on the target: SIGKILL anywhere, a full disk, read-only and foreign file systems,
+two unpacks at once, and an env in use while --force replaces it.
+
+Each case runs a driver (sh, tests/support/faults.sh) inside a bare rootfs without network.
+Destinations live on tmpfs mounts (/srv and the case's own), so the overlay diff of the rootfs
+must come out empty: zero files written outside a destination, /tmp included
+(tests/support/faults.py `run_driver`). After every fault the destination holds nothing, the
+previous env untouched (same listing, content hashes, inodes and mtimes, marker included) or the
+complete new one (the same listing as a reference unpack, which is checked against the payload),
+and the next run cleans every `.portenv-*` leftover and succeeds.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Archives
+from tests.support.faults import (
+    Payload,
+    check_reference,
+    facts,
+    make_kit,
+    points,
+    run_driver,
+    spread,
+    unknown_leftovers,
+)
+from tests.support.hardening import record
+
+pytestmark = [pytest.mark.e2e, pytest.mark.hardening]
+
+SEED = 8_03  # issue 8, item 3: the timed kill points are drawn from this seed
+ENV_SH = "sh /dist/env.sh"
+UNPACKER = "sh /dist/portenv-unpack /dist/env.tar"
+EXISTS = "error:_/srv/app/env_already_exists"
+HOOKS = [  # exact points inside the unpacker, through fault-shim.sh (dash runs PATH commands)
+    "h:after:mkdir:*/.portenv-lock.*",  # lock taken, its pid file not written yet
+    "h:after:mkdir:*/.portenv-tmp.*",  # nothing extracted yet
+    "h:after:find:*/.portenv-tmp.*",  # extracted, not relocated
+    "h:before:mv:*/.portenv-old.*",  # relocated, the old env still in place
+    "h:after:mv:*/.portenv-old.*",  # the old env moved aside, the new one not yet in place
+    "h:after:mv:*/.portenv-tmp.*",  # the new env in place, the old one not yet removed
+    "h:after:rm:*/.portenv-old.*",  # all done but the lock
+]
+CAMPAIGNS = {
+    "first": (
+        "first install, busybox sh, env.sh",
+        ENV_SH,
+        [*(f"t:{p}" for p in spread(10, SEED)), "p:tar", "p:python3.12"],
+    ),
+    "replace": (
+        "--force over an env, Debian 13 dash, portenv-unpack env.tar",
+        UNPACKER,
+        [*(f"t:{p}" for p in spread(12, SEED + 1)), "p:gzip", "p:python3.12", *HOOKS],
+    ),
+}
+ALLOWED = {  # (DEST, folders set aside) after a SIGKILL
+    ("absent", "-"): "nothing at DEST",
+    ("new", "-"): "new env complete",
+    ("previous", "-"): "previous env intact",
+    ("new", "previous"): "new env complete, old copy aside (removed by the next run)",
+    ("absent", "previous"): "previous env set aside intact (restored by the next run)",
+}
+PHASES = (  # the first of these processes alive at the kill names the phase
+    ("python3.12", "relocating"),
+    ("tar", "extracting"),
+    ("gzip", "extracting"),
+    ("sha256sum", "verifying the payload"),
+    ("mv", "renaming"),
+    ("rm", "removing the old env"),
+)
+
+
+@pytest.fixture
+def kit(tmp_path: Path) -> Path:
+    return make_kit(tmp_path / "kit")
+
+
+@pytest.fixture(scope="module")
+def payload(core_archives: Archives) -> Payload:
+    return Payload.from_tar(core_archives.tar)
+
+
+def tally(values: Iterable[str]) -> str:
+    """'a: 2, b: 1', most frequent first: a figure for the report."""
+    return ", ".join(f"{value}: {n}" for value, n in Counter(values).most_common())
+
+
+def phase(point: dict[str, str]) -> str:
+    """What the unpacker was doing when the kill landed."""
+    if point["at"].startswith("h:"):
+        when, command, pattern = point["at"][2:].split(":", 2)
+        return f"{when} {command} {pattern.strip('*/')}"
+    if point["rc"] == "0":
+        return "after it finished"
+    alive = point["procs"].split(",")
+    return next((name for proc, name in PHASES if proc in alive), "checks")
+
+
+def check_point(kind: str, point: dict[str, str]) -> None:
+    """A killed unpack left an allowed state, and the next runs cleaned up and succeeded."""
+    where = f"{kind} campaign, point {point['n']} {point['at']}: {point}"
+    assert point["rc"] in (("0", "137") if point["at"].startswith("t:") else ("137",)), where
+    assert (point["dest"], point["aside"]) in ALLOWED, where
+    assert kind == "replace" or point["aside"] == "-", where
+    assert point["rc"] == "137" or (point["dest"], point["left"]) == ("new", "env"), where
+    assert unknown_leftovers(point["left"]) == [], where
+    if kind == "first" and point["dest"] == "absent":
+        assert point["plain"] == "0", where
+    else:
+        assert (point["plain"], point["plain_error"]) == ("5", EXISTS), where
+        assert point["force"] == "0", where
+    if point["dest"] == "absent" and kind == "replace":
+        assert point.get("plain_restored") == "previous", where
+    assert (point["after"], point["after_left"]) == ("new", "env"), where
+
+
+def test_sigkill_campaign(
+    core_archives: Archives, busybox_root: Path, trixie_root: Path, kit: Path, payload: Payload
+) -> None:
+    """SIGKILL every process of the unpack at timed, seeded points and at exact steps."""
+    roots = {"first": busybox_root, "replace": trixie_root}
+    for kind, (_, _, at) in CAMPAIGNS.items():
+        (kit / f"points-{kind}").write_text("\n".join(at) + "\n")
+    with ThreadPoolExecutor(max_workers=2) as pool:  # one campaign per core
+        futures = {
+            kind: pool.submit(
+                run_driver,
+                roots[kind],
+                core_archives.folder,
+                kit,
+                f"campaign {kind} /faults/points-{kind} {unpack}",
+                timeout=600,
+            )
+            for kind, (_, unpack, _) in CAMPAIGNS.items()
+        }
+        results = {kind: future.result() for kind, future in futures.items()}
+    for kind, result in results.items():
+        title, _, at = CAMPAIGNS[kind]
+        check_reference(result.stdout, payload, "/srv/app/env")
+        found = points(result.stdout)
+        assert [p["at"] for p in found] == at, result.stdout[-3000:]
+        for point in found:
+            check_point(kind, point)
+        assert "final python ok /srv/app/env" in result.stdout.splitlines()
+        record(
+            "fault",
+            f"SIGKILL of the whole unpack, {title}",
+            "every state allowed; next run cleaned up and succeeded",
+            injections=len(found),
+            seed=SEED,
+            destination=tally(ALLOWED[p["dest"], p["aside"]] for p in found),
+            phases=tally(phase(p) for p in found),
+            outside_writes=0,
+        )
+
+
+def cases(stdout: str) -> dict[str, dict[str, str]]:
+    """The `case NAME k=v...` lines of a driver, by name."""
+    return {
+        line.split()[1]: facts(line) for line in stdout.splitlines() if line.startswith("case ")
+    }
+
+
+FULL_AT = {
+    "extraction": "after:mkdir:*/.portenv-tmp.*",  # the disk is full as tar starts
+    "relocation": "after:find:*/.portenv-tmp.*",  # extracted; full as relocation starts
+}
+
+
+def full_disk(root: Path, dist: Path, kit: Path, payload: Payload, step: str) -> None:
+    """Another process fills the disk at `step`: exit 8, and DEST as it was before."""
+    script = f"full_disk '{FULL_AT[step]}' {UNPACKER}"
+    result = run_driver(root, dist, kit, script, tmpfs=[("/small", "160m")])
+    check_reference(result.stdout, payload, "/small/app/env")
+    found = cases(result.stdout)
+    assert sorted(found) == ["first", "replace"], result.stdout[-2000:]
+    word = "extracting_into" if step == "extraction" else "relocating_the_environment"
+    for kind, case in found.items():
+        assert case["rc"] == "8" and word in case["error"], (step, kind, case)
+        assert case["traceback"] == "0", (step, kind, case)
+        expected = ("absent", "-") if kind == "first" else ("previous", "env")
+        assert (case["state"], case["left"]) == expected, (step, kind, case)
+        assert (case["next"], case["after"], case["after_left"]) == ("0", "new", "env"), case
+        record(
+            "fault",
+            f"disk full during {step} ({'first install' if kind == 'first' else '--force'})",
+            "exit 8, DEST as it was; the next run succeeds",
+            injections=1,
+            destination="nothing at DEST" if kind == "first" else "previous env intact",
+            outside_writes=0,
+        )
+
+
+def test_full_disk_during_relocation(
+    core_archives: Archives, trixie_root: Path, kit: Path, payload: Payload
+) -> None:
+    full_disk(trixie_root, core_archives.folder, kit, payload, "relocation")
+
+
+READ_ONLY_PLACES = {  # case: (unpack arguments, the read-only folder an error must name)
+    "ro-tmpfs": ("-o /ro/app", "/ro"),
+    "ro-tmpfs-env": ("-o /ro2/app --force", "/ro2/app"),
+    "ro-bind": ("-o $H/bound --force", "/h/bound"),
+}
+
+
+def read_only(root: Path, dist: Path, kit: Path, extra: str) -> dict[str, dict[str, str]]:
+    """Try each READ_ONLY_PLACES unpack with `extra` arguments; the envs there stay intact."""
+    attempts = "".join(
+        f"attempt {name} {ENV_SH} {args} {extra}\n" for name, (args, _) in READ_ONLY_PLACES.items()
+    )
+    result = run_driver(
+        root,
+        dist,
+        kit,
+        f"read_only_setup {ENV_SH}\n{attempts}read_only_after {ENV_SH}\n",
+        tmpfs=[("/ro", "160m"), ("/ro2", "160m")],
+    )
+    assert "state bound=previous ro=- ro2=env" in result.stdout.splitlines()
+    assert "writable-again env python ok /ro2/app/env" in result.stdout.splitlines()
+    found = cases(result.stdout)
+    assert sorted(found) == sorted(READ_ONLY_PLACES), result.stdout
+    return found
+
+
+@pytest.mark.parametrize("target", ["busybox", "trixie"])
+def test_read_only_destination(
+    request: pytest.FixtureRequest, core_archives: Archives, kit: Path, target: str
+) -> None:
+    """A read-only tmpfs, empty or holding an env, and a read-only bind mount of an env."""
+    root = request.getfixturevalue(f"{target}_root")
+    found = read_only(root, core_archives.folder, kit, "")
+    for name, (_, place) in READ_ONLY_PLACES.items():
+        assert found[name]["rc"] == "5", (name, found[name])
+        assert re.fullmatch(f"error:_cannot_[a-z_]*{place}(/.*)?", found[name]["error"]), found
+    record(
+        "fault",
+        f"read-only destination ({target}): tmpfs remounted ro, empty or with an env; ro bind",
+        "exit 5, one error line; nothing written",
+        injections=len(found),
+        destination="nothing at DEST; the envs there intact",
+        outside_writes=0,
+    )
