@@ -248,3 +248,87 @@ def test_read_only_destination(
         destination="nothing at DEST; the envs there intact",
         outside_writes=0,
     )
+
+
+def test_two_unpacks_at_once(core_archives: Archives, busybox_root: Path, kit: Path) -> None:
+    """env.sh and portenv-unpack race for one DEST: one wins, the other says so, never a mix."""
+    script = f"reference {ENV_SH} >/dev/null\nrm -rf $OUT\nrace 1\nrace 2 --force\nrace 3 --force\n"
+    result = run_driver(busybox_root, core_archives.folder, kit, script)
+    rounds = [facts(line) for line in result.stdout.splitlines() if line.startswith("round ")]
+    assert len(rounds) == 3, result.stdout
+    busy = re.compile(r"error:_another_unpack_into_/srv/app/env_is_running_\(pid_\d+\)")
+    for n, race in enumerate(rounds, 1):
+        codes = sorted((race["a"], race["b"]))
+        assert codes == ["0", "5"], (n, race)
+        loser = "a" if race["a"] == "5" else "b"
+        assert busy.fullmatch(race[f"{loser}_error"]), (n, race)
+        assert race[f"{loser}_lines"] == "2", (n, race)  # the error and its hint, nothing else
+        assert (race["state"], race["left"]) == ("new", "env"), (n, race)
+    record(
+        "fault",
+        "two unpacks into one DEST at once (env.sh against portenv-unpack; plain, --force)",
+        "one exit 0; the other exit 5 'another unpack ... is running'",
+        injections=len(rounds),
+        destination="new env complete",
+        outside_writes=0,
+    )
+
+
+def test_env_in_use_while_force_replaces_it(
+    core_archives: Archives, busybox_root: Path, kit: Path, payload: Payload
+) -> None:
+    """A python of the old env runs (cwd inside it, a file open) while --force replaces it."""
+    result = run_driver(busybox_root, core_archives.folder, kit, f"in_use {ENV_SH}")
+    lines = result.stdout.splitlines()
+    assert lines[0] == "force=0 error= old-running state=new left=env", result.stdout
+    size = payload.members["./lib/python3.12/os.py"].size  # read through the old inode
+    assert lines[1:] == ["old-exit=0", f"old-python read {size} libpython-deleted 1"], lines
+    record(
+        "fault",
+        "env in use while --force replaces it (its python running, cwd inside, a file open)",
+        "exit 0; the old process kept running and exited 0",
+        injections=1,
+        destination="new env complete, old folder removed",
+        outside_writes=0,
+    )
+
+
+def test_destinations_on_other_file_systems(
+    core_archives: Archives, trixie_root: Path, kit: Path
+) -> None:
+    """DEST on tmpfs mounts (through a symlink, at a mount's root, a mount point, a link out)."""
+    result = run_driver(
+        trixie_root,
+        core_archives.folder,
+        kit,
+        f"elsewhere {UNPACKER}\necho tmp=$(entries /tmp)",
+        tmpfs=[("/other", "160m"), ("/tmp", "64k")],
+    )
+    found = cases(result.stdout)
+    lines = result.stdout.splitlines()
+    assert {k: v["rc"] for k, v in found.items()} == {
+        "via-symlink": "0",
+        "fs-root": "0",
+        "fs-root-force": "0",
+        "mount-point": "5",
+        "symlink-dest": "5",
+    }, result.stdout
+    prefix = "via-symlink env python ok /srv/real/app/env hello from greet "
+    assert prefix in lines, lines
+    assert "fs-root env python ok /other/env hello from greet " in lines
+    assert found["mount-point"]["error"] == "error:_cannot_move_the_old_/srv/mp/env_aside"
+    assert "mount-point env -" in lines
+    assert found["symlink-dest"]["error"].endswith(
+        "is_not_a_portenv_environment:_--force_will_not_replace_it"
+    )
+    assert "symlink-dest env previous env" in lines
+    assert "tmp=-" in lines
+    record(
+        "fault",
+        "DEST on another file system than /tmp (a full one): via a symlink, at a mount's root, "
+        "a mount point (refused), a symlink to an env elsewhere (refused)",
+        "unpacked or refused with exit 5; /tmp never used",
+        injections=len(found),
+        destination="new env complete, or the one there intact",
+        outside_writes=0,
+    )

@@ -236,3 +236,67 @@ read_only_after() { # UNPACK...: the envs are intact; /ro2 takes an unpack once 
         "$@" -o /ro2/app --force 2>/dev/null &&
         echo "writable-again $(entries /ro2/app) $(runs /ro2/app/env | head -n 1)"
 }
+
+race() { # ROUND [--force]: env.sh and portenv-unpack start together into the same DEST
+    round=$1
+    shift
+    sh /dist/env.sh -o "$OUT" "$@" 2>"$H/a.err" &
+    a=$!
+    sh /dist/portenv-unpack /dist/env.tar -o "$OUT" "$@" 2>"$H/b.err" &
+    b=$!
+    wait "$a"
+    ra=$?
+    wait "$b"
+    rb=$?
+    printf 'round %s a=%s b=%s a_lines=%s b_lines=%s a_error=%s b_error=%s state=%s left=%s\n' \
+        "$round" "$ra" "$rb" "$(grep -c . "$H/a.err")" "$(grep -c . "$H/b.err")" \
+        "$(grep -m1 '^error: ' "$H/a.err" | tr ' ' _)" "$(grep -m1 '^error: ' "$H/b.err" | tr ' ' _)" \
+        "$(state_of "$DEST")" "$(entries "$OUT")"
+}
+
+in_use() { # UNPACK...: --force replaces an env whose python runs, cwd inside it, a file open
+    reference "$@" >/dev/null
+    (
+        cd "$DEST/lib/python3.12" && exec "$DEST/bin/python3.12" -B -c '
+import os, sys, time
+held = open("os.py", "rb")
+open("/h/ready", "w").close()
+while not os.path.exists("/h/go"):
+    time.sleep(0.02)
+size = len(held.read())
+maps = [line for line in open("/proc/self/maps") if "libpython" in line]
+gone = all(line.rstrip().endswith("(deleted)") for line in maps)
+import json  # imported only now: from the new env, at the same path
+print("old-python", "read", size, "libpython-deleted" if gone else "libpython-kept", json.dumps(1))
+' >"$H/old.out" 2>&1
+    ) &
+    old=$!
+    while [ ! -e "$H/ready" ]; do sleep 0.05; done
+    "$@" -o "$OUT" --force 2>"$H/err"
+    printf 'force=%s error=%s ' $? "$(grep -m1 '^error: ' "$H/err" | tr ' ' _)"
+    kill -0 "$old" && ! finished "$old" && printf 'old-running '
+    echo "state=$(state_of "$DEST") left=$(entries "$OUT")"
+    touch "$H/go"
+    wait "$old"
+    echo "old-exit=$?"
+    cat "$H/old.out"
+}
+
+elsewhere() { # UNPACK...: destinations across file systems; /tmp is full and never used
+    dd if=/dev/zero of=/tmp/filler bs=4k 2>/dev/null
+    mkdir /srv/real && ln -s /srv/real "$H/link"
+    attempt via-symlink env TMPDIR=/tmp "$@" -o "$H/link/app"
+    echo "via-symlink $(entries /srv/real/app) $(runs /srv/real/app/env | tr '\n' ' ')"
+    attempt fs-root "$@" -o /other
+    attempt fs-root-force "$@" -o /other --force
+    echo "fs-root $(entries /other) $(runs /other/env | tr '\n' ' ')"
+    mkdir -p /srv/mp/env && mount -t tmpfs -o size=1m tmpfs /srv/mp/env
+    attempt mount-point "$@" -o /srv/mp --force
+    echo "mount-point $(entries /srv/mp) $(entries /srv/mp/env)"
+    OUT=/other DEST=/other/env
+    mark 1
+    mkdir /srv/sl && ln -s /other/env /srv/sl/env
+    attempt symlink-dest "$@" -o /srv/sl --force
+    echo "symlink-dest $(entries /srv/sl) $(state_of /other/env) $(entries /other)"
+    rm -f /tmp/filler
+}
