@@ -64,8 +64,8 @@ ALLOWED = {  # (DEST, folders set aside) after a SIGKILL
     ("absent", "-"): "nothing at DEST",
     ("new", "-"): "new env complete",
     ("previous", "-"): "previous env intact",
-    ("new", "previous"): "new env complete, old copy aside (removed by the next run)",
-    ("absent", "previous"): "previous env set aside intact (restored by the next run)",
+    ("new", "previous"): "new env complete, old copy aside, removed by the next run",
+    ("absent", "previous"): "previous env set aside intact, restored by the next run",
 }
 PHASES = (  # the first of these processes alive at the kill names the phase
     ("python3.12", "relocating"),
@@ -88,15 +88,15 @@ def payload(core_archives: Archives) -> Payload:
 
 
 def tally(values: Iterable[str]) -> str:
-    """'a: 2, b: 1', most frequent first: a figure for the report."""
-    return ", ".join(f"{value}: {n}" for value, n in Counter(values).most_common())
+    """'a: 2; b: 1', most frequent first: a figure for the report."""
+    return "; ".join(f"{value}: {n}" for value, n in Counter(values).most_common())
 
 
 def phase(point: dict[str, str]) -> str:
     """What the unpacker was doing when the kill landed."""
     if point["at"].startswith("h:"):
         when, command, pattern = point["at"][2:].split(":", 2)
-        return f"{when} {command} {pattern.strip('*/')}"
+        return f"{when} {command} {pattern.strip('*/').rstrip('.*')}"
     if point["rc"] == "0":
         return "after it finished"
     alive = point["procs"].split(",")
@@ -245,7 +245,7 @@ def test_read_only_destination(
         f"read-only destination ({target}): tmpfs remounted ro, empty or with an env; ro bind",
         "exit 5, one error line; nothing written",
         injections=len(found),
-        destination="nothing at DEST; the envs there intact",
+        destination="nothing written, the envs there intact",
         outside_writes=0,
     )
 
@@ -329,6 +329,6 @@ def test_destinations_on_other_file_systems(
         "a mount point (refused), a symlink to an env elsewhere (refused)",
         "unpacked or refused with exit 5; /tmp never used",
         injections=len(found),
-        destination="new env complete, or the one there intact",
+        destination="new env complete or the env there intact",
         outside_writes=0,
     )

@@ -6,7 +6,8 @@ The page opens with the threat model, then the headline figures, the machine, an
 category. Figures a test may record, by the name the totals read:
 ``archives`` (hostile archives tried; a case without it counts as one), ``injections`` (faults
 injected; likewise), ``cases`` (fuzz cases run), ``outside_writes`` (files written outside a
-destination, from a rootfs snapshot), ``destination`` (what a fault left at DEST).
+destination, from a rootfs snapshot), ``destination`` (what a fault left at DEST: one label,
+which counts the case's injections, or ``"LABEL: N; LABEL: N"``; labels hold no ``;``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import platform
 import sys
 import time
 import xml.etree.ElementTree as ET
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,6 +115,23 @@ def _figures(record: Figures) -> str:
     return "; ".join(f"{k}={_cell(v)}" for k, v in record.items() if k not in skip)
 
 
+def destinations(faults: Sequence[Figures]) -> str:
+    """What the faults left at DEST, summed by label over every case, most frequent first."""
+    counts: Counter[str] = Counter()
+    for record in faults:
+        text = record.get("destination")
+        if not isinstance(text, str):
+            continue
+        parts = [part.strip() for part in text.split(";") if part.strip()]
+        for part in parts:
+            label, colon, count = part.rpartition(": ")
+            if colon and count.isdigit():
+                counts[label] += int(count)
+            else:
+                counts[part] += _total([record], "injections", default=1) if len(parts) == 1 else 1
+    return "; ".join(f"{label}: {n}" for label, n in counts.most_common()) or "-"
+
+
 def summary(run: Run) -> list[str]:
     """The headline figures the issue asks for."""
     records = run.records
@@ -120,13 +139,12 @@ def summary(run: Run) -> list[str]:
     faults = _category(records, "fault")
     checked = [r for r in records if "outside_writes" in r]
     outside = _total(checked, "outside_writes")
-    found = sorted({str(r["destination"]) for r in faults if "destination" in r})
     verdict = f"{run.tests - len(run.failed) - run.skipped} passed, {len(run.failed)} failed"
     rows = [
         ("hardening tests run", f"{run.tests}: {verdict}, {run.skipped} skipped"),
         ("hostile archives tried and refused", str(_total(hostile, "archives", default=1))),
         ("fault injections survived", str(_total(faults, "injections", default=1))),
-        ("what faults left at the destination", "; ".join(found) or "-"),
+        ("what faults left at the destination", destinations(faults)),
         ("fuzz cases run", str(_total(_category(records, "fuzz"), "cases"))),
         (
             "files written outside a destination",

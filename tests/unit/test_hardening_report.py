@@ -26,9 +26,16 @@ def write_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Pa
         "survived",
         injections=30,
         outside_writes=0,
-        destination="previous env intact",
+        destination="previous env intact: 20; nothing at DEST: 10",
     )
-    hardening.record("fault", "read-only", "exit 5", outside_writes=0, destination="intact")
+    hardening.record(
+        "fault",
+        "read-only",
+        "exit 5",
+        injections=3,
+        outside_writes=0,
+        destination="nothing at DEST",
+    )
     hardening.record("hostile archive", "../ member", "refused, exit 3", outside_writes=0)
     hardening.record("hostile archive", "links", "refused", archives=12)
     hardening.record("fuzz", "pixi.lock", "one line each", cases=500)
@@ -52,8 +59,10 @@ def test_figures_and_tables(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     }
     assert rows["hardening tests run"] == "5: 3 passed, 1 failed, 1 skipped"
     assert rows["hostile archives tried and refused"] == "13"
-    assert rows["fault injections survived"] == "31"
-    assert rows["what faults left at the destination"] == "intact; previous env intact"
+    assert rows["fault injections survived"] == "33"
+    assert rows["what faults left at the destination"] == (
+        "previous env intact: 20; nothing at DEST: 13"
+    )
     assert rows["fuzz cases run"] == "500"
     assert rows["files written outside a destination"].startswith("0 (in 3 recorded cases")
     assert "- `tests.e2e.test_faults::test_b`" in page
