@@ -17,9 +17,10 @@ import random
 import re
 import shutil
 import tarfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 
 from tests.support.rootfs import RootfsResult, run_in_rootfs
 
@@ -62,22 +63,28 @@ def run_driver(
     script: str,
     *,
     tmpfs: Sequence[tuple[str, str]] = (),
+    top: Mapping[str, str] = MappingProxyType({"/srv": "app"}),
     timeout: float = 300,
 ) -> RootfsResult:
     """Run a driver (sh lines, faults.sh sourced) and require that it wrote nothing to the rootfs.
 
     The overlay diff `changed_all` covers every path of the rootfs, /tmp included: the tmpfs
     mounts hold all that the unpackers and the driver write, so any entry is a stray write.
+    On the tmpfs mounts, `top` names what each must hold at the end, comma separated ("-" for
+    nothing): the -o folders and what the driver made, no stray file beside them.
     """
+    tops = "".join(f'echo "top {path}=$(entries {path})"\n' for path in top)
     result = run_in_rootfs(
         root,
-        ["/bin/sh", "-c", ". /faults/faults.sh\n" + script],
+        ["/bin/sh", "-c", f". /faults/faults.sh\n{script}\n{tops}"],
         binds=[(dist, "/dist"), (kit, "/faults")],
         tmpfs=[("/h", "16m"), ("/srv", "400m"), *tmpfs],
         timeout=timeout,
     )
     assert result.returncode == 0, f"driver failed:\n{result.stdout}\n{result.stderr}"
     assert result.changed_all == [], f"written outside the destinations: {result.changed_all}"
+    found = [line for line in result.stdout.splitlines() if line.startswith("top ")]
+    assert found == [f"top {path}={entries}" for path, entries in top.items()], result.stdout
     return result
 
 
