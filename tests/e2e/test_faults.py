@@ -52,12 +52,12 @@ CAMPAIGNS = {
     "first": (
         "first install, busybox sh, env.sh",
         ENV_SH,
-        [*(f"t:{p}" for p in spread(10, SEED)), "p:tar", "p:python3.12"],
+        [*(f"t:{p}" for p in spread(14, SEED)), "p:tar", "p:python3.12"],
     ),
     "replace": (
         "--force over an env, Debian 13 dash, portenv-unpack env.tar",
         UNPACKER,
-        [*(f"t:{p}" for p in spread(12, SEED + 1)), "p:gzip", "p:python3.12", *HOOKS],
+        [*(f"t:{p}" for p in spread(16, SEED + 1)), "p:gzip", "p:python3.12", *HOOKS],
     ),
 }
 ALLOWED = {  # (DEST, folders set aside) after a SIGKILL
