@@ -57,7 +57,14 @@ CAMPAIGNS = {
     "replace": (
         "--force over an env, Debian 13 dash, portenv-unpack env.tar",
         UNPACKER,
-        [*(f"t:{p}" for p in spread(16, SEED + 1)), "p:gzip", "p:python3.12", *HOOKS],
+        [
+            *(f"t:{p}" for p in spread(16, SEED + 1)),
+            "p:gzip",
+            "p:python3.12",
+            "p:rm",
+            "p:rm:1",
+            *HOOKS,
+        ],
     ),
 }
 ALLOWED = {  # (DEST, folders set aside) after a SIGKILL
@@ -65,6 +72,7 @@ ALLOWED = {  # (DEST, folders set aside) after a SIGKILL
     ("new", "-"): "new env complete",
     ("previous", "-"): "previous env intact",
     ("new", "previous"): "new env complete, old copy aside, removed by the next run",
+    ("new", "broken"): "new env complete, old copy partly removed, removed by the next run",
     ("absent", "previous"): "previous env set aside intact, restored by the next run",
 }
 PHASES = (  # the first of these processes alive at the kill names the phase
@@ -73,7 +81,7 @@ PHASES = (  # the first of these processes alive at the kill names the phase
     ("gzip", "extracting"),
     ("sha256sum", "verifying the payload"),
     ("mv", "renaming"),
-    ("rm", "removing the old env"),
+    ("rm", "removing the old env"),  # the unpacker's only rm once no stale folder is left
 )
 
 

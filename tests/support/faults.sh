@@ -24,6 +24,10 @@ now_cs() { # centiseconds since boot
     echo "$up"
 }
 
+nap() { # CS: sleep CS centiseconds
+    sleep "$(($1 / 100)).$(($1 % 100 / 10))$(($1 % 10))"
+}
+
 procs() { # sets SEEN: names of the live processes other than this driver
     SEEN=
     for p in /proc/[0-9]*; do
@@ -119,17 +123,18 @@ run_killed() { # POINT UNPACK...: start the unpack, SIGKILL it at POINT; sets RC
     t:*) # after this many per mille of the measured duration
         "$@" >/dev/null 2>"$H/killed.err" &
         pid=$!
-        cs=$((DUR * ${point#t:} / 1000))
-        sleep "$((cs / 100)).$((cs % 100 / 10))$((cs % 10))"
+        nap $((DUR * ${point#t:} / 1000))
         procs
         kill -9 -1 2>/dev/null ;;
-    p:*) # as soon as a process of this name runs
+    p:*) # p:NAME or p:NAME:CS: once a process of this name runs (and CS centiseconds more)
         "$@" >/dev/null 2>"$H/killed.err" &
         pid=$!
+        want=${point#p:}
         while procs; do
-            case ",$SEEN," in *",${point#p:},"*) break ;; esac
+            case ",$SEEN," in *",${want%%:*},"*) break ;; esac
             ! finished "$pid" || break
         done
+        case $want in *:*) nap "${want#*:}" && procs ;; esac
         kill -9 -1 2>/dev/null ;;
     h:*) # at a matching mv, mkdir, find or rm call of the unpacker (see shim.sh)
         FAULT_AT=${point#h:} PATH="$SHIM:$PATH" "$@" >/dev/null 2>"$H/killed.err" &
