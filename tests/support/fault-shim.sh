@@ -1,5 +1,5 @@
 #!/bin/sh
-# A stand-in for mv, mkdir, find and rm on the unpacker's PATH (tests/support/faults.sh).
+# A stand-in for mv, mkdir, find, rm and tar on the unpacker's PATH (tests/support/faults.sh).
 # FAULT_AT=WHEN:COMMAND:PATTERN (WHEN is before or after) picks the call of COMMAND that has an
 # argument matching the glob PATTERN; there the shim runs FAULT_DO (default: SIGKILL every
 # process but the driver, and never run the command). Any other call just runs the command.

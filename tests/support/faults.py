@@ -37,7 +37,7 @@ __all__ = [
 ]
 
 SUPPORT = Path(__file__).resolve().parent
-SHIMMED = ("mv", "mkdir", "find", "rm")
+SHIMMED = ("mv", "mkdir", "find", "rm", "tar")
 """Commands the unpacker finds on PATH that fault-shim.sh can stand in for (not under busybox
 sh: its ash runs its own applets before looking at PATH)."""
 LEFTOVER = re.compile(r"\.portenv-(lock|tmp|old)\.env(\.\d+)?")

@@ -136,7 +136,7 @@ run_killed() { # POINT UNPACK...: start the unpack, SIGKILL it at POINT; sets RC
         done
         case $want in *:*) nap "${want#*:}" && procs ;; esac
         kill -9 -1 2>/dev/null ;;
-    h:*) # at a matching mv, mkdir, find or rm call of the unpacker (see shim.sh)
+    h:*) # at a matching mv, mkdir, find, rm or tar call of the unpacker (fault-shim.sh)
         FAULT_AT=${point#h:} PATH="$SHIM:$PATH" "$@" >/dev/null 2>"$H/killed.err" &
         pid=$! ;;
     esac
