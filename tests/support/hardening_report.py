@@ -148,7 +148,8 @@ def summary(run: Run) -> list[str]:
         ("fuzz cases run", str(_total(_category(records, "fuzz"), "cases"))),
         (
             "files written outside a destination",
-            f"{outside} (in {len(checked)} recorded cases, each checked by a rootfs snapshot)",
+            f"{outside}, summed over the {len(checked)} recorded cases that checked it "
+            "(a snapshot of the rootfs or of the folders around the destination)",
         ),
     ]
     lines = ["## Figures", "", "| figure | value |", "|---|---|"]

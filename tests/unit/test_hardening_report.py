@@ -64,7 +64,9 @@ def test_figures_and_tables(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
         "previous env intact: 20; nothing at DEST: 13"
     )
     assert rows["fuzz cases run"] == "500"
-    assert rows["files written outside a destination"].startswith("0 (in 3 recorded cases")
+    assert rows["files written outside a destination"].startswith(
+        "0, summed over the 3 recorded cases"
+    )
     assert "- `tests.e2e.test_faults::test_b`" in page
     assert "## Fault (2 cases)" in page and "## Fuzz (1 cases)" in page
     assert page.index("## Hostile archive") < page.index("## Fault") < page.index("## Fuzz")
@@ -75,7 +77,7 @@ def test_a_write_outside_shows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     log, junit = write_run(tmp_path, monkeypatch)
     hardening.record("fault", "bad", "wrote outside", outside_writes=2)
     page = hardening_report.render(hardening_report.load(log, junit), [], "now")
-    assert "| files written outside a destination | 2 (in 4 recorded cases" in page
+    assert "| files written outside a destination | 2, summed over the 4 recorded cases" in page
 
 
 def test_no_log_without_the_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
