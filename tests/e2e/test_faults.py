@@ -344,3 +344,42 @@ def test_destinations_on_other_file_systems(
         destination="new env complete or the env there intact",
         outside_writes=0,
     )
+
+
+def test_full_disk_during_extraction(
+    core_archives: Archives, trixie_root: Path, kit: Path, payload: Payload
+) -> None:
+    """The disk is full when tar starts: exit 8, nothing at DEST / the previous env intact.
+
+    Fails with the unpacker of this commit: `echo "tar exit $?" >>"$st"` cannot write the
+    failure into the lock's status file on the full disk, GNU tar has created every member
+    (empty) so the file count passes, and the empty bin/python3.12 is run by sh as an empty
+    script (ENOEXEC), which "succeeds": exit 0 and an env of empty files renamed into place,
+    over the previous env with --force.
+    """
+    full_disk(trixie_root, core_archives.folder, kit, payload, "extraction")
+
+
+@pytest.mark.parametrize("target", ["busybox", "trixie"])
+def test_check_refuses_read_only_destination(
+    request: pytest.FixtureRequest, core_archives: Archives, kit: Path, target: str
+) -> None:
+    """`--check` fails where the unpack would: a read-only destination is exit 5.
+
+    Fails on busybox with the unpacker of this commit: busybox's `[ -w DIR ]` is true for root
+    on a read-only mount, so `--check` says "all checks passed" and the unpack then stops at
+    `mkdir` (exit 5): the check that --check promises does not run there.
+    """
+    root = request.getfixturevalue(f"{target}_root")
+    found = read_only(root, core_archives.folder, kit, "--check")
+    for name, (_, place) in READ_ONLY_PLACES.items():
+        assert found[name]["rc"] == "5", (name, found[name])
+        assert found[name]["error"] == f"error:_cannot_write_into_{place}", (name, found)
+    record(
+        "fault",
+        f"--check on a read-only destination ({target})",
+        "exit 5, one error line; nothing written",
+        injections=len(found),
+        destination="nothing written, the envs there intact",
+        outside_writes=0,
+    )
