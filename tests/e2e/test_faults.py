@@ -329,7 +329,8 @@ def test_destinations_on_other_file_systems(
     prefix = "via-symlink env python ok /srv/real/app/env hello from greet "
     assert prefix in lines, lines
     assert "fs-root env python ok /other/env hello from greet " in lines
-    assert found["mount-point"]["error"] == "error:_cannot_move_the_old_/srv/mp/env_aside"
+    mount_point = "error:_/srv/mp/env_is_a_mount_point:_--force_cannot_replace_it"
+    assert found["mount-point"]["error"] == mount_point
     assert "mount-point env -" in lines
     assert found["symlink-dest"]["error"].endswith(
         "is_not_a_portenv_environment:_--force_will_not_replace_it"
