@@ -49,10 +49,11 @@ guarantees, and what this page proves with figures:
   repaired by the next run, which restores the env it finds set aside. The next run also
   removes every stale `.portenv-tmp.*`, `.portenv-lock.*` and `.portenv-old.*` of a dead run.
   A lock (`DIR/.portenv-lock.NAME`) lets one unpack at a time into a `DEST`; the other says so.
-- **Checks before code runs.** The target (architecture, C library, glibc floor), the
-  destination (writable, free space, path length, an existing env needs `--force`), and the
-  payload's sha256 from the archive's meta block are checked before anything is written, and
-  the members before the env's own interpreter runs `relocate.py` on them.
+- **Checks before code runs.** The target (architecture, C library, glibc floor) and the
+  destination (writable, free space, path length, an existing env needs `--force`) are
+  checked before anything is written; the payload's sha256 from the archive's meta block is
+  computed while tar extracts into the temporary folder, and it and the members are checked
+  before the env's own interpreter runs `relocate.py` on them.
 
 What it does **not** guarantee:
 
