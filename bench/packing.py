@@ -19,7 +19,9 @@ class Packer:
 
 
 PACKERS = (
-    Packer("portenv", "portenv `pack -o env.sh` (gzip -6, parallel)", "env.sh"),
+    Packer("portenv", "portenv `pack -o env.sh` (gzip: ISA-L level 2, parallel)", "env.sh"),
+    Packer("portenv_zstd", "portenv `--compression zstd` (level 9, 2 threads)", "env-zst.sh"),
+    Packer("portenv_fresh", "portenv `--no-reuse` (stages and seals afresh, gzip)", "fresh.sh"),
     Packer("pixipack", "portenv `pack --format pixi-pack` (pixi-pack's layout)", "pp.tar"),
     Packer("condapack", "conda-pack, defaults (gzip -4, 1 thread)", "cp.tar.gz"),
     Packer("condapack_j", "conda-pack `-j -1` (gzip -4, 2 threads)", "cp-j.tar.gz"),
@@ -36,22 +38,17 @@ class PackResults:
 
 
 def _argv(packer: Packer, built: Built, conda_pack: Path, dest: Path) -> list[str]:
-    out = str(dest / packer.output)
+    out = str(dest / (packer.output or "none"))
     project, pcache = str(built.project), str(built.pcache)
+    pack = [*portenv_argv(), "pack", project, "-o", out, "--use-cache", pcache]
     if packer.key == "portenv":
-        return [*portenv_argv(), "pack", project, "-o", out, "--use-cache", pcache]
+        return pack
+    if packer.key == "portenv_zstd":
+        return [*pack, "--compression", "zstd"]
+    if packer.key == "portenv_fresh":
+        return [*pack, "--no-reuse"]
     if packer.key == "pixipack":
-        return [
-            *portenv_argv(),
-            "pack",
-            project,
-            "--format",
-            "pixi-pack",
-            "-o",
-            out,
-            "--use-cache",
-            pcache,
-        ]
+        return [*pack, "--format", "pixi-pack"]
     if packer.key.startswith("condapack"):
         argv = [str(conda_pack), "-p", str(built.prefix), "-o", out, "--force", "-q"]
         return argv if packer.key == "condapack" else [*argv, "-j", "-1"]
@@ -83,6 +80,7 @@ def measure_packing(built: Built, conda_pack: Path) -> PackResults:
             if packer.output and (dest / packer.output).exists():
                 results.sizes[packer.key] = (dest / packer.output).stat().st_size
     shutil.copyfile(dest / "cp.tar.gz", built.out / "cp.tar.gz")
-    if (dest / "env.sh").read_bytes() != (built.out / "env.sh").read_bytes():
-        say(f"{built.spec.name}: WARNING: the timed env.sh differs from the instrumented one")
+    for name in ("env.sh", "fresh.sh"):
+        if (dest / name).read_bytes() != (built.out / "env.sh").read_bytes():
+            say(f"{built.spec.name}: WARNING: the timed {name} differs from the instrumented one")
     return results

@@ -20,6 +20,7 @@ from portenv.reporting import NullReporter, Reporter
 from portenv.source.pixipack import PixiPack, open_pixi_pack, read_metadata
 from portenv.stage.wheels import FetchedWheel
 from portenv.write import WrittenArchive
+from portenv.write.codecs import check_level
 
 __all__ = ["ConvertRequest", "convert"]
 
@@ -35,8 +36,9 @@ class ConvertRequest:
     archive: Path
     output: Path
     env_name: str = "env"
-    level: int = 6
+    level: int | None = None
     cache: Path | None = None
+    compression: str = "gzip"
 
 
 def _inventory(pack: PixiPack) -> list[dict[str, object]]:
@@ -66,6 +68,7 @@ def convert(request: ConvertRequest, reporter: Reporter | None = None) -> Writte
     cache = (request.cache or default_cache()).resolve()
     check_output(request.output, cache)
     check_env_name(request.env_name)
+    check_level(request.compression, request.level)
     arch_of(read_metadata(request.archive).platform)  # refuses platforms portenv cannot pack
     scratch_root = cache / "staging"
     scratch_root.mkdir(parents=True, exist_ok=True)
@@ -77,6 +80,7 @@ def convert(request: ConvertRequest, reporter: Reporter | None = None) -> Writte
             Subdir(pack.metadata.platform),
             request.output,
             request.env_name,
+            request.compression,
             request.level,
             cache,
         )

@@ -161,6 +161,12 @@ class RelocFile:
             entry["regions"] = [list(r) for r in self.regions]
         return entry
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RelocFile:
+        """Read back a manifest entry."""
+        regions = tuple((int(o), int(n)) for o, n in data.get("regions", ()))
+        return cls(str(data["path"]), data["mode"], regions)
+
 
 @dataclass(frozen=True)
 class RelocationManifest:
@@ -180,6 +186,12 @@ class RelocationManifest:
             "python": self.python,
             "files": [f.to_json() for f in self.files],
         }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RelocationManifest:
+        """Read back `.portenv/manifest.json`."""
+        files = tuple(RelocFile.from_json(f) for f in data["files"])
+        return cls(str(data["prefix"]), int(data["prefix_max"]), str(data["python"]), files)
 
 
 @dataclass(frozen=True)

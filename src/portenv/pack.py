@@ -7,10 +7,10 @@ import hashlib
 import shutil
 import tempfile
 import urllib.request
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal, TypeAlias
 
 import platformdirs
 
@@ -26,16 +26,12 @@ from portenv.fetch import (
 from portenv.model import FetchedPackage, Plan, PypiPackage, StagedPrefix, Subdir
 from portenv.platforms import host_subdir
 from portenv.reporting import NullReporter, Reporter
-from portenv.seal import seal
+from portenv.seal.cache import SealCache
+from portenv.seal.listing import Entry, listing
 from portenv.source import PixiProject, plan_pixi_project
 from portenv.source.inject import inject
 from portenv.source.pypi import decide, wheel_misfit
 from portenv.source.requirements import RequirementsInput, resolve_requirements
-from portenv.stage import prefix_capacity, stage
-from portenv.stage.build import build_wheel
-from portenv.stage.cpython import BaseInterpreter, inspect_interpreter, stage_portable_python
-from portenv.stage.cpython_archive import extracted_standalone, is_python_archive
-from portenv.stage.wheels import FetchedWheel, install_wheels
 from portenv.write import (
     WrittenArchive,
     atomic_output,
@@ -43,7 +39,17 @@ from portenv.write import (
     write_archive,
     writer_for,
 )
+from portenv.write.codecs import check_level
+from portenv.write.payload import PayloadMismatchError
 from portenv.write.pixipack import write_pixi_pack
+
+if TYPE_CHECKING:
+    from portenv.seal import SealedPrefix
+    from portenv.stage.cpython import BaseInterpreter
+    from portenv.stage.wheels import FetchedWheel
+
+# The staging, sealing and ELF code is imported where it runs: a pack from the sealed-prefix
+# cache needs none of it, and its import is most of a small pack's time.
 
 __all__ = [
     "ArchiveJob",
@@ -56,6 +62,7 @@ __all__ = [
     "default_cache",
     "pack",
     "plan",
+    "seal_inputs",
     "stage_seal_write",
 ]
 
@@ -95,10 +102,14 @@ class PackRequest:
     format: Literal["portenv", "pixi-pack"] = "portenv"
     cache: Path | None = None
     env_name: str = "env"
-    level: int = 6
+    compression: str = "gzip"
+    level: int | None = None
+    """The codec's level; None for its default."""
     jobs: int = 8
     inject: tuple[Path, ...] = ()
     """Local conda package files added to the environment (pixi-pack format only)."""
+    reuse_sealed: bool = True
+    """Reuse (and keep) the sealed prefix of an earlier pack of the same inputs."""
 
 
 def plan(request: PlanRequest | PythonRequest) -> Plan:
@@ -118,6 +129,9 @@ def plan(request: PlanRequest | PythonRequest) -> Plan:
 @contextlib.contextmanager
 def base_interpreter(python: Path, cache: Path) -> Iterator[BaseInterpreter]:
     """The installation ``python`` names; an archive is extracted under the cache meanwhile."""
+    from portenv.stage.cpython import inspect_interpreter
+    from portenv.stage.cpython_archive import extracted_standalone, is_python_archive
+
     if not is_python_archive(python):
         yield inspect_interpreter(python)
         return
@@ -154,6 +168,8 @@ def cached_capacity(the_plan: Plan, cache: Path | None = None) -> int | None:
         if path is None or not path.is_file():
             return None
         fetched.append(FetchedPackage(package, path))
+    from portenv.stage import prefix_capacity
+
     return prefix_capacity(fetched)
 
 
@@ -212,6 +228,9 @@ def _fetch_pypi(
 def _wheels(
     sources: list[tuple[PypiPackage, Path, str]], staged: StagedPrefix, the_plan: Plan, cache: Path
 ) -> list[FetchedWheel]:
+    from portenv.stage.build import build_wheel
+    from portenv.stage.wheels import FetchedWheel
+
     python = staged.python.removeprefix("bin/python").split(".")
     version = (int(python[0]), int(python[1]))
     wheels = []
@@ -284,14 +303,20 @@ class ArchiveJob:
     subdir: Subdir
     output: Path
     env_name: str
-    level: int
+    compression: str
+    level: int | None
     cache: Path
     lock_glibc: str | None = None
     base_python: BaseInterpreter | None = None
     """For the conda-free source: the interpreter made portable as the prefix."""
+    seal_key: Mapping[str, object] | None = None
+    """Everything the sealed prefix is made from, when it may be cached (see seal.cache)."""
 
     def make_prefix(self, dest: Path) -> StagedPrefix:
         """Install the env's base into `dest`: a portable CPython, or the conda packages."""
+        from portenv.stage import prefix_capacity, stage
+        from portenv.stage.cpython import stage_portable_python
+
         if self.base_python is not None:
             return stage_portable_python(self.base_python, dest, self.subdir)
         return stage(
@@ -303,8 +328,8 @@ class ArchiveJob:
         )
 
 
-WheelsFor = Callable[[StagedPrefix], list[FetchedWheel]]
-InventoryOf = Callable[[list[FetchedWheel]], list[dict[str, object]]]
+WheelsFor: TypeAlias = "Callable[[StagedPrefix], list[FetchedWheel]]"
+InventoryOf: TypeAlias = "Callable[[list[FetchedWheel]], list[dict[str, object]]]"
 
 
 def stage_seal_write(
@@ -312,14 +337,31 @@ def stage_seal_write(
 ) -> WrittenArchive:
     """The chain every source ends in: stage -> wheels -> seal -> write, in a scratch folder.
 
-    `wheels_for` gets the staged prefix, since building an sdist needs its interpreter.
+    `wheels_for` gets the staged prefix, since building an sdist needs its interpreter. With a
+    `seal_key`, a sealed prefix cached by an earlier pack of the same inputs is written
+    instead, if it still is what it was; a new one is kept for the next pack.
     """
-    staging_root = job.cache / "staging"
-    staging_root.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=staging_root, prefix="env-"))
+    cache = SealCache(job.cache / "sealed") if job.seal_key is not None else None
+    key = cache.key(job.seal_key) if cache is not None and job.seal_key is not None else ""
+    hit = cache.lookup(key) if cache is not None else None
+    if cache is not None and hit is not None:
+        reporter.on_info(f"reusing the sealed environment cached in {hit.sealed.path.parent}")
+        try:
+            return _write(job, hit.sealed, reporter, hit.entries, hit.tar_sha256)
+        except (PayloadMismatchError, FileNotFoundError):
+            reporter.on_warning("the cached environment was changed on disk; staging it again")
+            cache.discard(key)
+    if cache is not None:
+        folder = cache.new_folder()
+    else:
+        (job.cache / "staging").mkdir(parents=True, exist_ok=True)
+        folder = Path(tempfile.mkdtemp(dir=job.cache / "staging", prefix="env-"))
+    from portenv.seal import seal
+    from portenv.stage.wheels import install_wheels
+
     try:
         token = reporter.on_task_start("installing", None)
-        staged = job.make_prefix(staging / "prefix")
+        staged = job.make_prefix(folder / "prefix")
         wheels = wheels_for(staged)
         install_wheels(wheels, staged)
         reporter.on_task_complete(token)
@@ -329,11 +371,55 @@ def stage_seal_write(
             depends=[d for f in job.conda for d in f.package.depends],
             inventory=inventory_of(wheels),
         )
-        return write_archive(
-            sealed, job.output, env_name=job.env_name, level=job.level, reporter=reporter
-        )
+        entries = listing(sealed.path)
+        written = _write(job, sealed, reporter, entries, None)
+        if cache is not None:
+            cache.store(key, folder, sealed, entries, written.tar_sha256)
+        return written
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _write(
+    job: ArchiveJob,
+    sealed: SealedPrefix,
+    reporter: Reporter,
+    entries: list[Entry],
+    expect_tar_sha256: str | None,
+) -> WrittenArchive:
+    return write_archive(
+        sealed,
+        job.output,
+        env_name=job.env_name,
+        compression=job.compression,
+        level=job.level,
+        entries=entries,
+        expect_tar_sha256=expect_tar_sha256,
+        reporter=reporter,
+    )
+
+
+def seal_inputs(
+    the_plan: Plan,
+    fetched: Sequence[FetchedPackage],
+    pypi_sources: Sequence[tuple[PypiPackage, Path, str]],
+) -> dict[str, object] | None:
+    """What a conda-based prefix is staged and sealed from, or None when that is not all known.
+
+    Local source folders can change under the same lock, so they are never cached; nor is the
+    conda-free source, whose base is an installation on this machine.
+    """
+    if any(sha256.startswith("dir-") for _, _, sha256 in pypi_sources):
+        return None
+    return {
+        "subdir": the_plan.subdir,
+        "lock_glibc": the_plan.lock_glibc,
+        "conda": [
+            {**f.package.to_json(), "file_name": f.package.file_name, "md5": f.package.md5}
+            for f in fetched
+        ],
+        "pypi": [{**p.to_json(), "source_sha256": sha256} for p, _, sha256 in pypi_sources],
+    }
 
 
 def pack(request: PackRequest, reporter: Reporter | None = None) -> WrittenArchive:
@@ -347,6 +433,7 @@ def pack(request: PackRequest, reporter: Reporter | None = None) -> WrittenArchi
     cache = (request.cache or default_cache()).resolve()
     check_output(request.output, cache)
     check_env_name(request.env_name)
+    check_level(request.compression, request.level)
     with contextlib.ExitStack() as stack:
         base: BaseInterpreter | None = None
         if isinstance(request.source, PythonRequest):
@@ -370,15 +457,18 @@ def _pack_plan(
         the_plan.conda, cache, base=the_plan.project_dir, reporter=reporter, jobs=request.jobs
     )
     pypi_sources = _fetch_pypi(the_plan, cache, reporter, request.jobs)
+    reuse = request.reuse_sealed and base is None
     job = ArchiveJob(
         fetched,
         the_plan.subdir,
         request.output,
         request.env_name,
+        request.compression,
         request.level,
         cache,
         the_plan.lock_glibc,
         base,
+        seal_inputs(the_plan, fetched, pypi_sources) if reuse else None,
     )
     return stage_seal_write(
         job,

@@ -34,7 +34,7 @@ from portenv.errors import (
 from portenv.model import PackMeta, Subdir
 from portenv.source.pixipack import PixiPackMetadata, is_pixi_pack, open_pixi_pack, read_metadata
 from portenv.stage import make_placeholder
-from portenv.unpack import UnpackRequest, archive_kind, unpack
+from portenv.unpack import UnpackRequest, archive_kind, describe, unpack
 from portenv.unpack._host import HostFacts, version_at_least
 from portenv.unpack._pixipack import activation_script, check_platform
 from portenv.write.container import render_unpacker, write_container, write_self_extracting
@@ -83,10 +83,10 @@ def env_tree(root: Path, *, prefix: str = PLACEHOLDER, region: int = REGION) -> 
     return root
 
 
-def payload_of(tree: Path) -> tuple[bytes, int]:
-    """The gzip payload of a tree, and how many paths it holds."""
+def payload_of(tree: Path, compression: str = "gzip") -> tuple[bytes, int]:
+    """The compressed payload of a tree, and how many paths it holds."""
     buffer = io.BytesIO()
-    write_payload(tree, buffer)
+    write_payload(tree, buffer, compression=compression)
     return buffer.getvalue(), sum(len(d) + len(f) for _, d, f in os.walk(tree))
 
 
@@ -133,10 +133,12 @@ def refused(
     return info.value
 
 
-@pytest.mark.parametrize("suffix", [".tar", ".sh"])
-def test_unpack_relocates_to_the_destination(tmp_path: Path, suffix: str) -> None:
-    payload, files = payload_of(env_tree(tmp_path / "tree"))
-    path = write_archive(tmp_path / f"env{suffix}", payload, files)
+@pytest.mark.parametrize(
+    ("suffix", "compression"), [(".tar", "gzip"), (".sh", "gzip"), (".tar", "zstd")]
+)
+def test_unpack_relocates_to_the_destination(tmp_path: Path, suffix: str, compression: str) -> None:
+    payload, files = payload_of(env_tree(tmp_path / "tree"), compression)
+    path = write_archive(tmp_path / f"env{suffix}", payload, files, compression=compression)
     assert archive_kind(path) == "portenv"
     result = unpack(UnpackRequest(path, tmp_path / "out" / "deeper"))
     dest = tmp_path / "out" / "deeper" / "env"
@@ -149,6 +151,26 @@ def test_unpack_relocates_to_the_destination(tmp_path: Path, suffix: str) -> Non
     assert json.loads((dest / ".portenv" / "manifest.json").read_text())["prefix"] == str(dest)
     assert os.access(dest / "bin" / "python3.12", os.X_OK)
     assert sorted(os.listdir(dest.parent)) == ["env"], "no lock, work or old folder is left"
+
+
+@pytest.mark.parametrize("compression", ["gzip", "zstd"])
+def test_info_and_list_read_the_archive_and_write_nothing(tmp_path: Path, compression: str) -> None:
+    tree = env_tree(tmp_path / "tree")
+    (tree / ".portenv" / "packages.txt").write_text("conda python 3.12.1 h0\npypi idna 3.7\n")
+    payload, files = payload_of(tree, compression)
+    path = write_archive(tmp_path / "env.sh", payload, files, compression=compression)
+    before = snapshot(tmp_path)
+    info = describe(path, "info").splitlines()
+    assert info[0] == "format=1" and f"compression={compression}" in info
+    assert f"files={files}" in info
+    assert describe(path, "list") == "conda python 3.12.1 h0\npypi idna 3.7\n"
+    assert snapshot(tmp_path) == before
+    data = bytearray(path.read_bytes())
+    data[len(render_unpacker(embedded=True)) + 5120 + 10] ^= 0xFF  # a payload byte
+    path.write_bytes(bytes(data))
+    assert describe(path, "info").splitlines() == info
+    with pytest.raises(HashMismatchError, match="the payload"):
+        describe(path, "list")
 
 
 def test_env_name_and_the_meta_default(tmp_path: Path) -> None:
@@ -212,6 +234,16 @@ def test_damaged_payload_is_refused_before_writing(archive: Path, tmp_path: Path
         pytest.param(lambda d: d.replace(b"format=1", b"format=2"), "format '2'", id="format"),
         pytest.param(lambda d: d.replace(b"files=", b"files=0"), "damaged meta", id="meta"),
         pytest.param(lambda d: b"\0" * 512 + d[512:], "neither a portenv", id="not-an-archive"),
+        pytest.param(
+            lambda d: d.replace(b"compression=gzip", b"compression=xz\n\n"),
+            "uses compression 'xz'",
+            id="unknown-codec",
+        ),
+        pytest.param(
+            lambda d: d.replace(b"compression=gzip", b"compression=zstd"),
+            "no zstd payload",
+            id="member-of-another-codec",
+        ),
     ],
 )
 def test_damaged_archive_is_refused(

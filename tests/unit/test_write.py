@@ -6,25 +6,30 @@ import gzip
 import hashlib
 import io
 import os
+import subprocess
 import tarfile
 from pathlib import Path
 
 import pytest
+import zstandard
 
-from portenv.errors import OutputError
+from portenv.errors import InputError, OutputError
 from portenv.model import PackMeta
 from portenv.write import atomic_output, writer_for
+from portenv.write.codecs import CHUNK, CODECS, ZSTD_WINDOW_LOG
 from portenv.write.container import (
     META_NAME,
     META_SIZE,
     PAYLOAD_NAME,
     PAYLOAD_OFFSET,
+    container_head,
+    container_tail,
     meta_block,
     render_unpacker,
     write_container,
     write_self_extracting,
 )
-from portenv.write.payload import CHUNK, write_payload
+from portenv.write.payload import write_payload
 
 META = PackMeta(
     platform="linux-64",
@@ -36,6 +41,12 @@ META = PackMeta(
     python="bin/python3.12",
     payload_size=0,
 )
+
+
+def hash_list(tar: bytes) -> str:
+    """The tar digest the writer records: sha256 over the sha256 of each 4 MiB slice."""
+    slices = (tar[i : i + CHUNK] for i in range(0, len(tar), CHUNK))
+    return hashlib.sha256(b"".join(hashlib.sha256(s).digest() for s in slices)).hexdigest()
 
 
 def make_tree(root: Path) -> None:
@@ -52,11 +63,12 @@ def test_payload_is_reproducible_and_normalized(tmp_path: Path) -> None:
     tree = tmp_path / "tree"
     make_tree(tree)
     first, second = io.BytesIO(), io.BytesIO()
-    info1 = write_payload(tree, first)
+    info1 = write_payload(tree, first, jobs=1)
     os.utime(tree / "bin" / "tool", (1, 1))
-    info2 = write_payload(tree, second, level=6)
-    assert first.getvalue() == second.getvalue()
+    info2 = write_payload(tree, second, level=CODECS["gzip"].default_level, jobs=3)
+    assert first.getvalue() == second.getvalue(), "mtime and thread count change nothing"
     assert info1 == info2
+    assert info1.tar_sha256 == hash_list(gzip.decompress(first.getvalue()))
     assert info1.sha256 == hashlib.sha256(first.getvalue()).hexdigest()
     assert first.getvalue()[4:8] == b"\0\0\0\0", "gzip mtime must be 0"
     with tarfile.open(fileobj=io.BytesIO(gzip.decompress(first.getvalue()))) as archive:
@@ -75,6 +87,83 @@ def test_payload_is_several_gzip_members_that_gzip_reads_as_one(tmp_path: Path) 
     write_payload(tree, out)
     assert out.getvalue().count(b"\x1f\x8b\x08") >= 2
     assert len(gzip.decompress(out.getvalue())) > CHUNK
+
+
+@pytest.mark.parametrize("level", [0, 1, 2, 3])
+def test_gzip_payload_is_plain_gzip_to_gzip_and_busybox(tmp_path: Path, level: int) -> None:
+    """ISA-L's members, one after another, decompress with GNU gzip and busybox gzip."""
+    tree = tmp_path / "tree"
+    make_tree(tree)
+    out = io.BytesIO()
+    info = write_payload(tree, out, level=level)
+    (tmp_path / "p.tar.gz").write_bytes(out.getvalue())
+    for tool in (["gzip", "-dc"], ["busybox", "gzip", "-dc"]):
+        result = subprocess.run(
+            [*tool, str(tmp_path / "p.tar.gz")], capture_output=True, check=True
+        )
+        assert hash_list(result.stdout) == info.tar_sha256, tool
+    listed = subprocess.run(
+        ["tar", "-tzf", str(tmp_path / "p.tar.gz")], capture_output=True, text=True, check=True
+    )
+    assert listed.stdout.split() == ["a-b", "bin/", "bin/link", "bin/tool", "lib/", "lib/big.bin"]
+
+
+def test_zstd_payload_round_trips_and_is_deterministic(tmp_path: Path) -> None:
+    """One zstd frame: the same bytes on 1 or 2 threads, and `zstd -d` reads it as it is."""
+    tree = tmp_path / "tree"
+    make_tree(tree)
+    (tree / "lib" / "more.bin").write_bytes(os.urandom(1 << 20) * 20)  # beyond one job
+    one, two = io.BytesIO(), io.BytesIO()
+    info = write_payload(tree, one, compression="zstd", level=3, jobs=1)
+    assert write_payload(tree, two, compression="zstd", level=3, jobs=2) == info
+    assert one.getvalue() == two.getvalue()
+    assert info.sha256 == hashlib.sha256(one.getvalue()).hexdigest()
+    assert len(one.getvalue()) < 3 * CHUNK, "the repeated megabyte is found again (long window)"
+    params = zstandard.get_frame_parameters(one.getvalue())
+    assert params.window_size <= 1 << ZSTD_WINDOW_LOG and params.has_checksum
+    (tmp_path / "p.tar.zst").write_bytes(one.getvalue())
+    result = subprocess.run(
+        ["zstd", "-dc", str(tmp_path / "p.tar.zst")], capture_output=True, check=True
+    )
+    assert hash_list(result.stdout) == info.tar_sha256
+    with tarfile.open(fileobj=io.BytesIO(result.stdout)) as archive:
+        assert archive.extractfile("lib/more.bin").read() == (tree / "lib/more.bin").read_bytes()  # type: ignore[union-attr]
+
+
+def test_level_outside_the_codec_is_refused() -> None:
+    with pytest.raises(InputError, match="--level 6 is not a gzip level"):
+        write_payload(Path("."), io.BytesIO(), level=6)
+    with pytest.raises(InputError, match="unknown compression 'xz'"):
+        write_payload(Path("."), io.BytesIO(), compression="xz")
+
+
+def test_container_tail_is_what_tarfile_writes() -> None:
+    """The in-place writer's head and tail give the bytes tarfile gives for the same members."""
+    for size in (0, 1, 511, 512, 5000, 10240 - PAYLOAD_OFFSET):
+        payload = os.urandom(size)
+        meta = PackMeta(**{**META.__dict__, "payload_size": size})
+        ours = container_head(meta) + payload + container_tail(size)
+        theirs = io.BytesIO()
+        with tarfile.open(fileobj=theirs, mode="w", format=tarfile.USTAR_FORMAT) as archive:
+            for name, data in ((META_NAME, meta_block(meta)), (PAYLOAD_NAME, payload)):
+                info = tarfile.TarInfo(name)
+                info.size, info.mtime, info.mode, info.uname, info.gname = (
+                    len(data),
+                    0,
+                    0o644,
+                    "",
+                    "",
+                )
+                archive.addfile(info, io.BytesIO(data))
+        assert ours == theirs.getvalue(), size
+
+
+def test_zstd_payload_member_is_named_for_its_codec() -> None:
+    meta = PackMeta(**{**META.__dict__, "compression": "zstd", "payload_size": 3})
+    head = container_head(meta)
+    assert len(head) == PAYLOAD_OFFSET
+    assert head[PAYLOAD_OFFSET - 512 :].startswith(b"portenv/payload.tar.zst\0")
+    assert b"\ncompression=zstd\n" in head
 
 
 def test_container_layout_matches_the_format(tmp_path: Path) -> None:

@@ -85,9 +85,25 @@ def output_opt(default: str, text: str) -> Callable[[Callable[..., None]], Calla
     )
 
 
-level_opt = click.option(
-    "--level", type=click.IntRange(1, 9), default=6, show_default=True, help="gzip level."
-)
+def compression_opts(function: Callable[..., None]) -> Callable[..., None]:
+    """--compression and --level (whose range and default are the codec's)."""
+    function = click.option(
+        "--level",
+        type=int,
+        default=None,
+        help="Compression level: gzip 0-3 (ISA-L igzip levels; default 2), zstd 1-19 (default 9).",
+    )(function)
+    return click.option(
+        "--compression",
+        type=click.Choice(["gzip", "zstd"]),
+        default="gzip",
+        show_default=True,
+        help="Payload compression. gzip unpacks on any target (tar + gzip); zstd is smaller "
+        "and needs a zstd binary on the target (the unpacker refuses before writing "
+        "anything when there is none).",
+    )(function)
+
+
 env_name_opt = click.option(
     "--env-name", default="env", show_default=True, help="Folder name on the target."
 )
@@ -226,7 +242,13 @@ def plan_cmd(
     help="Add a local conda package file (repeatable, pixi-pack format); its dependencies "
     "must be satisfied by the lock.",
 )
-@level_opt
+@compression_opts
+@click.option(
+    "--no-reuse",
+    is_flag=True,
+    help="Stage and seal afresh: neither reuse nor keep the sealed environment that a "
+    "pack of the same lock leaves in the cache.",
+)
 @skip_pypi_opt
 @python_source
 def pack_cmd(
@@ -238,7 +260,9 @@ def pack_cmd(
     env_name: str,
     archive_format: str,
     inject: tuple[Path, ...],
-    level: int,
+    compression: str,
+    level: int | None,
+    no_reuse: bool,
     skip_pypi: tuple[str, ...],
     python: Path | None,
     requirements: tuple[Path, ...],
@@ -261,8 +285,10 @@ def pack_cmd(
                 cache=use_cache,
                 env_name=env_name,
                 format="pixi-pack" if archive_format == "pixi-pack" else "portenv",
+                compression=compression,
                 level=level,
                 inject=inject,
+                reuse_sealed=not no_reuse,
             ),
             reporter,
         )
@@ -316,13 +342,29 @@ def unpacker_cmd(output: Path) -> None:
     show_default=True,
     help="Refuse an archive built for another machine.",
 )
+@click.option("--info", is_flag=True, help="Print a portenv archive's meta block; write nothing.")
+@click.option(
+    "--list",
+    "list_packages",
+    is_flag=True,
+    help="Verify a portenv archive's payload, print its packages; write nothing.",
+)
 def unpack_cmd(
-    archive: Path, output: Path, env_name: str | None, force: bool, platform_check: str
+    archive: Path,
+    output: Path,
+    env_name: str | None,
+    force: bool,
+    platform_check: str,
+    info: bool,
+    list_packages: bool,
 ) -> None:
     """Unpack an env.sh, an env.tar or a pixi-pack archive (tar or folder) on this machine."""
     from portenv.cli.progress import RichReporter
-    from portenv.unpack import UnpackRequest, unpack
+    from portenv.unpack import UnpackRequest, describe, unpack
 
+    if info or list_packages:
+        sys.stdout.write(describe(archive, "list" if list_packages else "info"))
+        return
     reporter = RichReporter()
     try:
         result = unpack(
@@ -338,10 +380,15 @@ def unpack_cmd(
 @click.argument("archive", type=click.Path(path_type=Path))
 @output_opt("env.sh", "env.sh (self-extracting) or env.tar.")
 @env_name_opt
-@level_opt
+@compression_opts
 @use_cache_opt
 def convert_cmd(
-    archive: Path, output: Path, env_name: str, level: int, use_cache: Path | None
+    archive: Path,
+    output: Path,
+    env_name: str,
+    compression: str,
+    level: int | None,
+    use_cache: Path | None,
 ) -> None:
     """Turn a pixi-pack archive into a portenv env.sh or env.tar, offline."""
     from portenv.cli.progress import RichReporter
@@ -349,7 +396,8 @@ def convert_cmd(
 
     reporter = RichReporter()
     try:
-        written = convert(ConvertRequest(archive, output, env_name, level, use_cache), reporter)
+        request = ConvertRequest(archive, output, env_name, level, use_cache, compression)
+        written = convert(request, reporter)
     finally:
         reporter.close()
     sys.stderr.write(f"wrote {written.path}\n")

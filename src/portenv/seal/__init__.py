@@ -9,11 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from portenv import __version__
-from portenv.elf import scan_elf
 from portenv.model import PackMeta, RelocationManifest, StagedPrefix
 from portenv.platforms import arch_of
-from portenv.seal.certs import add_certificate_hook
-from portenv.seal.checks import check_machines, glibc_floor
 from portenv.seal.files import target_file, write_text
 from portenv.seal.manifest import scan_prefix, walk_files
 
@@ -84,6 +81,12 @@ def seal(
     `inventory` lists the packages inside (with the hashes they were verified or recorded
     with); it lands in `.portenv/packages.json` for `--list` and audits.
     """
+    # Imported here: a pack from the sealed-prefix cache (seal.cache) loads neither the ELF
+    # reader nor the wheel installer.
+    from portenv.elf import scan_elf
+    from portenv.seal.certs import add_certificate_hook
+    from portenv.seal.checks import check_machines, glibc_floor
+
     root = staged.path
     _relativize_symlinks(root, staged.placeholder)
     _add_support_files(staged)

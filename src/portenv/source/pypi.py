@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
@@ -45,8 +46,9 @@ def ordered_target_tags(python_version: tuple[int, int], subdir: str) -> list[Ta
     return tags
 
 
+@functools.lru_cache(maxsize=16)
 def target_tags(python_version: tuple[int, int], subdir: str) -> frozenset[Tag]:
-    """The same tags as a set, for fit checks."""
+    """The same tags as a set, for fit checks (made once: a plan checks every wheel)."""
     return frozenset(ordered_target_tags(python_version, subdir))
 
 

@@ -10,16 +10,17 @@ the destination and renamed into place; a failure leaves the destination as it w
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from portenv.errors import InputError
 from portenv.reporting import NullReporter, Reporter
 from portenv.source.pixipack import is_pixi_pack
 from portenv.unpack._model import ArchiveKind, UnpackRequest, UnpackResult
 from portenv.unpack._pixipack import unpack_pixi_pack
-from portenv.unpack._portenv import embedded_offset, unpack_portenv
+from portenv.unpack._portenv import embedded_offset, packages_text, read_archive, unpack_portenv
 from portenv.write.container import META_NAME
 
-__all__ = ["ArchiveKind", "UnpackRequest", "UnpackResult", "archive_kind", "unpack"]
+__all__ = ["ArchiveKind", "UnpackRequest", "UnpackResult", "archive_kind", "describe", "unpack"]
 
 _HEAD = 1 << 16
 
@@ -61,3 +62,15 @@ def unpack(request: UnpackRequest, reporter: Reporter | None = None) -> UnpackRe
     if archive_kind(request.archive) == "pixi-pack":
         return unpack_pixi_pack(request, reporter)
     return unpack_portenv(request, reporter)
+
+
+def describe(path: Path, what: Literal["info", "list"]) -> str:
+    """What ``--info`` (the meta block, after the archive checks) or ``--list`` (the packages,
+    after the payload's sha256 is verified) print for a portenv archive; nothing is written."""
+    if archive_kind(path) != "portenv":
+        msg = f"{path} is a pixi-pack archive: --info and --list read portenv archives"
+        raise InputError(msg, hint="unpack it, or read its pixi-pack.json")
+    archive = read_archive(path)
+    if what == "list":
+        return packages_text(archive)
+    return "".join(f"{key}={value}\n" for key, value in archive.meta.items())

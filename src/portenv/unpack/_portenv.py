@@ -17,10 +17,13 @@ import json
 import os
 import re
 import tarfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, cast
+
+import zstandard
 
 from portenv.errors import CompatibilityError, HashMismatchError, InputError, RelocationError
 from portenv.reporting import Reporter
@@ -37,9 +40,16 @@ from portenv.unpack._place import (
     resolve_destination,
     write_failed,
 )
-from portenv.write.container import META_NAME, META_SIZE, PAYLOAD_NAME, PAYLOAD_OFFSET
+from portenv.write.codecs import CODECS, ZSTD_WINDOW_LOG
+from portenv.write.container import META_NAME, META_SIZE, PAYLOAD_OFFSET, payload_name
 
-__all__ = ["PortenvArchive", "embedded_offset", "read_archive", "unpack_portenv"]
+__all__ = [
+    "PortenvArchive",
+    "embedded_offset",
+    "packages_text",
+    "read_archive",
+    "unpack_portenv",
+]
 
 _HEAD = 1 << 16
 _OFFSET_LINE = re.compile(rb"^PORTENV_EMBEDDED_OFFSET=([0-9]{10})$", re.M)
@@ -112,9 +122,10 @@ def _check_meta(path: Path, meta: Mapping[str, str]) -> None:
             f"{path} is of archive format '{meta.get('format', '')}', this unpacker knows format 1"
         )
         raise InputError(msg, hint="unpack it with the portenv version that made it")
-    if meta.get("compression") != "gzip":
+    if meta.get("compression") not in CODECS:
         msg = f"{path} uses compression '{meta.get('compression', '')}'"
-        raise InputError(msg, hint="this unpacker knows gzip only: unpack it with a newer portenv")
+        known = " and ".join(CODECS)
+        raise InputError(msg, hint=f"this unpacker knows {known}: unpack it with a newer portenv")
     if _meta_damaged(meta):
         msg = f"{path} has a damaged meta block"
         raise InputError(msg, hint=_AGAIN)
@@ -138,8 +149,9 @@ def read_archive(path: Path) -> PortenvArchive:
     except OSError as exc:
         msg = f"cannot read {path}: {exc.strerror or exc}"
         raise InputError(msg, hint="check the path and its permissions") from exc
-    if not _header_ok(payload_header, PAYLOAD_NAME, payload_size):
-        msg = f"{path} has no gzip payload where format 1 puts it"
+    compression = meta["compression"]
+    if not _header_ok(payload_header, payload_name(compression), payload_size):
+        msg = f"{path} has no {compression} payload where format 1 puts it"
         raise InputError(msg, hint=_AGAIN)
     needed = offset + PAYLOAD_OFFSET + payload_size
     if size < needed:
@@ -209,24 +221,54 @@ def check_payload(archive: PortenvArchive) -> None:
         raise error
 
 
-def _extract(archive: PortenvArchive, work: Path) -> None:
-    """Stream the payload out through portenv's checks into the work folder.
+def _decompressed(compression: str, window: _Window) -> BinaryIO:
+    """The payload's tar stream.
 
-    gzip.GzipFile reads all the gzip members the writer makes; tarfile's own ``r|gz`` stops
-    after the first one.
+    gzip.GzipFile reads all the gzip members the writer makes (tarfile's own ``r|gz`` stops
+    after the first one); zstd frames are read with the window the writer allows.
     """
-    what = f"the payload of {archive.path.name}"
+    if compression == "zstd":
+        reader = zstandard.ZstdDecompressor(max_window_size=1 << ZSTD_WINDOW_LOG).stream_reader(
+            cast("BinaryIO", window), read_across_frames=True
+        )
+        return cast("BinaryIO", reader)
+    return cast("BinaryIO", gzip.GzipFile(fileobj=window, mode="rb"))
+
+
+@contextmanager
+def _payload_tar(archive: PortenvArchive) -> Iterator[tarfile.TarFile]:
+    """The payload as a streamed tar; damaged compressed data is one clear InputError."""
     with archive.path.open("rb") as stream:
         window = _Window(stream, archive.offset + PAYLOAD_OFFSET, archive.number("payload_size"))
         try:
             with (
-                gzip.GzipFile(fileobj=window, mode="rb") as unzipped,
+                _decompressed(archive.meta["compression"], window) as unzipped,
                 tarfile.open(fileobj=unzipped, mode="r|") as payload,
             ):
-                count = extract_safely(payload, work, what=what, symlinks=True)
-        except gzip.BadGzipFile as exc:
-            msg = f"{what} is damaged: {exc}"
+                yield payload
+        except (gzip.BadGzipFile, zstandard.ZstdError, tarfile.ReadError) as exc:
+            msg = f"the payload of {archive.path.name} is damaged: {exc}"
             raise InputError(msg, hint=_AGAIN) from exc
+
+
+def packages_text(archive: PortenvArchive) -> str:
+    """``.portenv/packages.txt`` of a verified payload: what ``--list`` prints, nothing written."""
+    check_payload(archive)
+    wanted = ".portenv/packages.txt"
+    with _payload_tar(archive) as payload:
+        for member in payload:
+            data = payload.extractfile(member) if member.name == wanted else None
+            if data is not None:
+                return data.read().decode("utf-8", errors="replace")
+    msg = f"the payload of {archive.path.name} has no {wanted}"
+    raise InputError(msg, hint="pack it again with a newer portenv")
+
+
+def _extract(archive: PortenvArchive, work: Path) -> None:
+    """Stream the payload out through portenv's checks into the work folder."""
+    with _payload_tar(archive) as payload:
+        what = f"the payload of {archive.path.name}"
+        count = extract_safely(payload, work, what=what, symlinks=True)
     paths = sum(len(d) + len(f) for _, d, f in os.walk(work))
     if paths < archive.number("files"):
         msg = f"extracted {paths} of {archive.number('files')} files into {work} ({count} members)"

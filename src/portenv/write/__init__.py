@@ -14,17 +14,30 @@ from portenv.errors import OutputError
 from portenv.model import PackMeta
 from portenv.reporting import NullReporter, Reporter
 from portenv.seal import SealedPrefix
-from portenv.write.container import write_container, write_self_extracting
-from portenv.write.payload import write_payload
+from portenv.seal.listing import Entry
+from portenv.write.container import (
+    PAYLOAD_OFFSET,
+    container_head,
+    container_tail,
+    render_unpacker,
+)
+from portenv.write.payload import PayloadMismatchError, write_payload
 
-__all__ = ["FORMATS", "WrittenArchive", "atomic_output", "publish_sha256", "write_archive"]
+__all__ = [
+    "FORMATS",
+    "PayloadMismatchError",
+    "WrittenArchive",
+    "atomic_output",
+    "publish_sha256",
+    "write_archive",
+]
 
-ContainerWriter = Callable[[PackMeta, BinaryIO, BinaryIO], None]
-FORMATS: dict[str, ContainerWriter] = {
-    ".sh": write_self_extracting,
-    ".tar": write_container,
+HeaderOf = Callable[[], bytes]
+FORMATS: dict[str, HeaderOf] = {
+    ".sh": lambda: render_unpacker(embedded=True),
+    ".tar": lambda: b"",
 }
-"""Output suffix -> the writer that wraps the payload."""
+"""Output suffix -> what comes before the container (env.sh's unpacker; nothing for env.tar)."""
 
 
 @dataclass(frozen=True)
@@ -35,10 +48,13 @@ class WrittenArchive:
     sha256: str
     meta: PackMeta | None
     """The meta block of a portenv archive; None for other formats."""
+    tar_sha256: str = ""
+    """Digest of the environment's tar before compression (payload.tar_digest; portenv
+    archives)."""
 
 
-def writer_for(output: Path) -> ContainerWriter:
-    """The writer for an output name, or a clear refusal."""
+def writer_for(output: Path) -> HeaderOf:
+    """What goes before the container for an output name, or a clear refusal."""
     try:
         return FORMATS[output.suffix]
     except KeyError:
@@ -88,28 +104,46 @@ def write_archive(
     output: Path,
     *,
     env_name: str = "env",
-    level: int = 6,
+    compression: str = "gzip",
+    level: int | None = None,
+    entries: list[Entry] | None = None,
+    expect_tar_sha256: str | None = None,
     reporter: Reporter | None = None,
 ) -> WrittenArchive:
-    """Compress the sealed prefix once, then wrap it as `output`'s format asks."""
+    """Compress the sealed prefix straight into `output`'s place, then write what goes before.
+
+    The payload is written at its final offset in the temp file, so no copy of it is made;
+    with `expect_tar_sha256` the tar stream's digest must be it, else PayloadMismatchError is
+    raised and nothing is published.
+    """
     reporter = reporter or NullReporter()
-    wrap = writer_for(output)
+    head = writer_for(output)()
     token = reporter.on_task_start("compressing", sealed.meta.unpacked_kib * 1024)
-    with tempfile.TemporaryFile(dir=output.parent) as payload:
+    with atomic_output(output, 0o755 if output.suffix == ".sh" else 0o644) as sink:
+        sink.seek(len(head) + PAYLOAD_OFFSET)
         info = write_payload(
             sealed.path,
-            payload,
+            sink,
+            compression=compression,
             level=level,
+            entries=entries,
             advance=lambda n: reporter.on_task_advance(token, n),
         )
-        reporter.on_task_complete(token)
+        if expect_tar_sha256 is not None and info.tar_sha256 != expect_tar_sha256:
+            msg = f"the tar of {sealed.path} is not the one recorded when it was made"
+            raise PayloadMismatchError(msg)
         meta = replace(
-            sealed.meta, payload_size=info.size, payload_sha256=info.sha256, env_name=env_name
+            sealed.meta,
+            payload_size=info.size,
+            payload_sha256=info.sha256,
+            env_name=env_name,
+            compression=compression,
         )
-        payload.seek(0)
-        with atomic_output(output, 0o755 if output.suffix == ".sh" else 0o644) as sink:
-            wrap(meta, payload, sink)
-    return WrittenArchive(output, publish_sha256(output), meta)
+        sink.write(container_tail(info.size))
+        sink.seek(0)
+        sink.write(head + container_head(meta))
+    reporter.on_task_complete(token)
+    return WrittenArchive(output, publish_sha256(output), meta, info.tar_sha256)
 
 
 def publish_sha256(output: Path) -> str:

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import shutil
 import tarfile
 from importlib import resources
-from io import BytesIO
 from typing import BinaryIO
 
 from portenv.model import PackMeta
+from portenv.write.codecs import codec
+from portenv.write.payload import tar_end
 
 __all__ = [
     "META_NAME",
     "META_SIZE",
     "PAYLOAD_NAME",
     "PAYLOAD_OFFSET",
+    "container_head",
+    "container_tail",
+    "payload_name",
     "render_unpacker",
     "write_container",
     "write_self_extracting",
@@ -35,42 +40,43 @@ def meta_block(meta: PackMeta) -> bytes:
     return text + b"\n" * (META_SIZE - len(text))
 
 
-def _header(name: str, size: int) -> tarfile.TarInfo:
+def _header(name: str, size: int) -> bytes:
     info = tarfile.TarInfo(name)
     info.size = size
     info.mtime = 0
     info.mode = 0o644
     info.uname = info.gname = ""
-    return info
+    return info.tobuf(tarfile.USTAR_FORMAT, "utf-8", "surrogateescape")
 
 
-class _FromHere:
-    """A write-only view of a stream that counts positions from where it was wrapped.
+def payload_name(compression: str) -> str:
+    """The payload member's name: ``portenv/payload`` + the codec's suffix."""
+    return "portenv/payload" + codec(compression).suffix
 
-    tarfile pads the archive to a multiple of 10240 bytes counted from the stream's start; after
-    a self-extracting header that would change the tar's tail, and env.sh must carry env.tar's
-    bytes unchanged.
+
+def container_head(meta: PackMeta) -> bytes:
+    """The first 5120 bytes of `env.tar`: the meta member, then the payload member's header."""
+    return (
+        _header(META_NAME, META_SIZE)
+        + meta_block(meta)
+        + _header(payload_name(meta.compression), meta.payload_size)
+    )
+
+
+def container_tail(payload_size: int) -> bytes:
+    """What follows the payload: its padding, the two zero blocks, and the record padding.
+
+    The same bytes tarfile and GNU tar end an archive with, counted from the container's start
+    (not the stream's: env.sh must carry env.tar's bytes unchanged).
     """
-
-    def __init__(self, sink: BinaryIO) -> None:
-        self._sink = sink
-        self._written = 0
-
-    def write(self, data: bytes) -> int:
-        self._sink.write(data)
-        self._written += len(data)
-        return len(data)
-
-    def tell(self) -> int:
-        return self._written
+    return tar_end(PAYLOAD_OFFSET + payload_size)
 
 
 def write_container(meta: PackMeta, payload: BinaryIO, sink: BinaryIO) -> None:
     """Write `env.tar`: the meta member at offset 0, the payload's data at offset 5120."""
-    view = _FromHere(sink)
-    with tarfile.open(fileobj=view, mode="w", format=tarfile.USTAR_FORMAT) as archive:  # type: ignore[call-overload]
-        archive.addfile(_header(META_NAME, META_SIZE), BytesIO(meta_block(meta)))
-        archive.addfile(_header(PAYLOAD_NAME, meta.payload_size), payload)
+    sink.write(container_head(meta))
+    shutil.copyfileobj(payload, sink, 1 << 20)
+    sink.write(container_tail(meta.payload_size))
 
 
 def unpacker_script() -> str:

@@ -1,139 +1,168 @@
-"""The payload: a byte-reproducible tar of the sealed prefix, gzip-compressed in parallel."""
+"""The payload: a byte-reproducible tar of the sealed prefix, compressed while it is built.
+
+The tar stream is cut into fixed chunks here (file data read straight into them, never a whole
+file at once) and hashed on the way, so that a cached prefix can be checked against the tar it
+gave when it was made (see portenv.seal.cache).
+"""
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import os
-import stat
 import tarfile
-from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["ParallelGzipWriter", "PayloadInfo", "write_payload"]
+from portenv.seal.listing import Entry, listing
+from portenv.write.codecs import CHUNK, PayloadInfo, open_compressor
 
-CHUNK = 4 << 20
-"""Each chunk becomes one gzip member; members concatenated are one gzip stream to `gzip -d`."""
+__all__ = ["PayloadInfo", "PayloadMismatchError", "tar_digest", "tar_end", "write_payload"]
 
-
-@dataclass(frozen=True)
-class PayloadInfo:
-    """Size and sha256 of the compressed payload, as the meta block records them."""
-
-    size: int
-    sha256: str
+BLOCK = tarfile.BLOCKSIZE
 
 
-class ParallelGzipWriter:
-    """A write-only stream that gzips fixed-size chunks on several threads, in order.
+class PayloadMismatchError(Exception):
+    """The prefix changed under the writer, or its tar is not the one expected.
 
-    The same input always gives the same bytes (fixed chunking, mtime 0, no file name), and
-    memory stays bounded: at most `2 * jobs` chunks are in flight.
+    Only a cached prefix can be in that state (see portenv.seal.cache); nothing is published.
     """
 
-    def __init__(self, sink: BinaryIO, *, level: int = 6, jobs: int | None = None) -> None:
-        self._sink = sink
-        self._level = level
-        self._jobs = jobs or os.cpu_count() or 1
-        self._pool = ThreadPoolExecutor(max_workers=self._jobs)
-        self._pending: deque[Future[bytes]] = deque()
-        self._buffer = bytearray()
-        self._digest = hashlib.sha256()
-        self.size = 0
 
-    def write(self, data: bytes) -> int:
-        """Buffer `data`, sending every full chunk to the pool."""
-        self._buffer += data
-        while len(self._buffer) >= CHUNK:
-            self._submit(bytes(self._buffer[:CHUNK]))
-            del self._buffer[:CHUNK]
-        return len(data)
-
-    def _submit(self, chunk: bytes) -> None:
-        self._pending.append(self._pool.submit(gzip.compress, chunk, self._level, mtime=0))
-        while len(self._pending) > 2 * self._jobs:
-            self._drain_one()
-
-    def _drain_one(self) -> None:
-        member = self._pending.popleft().result()
-        self._sink.write(member)
-        self._digest.update(member)
-        self.size += len(member)
-
-    def close(self) -> PayloadInfo:
-        """Flush the last chunk and every pending member; return size and sha256."""
-        if self._buffer or (self.size == 0 and not self._pending):
-            self._submit(bytes(self._buffer))
-            self._buffer.clear()
-        while self._pending:
-            self._drain_one()
-        self._pool.shutdown()
-        return PayloadInfo(self.size, self._digest.hexdigest())
-
-    def abort(self) -> None:
-        """Stop the pool without writing more."""
-        for future in self._pending:
-            future.cancel()
-        self._pool.shutdown(cancel_futures=True)
+def tar_end(offset: int) -> bytes:
+    """What ends a tar whose members take `offset` bytes: the last member's padding, two zero
+    blocks, and zeros up to a whole 10240-byte record, as tarfile and GNU tar write them."""
+    closing = -offset % BLOCK + 2 * BLOCK
+    return b"\0" * (closing + -(offset + closing) % tarfile.RECORDSIZE)
 
 
-def _member(root: Path, relative: str) -> tuple[tarfile.TarInfo, Path | None]:
+def _header(entry: Entry) -> bytes:
     """A normalized tar header: no owner, no time, modes 0755/0644, links kept as links."""
-    path = root / relative
-    info = tarfile.TarInfo(relative)
-    st = path.lstat()
+    info = tarfile.TarInfo(entry.path)
     info.mtime = 0
     info.uid = info.gid = 0
     info.uname = info.gname = ""
-    if stat.S_ISLNK(st.st_mode):
+    if entry.kind == "l":
         info.type = tarfile.SYMTYPE
-        info.linkname = os.readlink(path)
+        info.linkname = entry.link
         info.mode = 0o777
-        return info, None
-    if stat.S_ISDIR(st.st_mode):
+    elif entry.kind == "d":
         info.type = tarfile.DIRTYPE
         info.mode = 0o755
-        return info, None
-    if not stat.S_ISREG(st.st_mode):
-        msg = f"{relative} is neither a file, a folder nor a symlink"
-        raise ValueError(msg)
-    info.mode = 0o755 if st.st_mode & 0o111 else 0o644
-    info.size = st.st_size
-    return info, path
+    else:
+        info.mode = 0o755 if entry.kind == "x" else 0o644
+        info.size = entry.size
+    return info.tobuf(tarfile.GNU_FORMAT, "utf-8", "surrogateescape")
 
 
-def members(root: Path) -> list[str]:
-    """Every path under `root`, relative, sorted so parents come before children."""
-    found: list[str] = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        base = os.path.relpath(dirpath, root)
-        for name in sorted(dirnames + filenames):
-            found.append(name if base == "." else f"{base}/{name}")
-    return sorted(found, key=lambda p: p.split("/"))
+def _sha256(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
+def tar_digest(chunk_digests: Iterable[bytes]) -> str:
+    """The tar stream's digest: sha256 of the sha256 of each CHUNK-byte slice, in order.
+
+    A hash list rather than one sha256, so that the slices are hashed on another thread than
+    the one that reads the files and builds the tar.
+    """
+    return hashlib.sha256(b"".join(chunk_digests)).hexdigest()
+
+
+class _Chunker:
+    """Fills fixed-size chunks of the tar stream, hashes them and hands each one on."""
+
+    def __init__(self, out: Callable[[bytes], object]) -> None:
+        self._out = out
+        self._chunk = bytearray(CHUNK)
+        self._view = memoryview(self._chunk)
+        self._used = 0
+        self._hasher = ThreadPoolExecutor(max_workers=1)
+        self._digests: list[Future[bytes]] = []
+        self.offset = 0
+
+    def add(self, data: bytes) -> None:
+        while data:
+            take = min(len(data), CHUNK - self._used)
+            self._view[self._used : self._used + take] = data[:take]
+            self._used += take
+            data = data[take:]
+            if self._used == CHUNK:
+                self._emit()
+
+    def add_file(self, fd: int, size: int, name: str) -> None:
+        """Read `size` bytes of the open file `fd` straight into the chunks."""
+        left = size
+        while left:
+            want = min(left, CHUNK - self._used)
+            got = os.readv(fd, [self._view[self._used : self._used + want]])
+            if not got:
+                msg = f"{name} shrank while it was being packed"
+                raise PayloadMismatchError(msg)
+            self._used += got
+            left -= got
+            if self._used == CHUNK:
+                self._emit()
+        self.add(b"\0" * (-size % BLOCK))
+
+    def _emit(self) -> None:
+        piece = bytes(self._view[: self._used])
+        self._digests.append(self._hasher.submit(_sha256, piece))
+        self.offset += len(piece)
+        self._used = 0
+        self._out(piece)
+
+    def finish(self) -> str:
+        """End the tar; its digest."""
+        self.add(tar_end(self.offset + self._used))
+        if self._used:
+            self._emit()
+        digest = tar_digest(f.result() for f in self._digests)
+        self._hasher.shutdown()
+        return digest
+
+    def abort(self) -> None:
+        self._hasher.shutdown(cancel_futures=True)
+
+
+def _stream(root: Path, entries: list[Entry], chunker: _Chunker) -> Iterator[Entry]:
+    for entry in entries:
+        chunker.add(_header(entry))
+        if entry.kind in ("f", "x"):
+            fd = os.open(os.path.join(root, entry.path), os.O_RDONLY)
+            try:
+                chunker.add_file(fd, entry.size, entry.path)
+            finally:
+                os.close(fd)
+        yield entry
 
 
 def write_payload(
-    root: Path, sink: BinaryIO, *, level: int = 6, advance: Callable[[int], None] | None = None
+    root: Path,
+    sink: BinaryIO,
+    *,
+    compression: str = "gzip",
+    level: int | None = None,
+    jobs: int | None = None,
+    entries: list[Entry] | None = None,
+    advance: Callable[[int], None] | None = None,
 ) -> PayloadInfo:
-    """Write the tar.gz of `root` to `sink`."""
-    writer = ParallelGzipWriter(sink, level=level)
+    """Write the compressed tar of `root` (or of `entries`, its listing) to `sink`."""
+    compressor = open_compressor(compression, sink, level=level, jobs=jobs)
+    chunker = _Chunker(compressor.write)
+    done = 0  # reported in chunks: a progress bar redrawn per file costs more than the tar
     try:
-        with tarfile.open(fileobj=writer, mode="w|", format=tarfile.GNU_FORMAT) as archive:  # type: ignore[call-overload]
-            for relative in members(root):
-                info, path = _member(root, relative)
-                if path is None:
-                    archive.addfile(info)
-                else:
-                    with path.open("rb") as stream:
-                        archive.addfile(info, stream)
-                if advance is not None:
-                    advance(info.size)
+        for entry in _stream(root, listing(root) if entries is None else entries, chunker):
+            done += entry.size
+            if advance is not None and done >= CHUNK:
+                advance(done)
+                done = 0
+        tar_sha256 = chunker.finish()
+        if advance is not None and done:
+            advance(done)
     except BaseException:
-        writer.abort()
+        chunker.abort()
+        compressor.abort()
         raise
-    return writer.close()
+    info = compressor.close()
+    return PayloadInfo(info.size, info.sha256, tar_sha256)
