@@ -352,11 +352,29 @@ def test_relocation_failure_leaves_nothing(up: Unpacker, precreate: bool) -> Non
     res = up.unpack(build_tar(Env(relocate=RELOCATE_FAIL)), "-o", str(out / "deeper"))
     assert res.code == 8
     assert "relocate: refused" in res.stderr
-    assert f"error: relocating the environment to {out / 'deeper' / 'env'} failed (exit 1)" in (
+    assert f"error: relocating the environment to {out / 'deeper' / 'env'} failed: exit 1" in (
         res.stderr.splitlines()
     )
     assert tree(up.tmp / "out") == {}
     assert out.exists() == precreate
+
+
+def test_relocation_error_becomes_the_one_error_line(up: Unpacker) -> None:
+    relocate = (
+        "import sys\n"
+        "print('error: relocation failed: [Errno 28] No space left on device', file=sys.stderr)\n"
+        "print('  hint: check the free space', file=sys.stderr)\n"
+        "sys.exit(1)\n"
+    )
+    out = up.tmp / "out"
+    res = up.unpack(build_tar(Env(relocate=relocate)), "-o", str(out))
+    assert res.code == 8
+    assert res.stderr.splitlines() == [
+        f"error: relocating the environment to {out / 'env'} failed: "
+        "[Errno 28] No space left on device",
+        f"  hint: check the free space; {out / 'env'} was left as it was",
+    ]
+    assert not out.exists()
 
 
 def test_force_with_failing_relocation_keeps_old(up: Unpacker) -> None:
@@ -524,3 +542,31 @@ def test_shellcheck_clean() -> None:
         [shellcheck, "-s", "sh", str(SCRIPT)], capture_output=True, text=True, check=False
     )
     assert proc.returncode == 0, proc.stdout
+
+
+@pytest.mark.parametrize("check", [True, False], ids=["check", "unpack"])
+def test_read_only_mount_is_refused_before_writing(up: Unpacker, check: bool) -> None:
+    """busybox's `[ -w DIR ]` is true for root on a read-only mount: /proc/mounts tells."""
+    folder = up.tmp / "ro"
+    folder.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "ro", "tmpfs", str(folder)], check=True)
+    try:
+        res = up.unpack(build_tar(), "-o", str(folder / "sub"), *(["--check"] if check else []))
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
+    assert res.code == 5, res.stderr
+    assert res.first == f"error: cannot write into {folder}"
+
+
+def test_force_refuses_a_mount_point(up: Unpacker) -> None:
+    out = up.tmp / "out"
+    assert up.unpack(build_tar(), "-o", str(out)).code == 0
+    subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(out / "env")], check=True)
+    try:
+        res = up.unpack(build_tar(), "-o", str(out), "--force")
+        assert sorted(os.listdir(out)) == ["env"]
+    finally:
+        subprocess.run(["umount", str(out / "env")], check=True)
+    assert res.code == 5, res.stderr
+    assert res.first == f"error: {out / 'env'} is a mount point: --force cannot replace it"
+    assert_relocated(out / "env")

@@ -146,10 +146,39 @@ check_existing() { # check 5: DEST is free, or --force and DEST is a portenv env
     [ -e "$DEST" ] || [ -L "$DEST" ] || return 0
     [ -n "$FORCE" ] || die 5 "$DEST already exists" \
         "pass --force to replace it, or choose another -o DIR or --env-name"
+    [ -L "$DEST" ] || ! mount_point "$DEST" || die 5 "$DEST is a mount point: --force cannot replace it" \
+        "unpack into a folder inside it (-o $DEST), or choose another -o DIR"
     [ -d "$DEST/.portenv" ] && [ ! -L "$DEST" ] && return 0
     [ -d "$DEST" ] && [ ! -L "$DEST" ] && is_empty_dir "$DEST" && return 0
     die 5 "$DEST exists and is not a portenv environment: --force will not replace it" \
         "remove it yourself, or choose another -o DIR or --env-name"
+}
+
+mount_of() { # FOLDER: the options, a newline, then the mount point of the file system it
+    # lies on, from /proc/mounts (nothing when it cannot tell)
+    [ -r /proc/mounts ] || return 0
+    P=$1 awk '
+        function unescape(s) {
+            gsub(/\\040/, " ", s); gsub(/\\011/, "\t", s); gsub(/\\012/, "\n", s); gsub(/\\134/, "\\", s)
+            return s
+        }
+        {
+            m = unescape($2)
+            if (m != "/" && ENVIRON["P"] != m && index(ENVIRON["P"], m "/") != 1) next
+            if (length(m) >= length(best)) { best = m; opts = $4 }
+        }
+        END { if (best != "") printf "%s\n%s\n", opts, best }' /proc/mounts 2>/dev/null
+}
+
+read_only_mount() { # FOLDER: on a file system mounted read-only (busybox's [ -w ] is true for
+    m=$(mount_of "$1") # root even there)
+    case ,${m%%"$NL"*}, in *,ro,*) return 0 ;; esac
+    return 1
+}
+
+mount_point() { # FOLDER: a file system is mounted right there
+    m=$(mount_of "$1")
+    [ -n "$m" ] && [ "${m#*"$NL"}" = "$1" ]
 }
 
 free_kib() { # FOLDER: free KiB on its file system (empty if df fails)
@@ -346,7 +375,7 @@ check_dest() { # checks 4 to 6
     len=$(printf '%s' "$DEST" | wc -c | tr -d ' ')
     [ "$len" -le "$PMAX" ] || die 5 "the destination $DEST is $len bytes long, the environment accepts at most $PMAX" \
         "choose a shorter -o DIR or --env-name"
-    [ -w "$BASE" ] && [ -x "$BASE" ] || die 5 "cannot write into $BASE" \
+    [ -w "$BASE" ] && [ -x "$BASE" ] && ! read_only_mount "$BASE" || die 5 "cannot write into $BASE" \
         "choose a -o DIR you can write to, or run as a user who can"
     check_existing
     avail=$(free_kib "$BASE")
@@ -509,10 +538,16 @@ install_env() { # extract, check, relocate, rename into place
     isnum "$LISTED" && [ "$LISTED" -ge "$FILES" ] ||
         die 8 "extracted ${LISTED:-0} of $FILES files into $TMP" \
             "see the messages above: check the free space of $ADIR"
-    [ -x "$TMP/$PY" ] || die 8 "the environment has no runnable $PY" "pack the environment again"
-    "$TMP/$PY" -E -s -B "$TMP/.portenv/relocate.py" --to "$DEST" >&2 ||
-        die 8 "relocating the environment to $DEST failed (exit $?)" \
-            "see the messages above; $DEST was left as it was"
+    [ -x "$TMP/$PY" ] && [ -s "$TMP/$PY" ] ||
+        die 8 "the environment has no runnable $PY" "pack the environment again"
+    said=$("$TMP/$PY" -E -s -B "$TMP/.portenv/relocate.py" --to "$DEST" --quiet 2>&1) || {
+        rc=$?
+        why=$(printf '%s\n' "$said" | sed -n 's/^error: relocation failed: //p' | sed -n 1p)
+        fix=$(printf '%s\n' "$said" | sed -n 's/^  hint: //p' | sed -n 1p)
+        [ -n "$why" ] || { [ -z "$said" ] || printf '%s\n' "$said" >&2; why="exit $rc"; }
+        die 8 "relocating the environment to $DEST failed: $why" \
+            "${fix:-see the messages above}; $DEST was left as it was"
+    }
     check_existing
     if [ -e "$DEST" ] || [ -L "$DEST" ]; then
         OLD=$ADIR/.portenv-old.$NAME.$$

@@ -187,6 +187,13 @@ def relocate(root: str, prefix: str) -> int:
     return len(manifest["files"])
 
 
+def _failed(exc: BaseException, hint: str) -> int:
+    """One error line and one hint line, as every portenv tool reports a failure."""
+    print(f"error: relocation failed: {exc}", file=sys.stderr)
+    print(f"  hint: {hint}", file=sys.stderr)
+    return 1
+
+
 def main(argv: list[str] | None = None) -> int:
     """`relocate.py --to PREFIX`: relocate the env this file belongs to."""
     args = sys.argv[1:] if argv is None else argv
@@ -202,10 +209,12 @@ def main(argv: list[str] | None = None) -> int:
     target = to or os.path.realpath(root)
     try:
         count = relocate(root, target)
-    except (RelocationError, OSError, ValueError, KeyError) as exc:
-        print(f"error: relocation failed: {exc}", file=sys.stderr)
-        print("  hint: choose a shorter or plainer destination path", file=sys.stderr)
-        return 1
+    except RelocationError as exc:
+        return _failed(exc, "choose a shorter or plainer destination path")
+    except OSError as exc:
+        return _failed(exc, "check the free space and permissions where the environment is")
+    except (ValueError, KeyError) as exc:
+        return _failed(exc, "its .portenv/manifest.json is damaged: unpack the archive again")
     if not quiet:
         print(f"portenv: relocated {count} files to {target}", file=sys.stderr)
     return 0
