@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+import portenv
 from portenv.model import (
     CondaPackage,
     FetchedPackage,
@@ -157,3 +158,16 @@ def test_a_crashed_pack_leaves_no_entry(tmp_path: Path) -> None:
     os.utime(folder, (0, 0))
     cache.evict()
     assert not folder.exists(), "a day-old leftover is removed"
+
+
+def test_the_key_follows_portenv_own_code(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A development checkout changes without a new version: its files are in the key."""
+    copy = tmp_path / "portenv"
+    shutil.copytree(Path(portenv.__file__).parent, copy, ignore=shutil.ignore_patterns("*.pyc"))
+    monkeypatch.setattr(portenv, "__file__", str(copy / "__init__.py"))
+    cache = SealCache(tmp_path / "sealed")
+    key = cache.key(INPUTS)
+    assert cache.key(INPUTS) == key
+    relocate = copy / "target" / "relocate.py"
+    relocate.write_text(relocate.read_text() + "\n# changed\n")
+    assert cache.key(INPUTS) != key
