@@ -73,6 +73,8 @@ ALLOWED = {  # (DEST, folders set aside) after a SIGKILL
     ("previous", "-"): "previous env intact",
     ("new", "previous"): "new env complete, old copy aside, removed by the next run",
     ("new", "broken"): "new env complete, old copy partly removed, removed by the next run",
+    # rm -rf may have removed just the old copy's marker: what is left lists like the new env
+    ("new", "new"): "new env complete, old copy partly removed, removed by the next run",
     ("absent", "previous"): "previous env set aside intact, restored by the next run",
 }
 PHASES = (  # the first of these processes alive at the kill names the phase
