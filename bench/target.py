@@ -30,10 +30,10 @@ STEPS = {
     "cp_import_cold": "first import after conda-unpack",
     "ph_info": "unpacker phase: `env.sh --info` (archive checks, meta read)",
     "ph_check": "unpacker phase: `env.sh --check` (all checks incl. sha256, no write)",
-    "ph_sha256": "unpacker phase: `tail | head | sha256sum` of the payload",
+    "ph_sha256": "unpacker phase: `tail | head | sha256sum` of the payload (alone)",
     "ph_gunzip": "unpacker phase: `gzip -dc payload > /dev/null`",
     "ph_extract": "unpacker phase: `tail | head | gzip -dc | tar -xf -`",
-    "ph_count": "unpacker phase: `find TMP | wc -l`",
+    "ph_count": "unpacker phase: the member checks (`find`, `ls` of the symlinks, `awk`)",
     "ph_relocate": "unpacker phase: `python relocate.py --to DEST` on the fresh payload",
 }
 
@@ -64,11 +64,14 @@ while [ "$i" -le {reps} ]; do
     p ph_sha256 sh -c 'tail -c +{start} "$1" | head -c {size} | sha256sum >/dev/null' - "$A/env.sh"
     p ph_gunzip sh -c 'gzip -dc <"$1" >/dev/null' - "$A/payload.tar.gz"
     mkdir -p "$T/u/tmp"
-    p ph_extract sh -c 'tail -c +{start} "$1" | head -c {size} | gzip -dc | tar -xf - -C "$2"' \
-        - "$A/env.sh" "$T/u/tmp"
-    p ph_count sh -c 'find "$1" | wc -l >/dev/null' - "$T/u/tmp"
-    p ph_relocate "$T/u/tmp/{py}" -E -s -B "$T/u/tmp/.portenv/relocate.py" --to "$T/u/env" \
-        >/dev/null 2>>/res/unpack.log
+    p ph_extract sh -c 'tail -c +{start} "$1" | head -c {size} | sha256sum >/dev/null &
+        tail -c +{start} "$1" | head -c {size} | gzip -dc | tar -xvf - -C "$2" |
+        awk "END {{ print NR }}" >/dev/null; wait' - "$A/env.sh" "$T/u/tmp"
+    p ph_count sh -c 'find "$1" \( -type b -o -type c -o -type p -o -perm -4000 \) -print |
+        sed -n 1p; find "$1" -type l -exec ls -ldn {{}} + | awk "END {{ print NR }}"' \
+        - "$T/u/tmp" >/dev/null
+    p ph_relocate "$T/u/tmp/{py}" -I -S -B "$T/u/tmp/.portenv/relocate.py" --to "$T/u/env" \
+        --quiet >/dev/null 2>>/res/unpack.log
     rm -rf "$T/u"
     i=$((i + 1))
 done

@@ -285,7 +285,8 @@ open_archive() { # sets F, META and the meta values; exit 3 on anything wrong
         OFF=$(rd 0 1024 | sed -n 's/^PORTENV_EMBEDDED_OFFSET[=]0*\([1-9][0-9]*\)$/\1/p')
         OFF=${OFF:-0}
     fi
-    SIZE=$(wc -c <"$F" | tr -d ' ')
+    SIZE=$(wc -c <"$F")
+    SIZE=${SIZE#"${SIZE%%[! ]*}"}
     isnum "$SIZE" || SIZE=0
     what="$F is not a portenv archive"
     [ "$OFF" = 0 ] || what="$F carries no portenv archive"
@@ -317,8 +318,8 @@ open_archive() { # sets F, META and the meta values; exit 3 on anything wrong
 }
 
 parse_head() { # sets M1, M2 (member "NAME SIZE"), META and one variable per meta key
-    META=$(read_head) || return 1
-    M1='' M2='' FORMAT='' COMPRESSION='' PSIZE='' PSHA='' PY='' FILES='' KIB='' PMAX=''
+    head=$(read_head) || return 1
+    META='' M1='' M2='' FORMAT='' COMPRESSION='' PSIZE='' PSHA='' PY='' FILES='' KIB='' PMAX=''
     FLOOR='' ARCH='' LIBC='' ENV_NAME=''
     while IFS= read -r line; do
         v=${line#*=}
@@ -338,10 +339,10 @@ parse_head() { # sets M1, M2 (member "NAME SIZE"), META and one variable per met
         libc=*) [ -n "$LIBC" ] || LIBC=$v ;;
         env_name=*) [ -n "$ENV_NAME" ] || ENV_NAME=$v ;;
         esac
+        case $line in @[12]=*) ;; *) META=$META$line$NL ;; esac
     done <<EOF
-$META
+$head
 EOF
-    META=$(printf '%s\n' "$META" | sed '/^@[12]=/d')
 }
 
 check_target() { # checks 1 to 3 of docs/format.md
@@ -372,7 +373,10 @@ check_dest() { # checks 4 to 6
         die 5 "the destination $DEST holds a newline, \", \$, \` or \\" \
             "choose a -o DIR and --env-name without them" ;;
     esac
-    len=$(printf '%s' "$DEST" | wc -c | tr -d ' ')
+    case $DEST in # lengths count bytes: wc for anything beyond printable ASCII
+    *[!\ -~]*) len=$(printf '%s' "$DEST" | wc -c | tr -d ' ') ;;
+    *) len=${#DEST} ;;
+    esac
     [ "$len" -le "$PMAX" ] || die 5 "the destination $DEST is $len bytes long, the environment accepts at most $PMAX" \
         "choose a shorter -o DIR or --env-name"
     [ -w "$BASE" ] && [ -x "$BASE" ] && ! read_only_mount "$BASE" || die 5 "cannot write into $BASE" \
@@ -408,8 +412,9 @@ slot() { # FILE: take its disk blocks now, so that a disk filled by tar cannot l
     printf '%-255s\n' '' >"$1" || die 5 "cannot write into $LOCK" "check free space and permissions"
 }
 
-said() { # FILE: what was written into the slot (its first line, trailing blanks removed)
-    sed -n '1{s/ *$//;p;}' "$1"
+said() { # FILE: sets SAID to what was written into the slot (its first line, trimmed)
+    SAID=
+    read -r SAID <"$1" || :
 }
 
 names() { # tar's listing on stdin -> one line: "COUNT" or "COUNT PROBLEM"
@@ -433,9 +438,9 @@ extract() { # into TMP, hashing the payload on the other core; the small results
         { tar -xvf - -C "$TMP" 2>"$LOCK/tar.err" || echo "tar exit $?" 1<>"$LOCK/tar"; } |
         names 1<>"$LOCK/names"
     wait
-    got=$(said "$LOCK/sha256")
-    [ -n "$got" ] || got=$(payload_sha256)
-    check_payload "$got"
+    said "$LOCK/sha256"
+    [ -n "$SAID" ] || SAID=$(payload_sha256)
+    check_payload "$SAID"
 }
 
 refuse() { # WHAT: a member a portenv payload never holds (exit 3)
@@ -443,9 +448,11 @@ refuse() { # WHAT: a member a portenv payload never holds (exit 3)
 }
 
 check_names() { # absolute, '..' and duplicate member names, from tar's own listing
-    w=$(sed -n '/[Rr]emoving leading/{p;q;}' "$LOCK/tar.err" 2>/dev/null)
+    w=
+    [ ! -s "$LOCK/tar.err" ] || w=$(sed -n '/[Rr]emoving leading/{p;q;}' "$LOCK/tar.err")
     [ -z "$w" ] || refuse "a member outside the environment (${w#tar: })"
-    LISTED=$(said "$LOCK/names")
+    said "$LOCK/names"
+    LISTED=$SAID
     w=${LISTED#* }
     [ "$w" = "$LISTED" ] || refuse "$w"
     LISTED=${LISTED%% *}
@@ -527,9 +534,10 @@ install_env() { # extract, check, relocate, rename into place
     extract
     check_names
     check_tree
-    failed=$(said "$LOCK/unzip")
-    w=$(said "$LOCK/tar")
-    [ -z "$w" ] || failed=${failed:+$failed, }$w
+    said "$LOCK/unzip"
+    failed=$SAID
+    said "$LOCK/tar"
+    [ -z "$SAID" ] || failed=${failed:+$failed, }$SAID
     if [ -n "$failed" ]; then
         cat "$LOCK/unzip.err" "$LOCK/tar.err" >&2 2>/dev/null
         die 8 "extracting into $TMP failed ($failed)" \
@@ -540,7 +548,7 @@ install_env() { # extract, check, relocate, rename into place
             "see the messages above: check the free space of $ADIR"
     [ -x "$TMP/$PY" ] && [ -s "$TMP/$PY" ] ||
         die 8 "the environment has no runnable $PY" "pack the environment again"
-    said=$("$TMP/$PY" -E -s -B "$TMP/.portenv/relocate.py" --to "$DEST" --quiet 2>&1) || {
+    said=$("$TMP/$PY" -I -S -B "$TMP/.portenv/relocate.py" --to "$DEST" --quiet 2>&1) || {
         rc=$?
         why=$(printf '%s\n' "$said" | sed -n 's/^error: relocation failed: //p' | sed -n 1p)
         fix=$(printf '%s\n' "$said" | sed -n 's/^  hint: //p' | sed -n 1p)
