@@ -488,7 +488,7 @@ check_tree() { # what tar made in TMP: no device, fifo, socket, hard link, set-i
     fi
     w=$(links | T=$TMP awk '
         function out(p) { print p " -> " link[p]; bad = 1; exit }
-        function inside(p,   stack, depth, queue, q, i, c, cur, hops, t, n, parts) {
+        function inside(p,   stack, depth, q, i, c, cur, hops, t) {
             depth = split(p, stack, "/") - 1 # the folder holding the link
             q = link[p]
             hops = 0
@@ -548,11 +548,11 @@ install_env() { # extract, check, relocate, rename into place
             "see the messages above: check the free space of $ADIR"
     [ -x "$TMP/$PY" ] && [ -s "$TMP/$PY" ] ||
         die 8 "the environment has no runnable $PY" "pack the environment again"
-    said=$("$TMP/$PY" -I -S -B "$TMP/.portenv/relocate.py" --to "$DEST" --quiet 2>&1) || {
+    out=$("$TMP/$PY" -I -S -B "$TMP/.portenv/relocate.py" --to "$DEST" --quiet 2>&1) || {
         rc=$?
-        why=$(printf '%s\n' "$said" | sed -n 's/^error: relocation failed: //p' | sed -n 1p)
-        fix=$(printf '%s\n' "$said" | sed -n 's/^  hint: //p' | sed -n 1p)
-        [ -n "$why" ] || { [ -z "$said" ] || printf '%s\n' "$said" >&2; why="exit $rc"; }
+        why=$(printf '%s\n' "$out" | sed -n 's/^error: relocation failed: //p' | sed -n 1p)
+        fix=$(printf '%s\n' "$out" | sed -n 's/^  hint: //p' | sed -n 1p)
+        [ -n "$why" ] || { [ -z "$out" ] || printf '%s\n' "$out" >&2; why="exit $rc"; }
         die 8 "relocating the environment to $DEST failed: $why" \
             "${fix:-see the messages above}; $DEST was left as it was"
     }
