@@ -88,7 +88,31 @@ DEFAULT_ENV: Mapping[str, str] = MappingProxyType(
     {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root"}
 )
 NOISE_ROOTS = ("/dev", "/proc", "/sys", "/tmp")
-DEBIAN_MIRROR = "http://deb.debian.org/debian"  # override: $PORTENV_TEST_DEBIAN_MIRROR
+APT_SOURCES = Path("/etc/apt")
+"""Where the host's apt sources are: debootstrap uses the host's Debian mirror (no mirror name
+is written in the repository); $PORTENV_TEST_DEBIAN_MIRROR overrides it."""
+
+
+def host_debian_mirror(apt: Path = APT_SOURCES) -> str:
+    """The first Debian archive URI the host's apt sources name (not the security archive)."""
+    found: list[str] = []
+    for sources in sorted((apt / "sources.list.d").glob("*.sources")):
+        for line in sources.read_text(encoding="utf-8", errors="replace").splitlines():
+            if line.startswith("URIs:"):
+                found += line.split()[1:]
+    for lists in [apt / "sources.list", *sorted((apt / "sources.list.d").glob("*.list"))]:
+        if lists.is_file():
+            for line in lists.read_text(encoding="utf-8", errors="replace").splitlines():
+                words = line.split()
+                if words[:1] == ["deb"]:
+                    found += [w for w in words[1:] if "://" in w][:1]
+    for uri in found:
+        if uri.rstrip("/").endswith("/debian"):
+            return uri.rstrip("/")
+    msg = f"no Debian archive in the apt sources under {apt}: set PORTENV_TEST_DEBIAN_MIRROR"
+    raise RootfsBuildError(msg)
+
+
 _HOST_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C"}
 _SETUP_FAILED = 125
 _SETUP_MARK = "portenv-rootfs-setup-failed:"
@@ -369,7 +393,7 @@ def _build_busybox_from(debs: Sequence[Path], dest: Path) -> None:
 
 
 def _build_debian(suite: str, dest: Path) -> None:
-    mirror = os.environ.get("PORTENV_TEST_DEBIAN_MIRROR", DEBIAN_MIRROR)
+    mirror = os.environ.get("PORTENV_TEST_DEBIAN_MIRROR") or host_debian_mirror()
     if shutil.which("debootstrap", path=_HOST_ENV["PATH"]) is None:
         msg = "debootstrap not found (run scripts/install-system-deps.sh)"
         raise RootfsBuildError(msg)

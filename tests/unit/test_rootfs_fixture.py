@@ -18,11 +18,13 @@ import pytest
 
 from tests.support.rootfs import (
     DEFAULT_ENV,
+    RootfsBuildError,
     RootfsSetupError,
     build_all,
     busybox_rootfs,
     cache_root,
     debian_rootfs,
+    host_debian_mirror,
     rootfs_glibc_version,
     run_in_rootfs,
 )
@@ -323,3 +325,20 @@ def _listing(root: Path) -> list[tuple[str, int, int]]:
         st = path.lstat()
         out.append((str(path.relative_to(root)), st.st_mode, st.st_size))
     return out
+
+
+def test_debian_mirror_comes_from_the_host_apt_sources(tmp_path: Path) -> None:
+    """No mirror name is committed: debootstrap takes the one the host's apt uses."""
+    apt = tmp_path / "apt"
+    (apt / "sources.list.d").mkdir(parents=True)
+    (apt / "sources.list.d" / "debian.sources").write_text(
+        "Types: deb\nURIs: http://mirror.test/debian-security\nSuites: x-security\n\n"
+        "Types: deb\nURIs: http://mirror.test/debian/\nSuites: x x-updates\n"
+    )
+    assert host_debian_mirror(apt) == "http://mirror.test/debian"
+    (apt / "sources.list.d" / "debian.sources").unlink()
+    (apt / "sources.list").write_text("# comment\ndeb [arch=amd64] http://old.test/debian x main\n")
+    assert host_debian_mirror(apt) == "http://old.test/debian"
+    (apt / "sources.list").write_text("deb http://example.test/ubuntu x main\n")
+    with pytest.raises(RootfsBuildError, match="PORTENV_TEST_DEBIAN_MIRROR"):
+        host_debian_mirror(apt)
