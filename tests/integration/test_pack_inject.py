@@ -9,6 +9,7 @@ decide from the lock's records alone; a packable variant uses the local channel.
 from __future__ import annotations
 
 import json
+import subprocess
 import tarfile
 from pathlib import Path
 
@@ -72,23 +73,21 @@ def _addon(tmp_path: Path, depends: tuple[str, ...]) -> Path:
     return make_conda_package(tmp_path / "local", "addon", files, subdir="noarch", depends=depends)
 
 
+def pack_injecting(
+    project: Path, addon: Path, out: Path, cache: Path, *, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """`portenv pack PROJECT --format pixi-pack --inject ADDON -o OUT`, as a user runs it."""
+    argv: list[str | Path] = ["pack", project, "--format", "pixi-pack", "--inject", addon]
+    return portenv(*argv, "-o", out, "--use-cache", cache, check=check)
+
+
 def test_a_fitting_package_lands_in_the_archive(
     core_project: Path, package_cache: Path, tmp_path: Path
 ) -> None:
     addon = _addon(tmp_path, ("greet >=1", "python >=3.12"))
     archives = [tmp_path / "a.tar", tmp_path / "b.tar"]
     for out in archives:
-        argv: list[str | Path] = [
-            "pack",
-            core_project,
-            "--format",
-            "pixi-pack",
-            "--inject",
-            addon,
-            "-o",
-            out,
-        ]
-        portenv(*argv, "--use-cache", package_cache)
+        pack_injecting(core_project, addon, out, package_cache)
     assert archives[0].read_bytes() == archives[1].read_bytes()
     with tarfile.open(archives[0]) as archive:
         names = archive.getnames()
@@ -107,17 +106,7 @@ def test_an_unmet_dependency_is_refused(
 ) -> None:
     addon = _addon(tmp_path, ("greet >=2",))
     out = tmp_path / "env.tar"
-    argv: list[str | Path] = [
-        "pack",
-        core_project,
-        "--format",
-        "pixi-pack",
-        "--inject",
-        addon,
-        "-o",
-        out,
-    ]
-    done = portenv(*argv, "--use-cache", package_cache, check=False)
+    done = pack_injecting(core_project, addon, out, package_cache, check=False)
     assert done.returncode == 1
     assert "unmet dependency greet >=2 (locked: greet 1.0.0)" in done.stderr
     assert not out.exists()

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import rattler
 from packaging.utils import canonicalize_name
@@ -13,6 +13,8 @@ from packaging.utils import canonicalize_name
 from portenv._rattler.records import conda_package_of, hex_or_none
 from portenv.errors import LockFileError
 from portenv.model import CondaPackage, PypiKind, PypiPackage
+
+T = TypeVar("T")
 
 __all__ = [
     "LockedEnvironment",
@@ -169,22 +171,36 @@ def _pypi_entry(locked: Any) -> PypiEntry:
     )
 
 
+def _split(
+    env: Any, platform: Any, root: Path, pypi_of: Callable[[Any], T]
+) -> tuple[tuple[CondaPackage, ...], tuple[T, ...], tuple[str, ...]]:
+    """One environment's packages on one platform by kind, each sorted by name.
+
+    Conda packages the lock names by a relative path resolve against `root`, the lock's folder
+    (portenv writes packages of a channel inside the project as ``./`` paths, so it can move).
+    """
+    conda: list[CondaPackage] = []
+    pypi: list[tuple[str, T]] = []
+    sources: list[str] = []
+    for locked in env.packages(platform) or []:
+        if isinstance(locked, rattler.CondaLockedBinaryPackage):
+            conda.append(_locked_conda(locked, root))
+        elif isinstance(locked, rattler.PypiLockedPackage):
+            pypi.append((str(locked.name), pypi_of(locked)))
+        else:
+            sources.append(f"{locked.name} @ {locked.location}")
+    conda.sort(key=lambda p: p.name)
+    pypi.sort(key=lambda named: named[0])
+    return tuple(conda), tuple(entry for _, entry in pypi), tuple(sorted(sources))
+
+
 def _environment_content(env: Any, root: Path) -> LockedEnvironmentContent:
     conda: dict[str, tuple[CondaPackage, ...]] = {}
     pypi: dict[str, tuple[PypiEntry, ...]] = {}
     sources: dict[str, tuple[str, ...]] = {}
     for platform in env.platforms():
-        found_conda, found_pypi, found_sources = [], [], []
-        for locked in env.packages(platform) or []:
-            if isinstance(locked, rattler.CondaLockedBinaryPackage):
-                found_conda.append(_locked_conda(locked, root))
-            elif isinstance(locked, rattler.PypiLockedPackage):
-                found_pypi.append(_pypi_entry(locked))
-            else:
-                found_sources.append(f"{locked.name} @ {locked.location}")
-        conda[platform.name] = tuple(sorted(found_conda, key=lambda p: p.name))
-        pypi[platform.name] = tuple(sorted(found_pypi, key=lambda p: p.name))
-        sources[platform.name] = tuple(sorted(found_sources))
+        split = _split(env, platform, root, _pypi_entry)
+        conda[platform.name], pypi[platform.name], sources[platform.name] = split
     channels = tuple(str(c) for c in env.channels())
     return LockedEnvironmentContent(channels, conda, pypi, sources)
 
@@ -204,27 +220,10 @@ def read_lock(path: Path) -> tuple[list[LockedPlatform], dict[str, LockedEnviron
 def locked_environment(
     lock: Any, env_name: str, platform_name: str, root: Path
 ) -> LockedEnvironment:
-    """Split the lock's packages for one environment and platform by kind.
-
-    Conda packages the lock names by a relative path resolve against `root`, the lock's
-    folder: portenv writes packages of a channel inside the project as ``./`` paths (so the folder
-    can move); those resolve against `root`, the lock's folder.
-    """
+    """Split the lock's packages for one environment and platform by kind (see `_split`)."""
     env = lock.environment(env_name)
     platform = next(p for p in env.platforms() if p.name == platform_name)
-    conda: list[CondaPackage] = []
-    pypi: list[PypiPackage] = []
-    source: list[str] = []
-    for locked in env.packages(platform):
-        if isinstance(locked, rattler.CondaLockedBinaryPackage):
-            conda.append(_locked_conda(locked, root))
-        elif isinstance(locked, rattler.PypiLockedPackage):
-            pypi.append(_pypi_package(locked))
-        else:
-            source.append(f"{locked.name} @ {locked.location}")
-    conda.sort(key=lambda p: p.name)
-    pypi.sort(key=lambda p: p.name)
-    return LockedEnvironment(tuple(conda), tuple(pypi), tuple(sorted(source)))
+    return LockedEnvironment(*_split(env, platform, root, _pypi_package))
 
 
 def _lock_platform(platform: LockedPlatform) -> Any:
