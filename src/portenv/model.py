@@ -210,9 +210,19 @@ class PackMeta:
     payload_sha256: str = ""
     compression: str = "gzip"
     portenv_version: str = ""
+    payload_cuts: tuple[tuple[int, int], ...] = ()
+    """Places where the payload may be cut for parallel decompression, as (offset in the
+    payload, offset in its tar stream), the last one being (payload_size, tar size)."""
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> PackMeta:
+        """Read back `dataclasses.asdict` of a PackMeta (JSON turns its tuples into lists)."""
+        cuts = tuple((int(packed), int(tar)) for packed, tar in data.get("payload_cuts", ()))
+        return cls(**{**data, "payload_cuts": cuts})
 
     def lines(self) -> list[str]:
         """The ``key=value`` lines, in a fixed order."""
+        cuts = " ".join(f"{packed}:{tar}" for packed, tar in self.payload_cuts)
         return [
             "format=1",
             f"portenv_version={self.portenv_version}",
@@ -228,4 +238,5 @@ class PackMeta:
             f"prefix_max={self.prefix_max}",
             f"python={self.python}",
             f"env_name={self.env_name}",
+            *([f"payload_cuts={cuts}"] if cuts else []),
         ]

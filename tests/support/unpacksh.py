@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import itertools
 import os
 import platform
 import re
@@ -126,6 +127,26 @@ def build_tar(
     return data
 
 
+def cut_payload(env: Env, pieces: int) -> tuple[bytes, str]:
+    """A gzip payload of `pieces` members cut at even places of the tar stream (through the
+    files' data, not at member boundaries of the tar), and its `payload_cuts` meta value."""
+    raw, _ = _payload_tar(env)
+    starts = [len(raw) * k // pieces for k in range(pieces)] + [len(raw)]
+    payload, cuts = b"", []
+    for begin, end in itertools.pairwise(starts):
+        if payload:
+            cuts.append(f"{len(payload)}:{begin}")
+        payload += gzip.compress(raw[begin:end], mtime=0)
+    cuts.append(f"{len(payload)}:{len(raw)}")
+    return payload, " ".join(cuts)
+
+
+def build_cut_tar(env: Env, pieces: int, meta: Mapping[str, str | None] | None = None) -> bytes:
+    """An env.tar whose payload offers `pieces` pieces for parallel decompression."""
+    payload, cuts = cut_payload(env, pieces)
+    return build_tar(env, {"payload_cuts": cuts, **(meta or {})}, payload)
+
+
 def build_sh(archive: bytes) -> bytes:
     """A self-extracting env.sh: the unpacker padded to 512 bytes, then the archive."""
     script = SCRIPT.read_bytes()
@@ -187,12 +208,18 @@ class Unpacker:
     def env(self, **extra: str) -> dict[str, str]:
         return {**os.environ, "PATH": self.shell.path, **extra}
 
-    def run(self, file: Path, *args: str, cwd: Path | None = None) -> Result:
+    def run(
+        self, file: Path, *args: str, cwd: Path | None = None, path_first: Path | None = None
+    ) -> Result:
+        """Run the unpacker on `file`; `path_first` is a folder of commands put before PATH."""
+        env = self.env()
+        if path_first is not None:
+            env["PATH"] = f"{path_first}{os.pathsep}{env['PATH']}"
         proc = subprocess.run(
             [*self.argv(file), *args],
             capture_output=True,
             text=True,
-            env=self.env(),
+            env=env,
             cwd=cwd or self.tmp,
             timeout=120,
             check=False,

@@ -5,9 +5,12 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import itertools
 import os
 import subprocess
 import tarfile
+import zlib
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -16,7 +19,7 @@ import zstandard
 from portenv.errors import InputError, OutputError
 from portenv.model import PackMeta
 from portenv.write import atomic_output, writer_for
-from portenv.write.codecs import CHUNK, CODECS, ZSTD_WINDOW_LOG
+from portenv.write.codecs import CHUNK, CODECS, ZSTD_WINDOW_LOG, PayloadInfo
 from portenv.write.container import (
     META_NAME,
     META_SIZE,
@@ -25,6 +28,7 @@ from portenv.write.container import (
     container_head,
     container_tail,
     meta_block,
+    payload_cuts,
     render_unpacker,
     write_container,
     write_self_extracting,
@@ -87,6 +91,48 @@ def test_payload_is_several_gzip_members_that_gzip_reads_as_one(tmp_path: Path) 
     write_payload(tree, out)
     assert out.getvalue().count(b"\x1f\x8b\x08") >= 2
     assert len(gzip.decompress(out.getvalue())) > CHUNK
+
+
+def test_gzip_members_are_recorded_where_each_one_starts(tmp_path: Path) -> None:
+    """Each recorded start is a gzip member of its own that decompresses to its tar slice."""
+    tree = tmp_path / "tree"
+    make_tree(tree)
+    (tree / "lib" / "more.bin").write_bytes(os.urandom(2 * CHUNK))
+    out = io.BytesIO()
+    info = write_payload(tree, out, jobs=2)
+    data, tar = out.getvalue(), gzip.decompress(out.getvalue())
+    assert info.tar_size == len(tar)
+    assert len(info.members) == -(-len(tar) // CHUNK) - 1 >= 3
+    bounds = [(0, 0), *info.members, (info.size, info.tar_size)]
+    for (packed, unpacked), (packed_end, unpacked_end) in itertools.pairwise(bounds):
+        assert unpacked % CHUNK == 0
+        piece = zlib.decompressobj(31)
+        assert piece.decompress(data[packed:packed_end]) == tar[unpacked:unpacked_end]
+        assert piece.eof and not piece.unused_data, "a start is exactly where a member begins"
+
+
+def test_payload_cuts_offer_near_equal_shares() -> None:
+    members = tuple((1000 * k, CHUNK * k) for k in range(1, 48))
+    cuts = payload_cuts(PayloadInfo(48_000, "x", members=members, tar_size=48 * CHUNK - 5))
+    assert cuts[-1] == (48_000, 48 * CHUNK - 5), "the last cut is the end"
+    assert cuts[:-1] == tuple((3000 * k, 3 * CHUNK * k) for k in range(1, 16))
+    two = ((100, CHUNK), (200, 2 * CHUNK))
+    few = payload_cuts(PayloadInfo(300, "x", members=two, tar_size=3 * CHUNK))
+    assert few == ((100, CHUNK), (200, 2 * CHUNK), (300, 3 * CHUNK)), "no cut twice"
+    assert payload_cuts(PayloadInfo(99, "x", tar_size=CHUNK)) == (), "one member: nothing to cut"
+
+
+def test_meta_names_its_cuts_only_when_there_are_some() -> None:
+    lines = meta_block(replace(META, payload_cuts=((5, 7), (9, 14)))).decode().split("\n")
+    assert "payload_cuts=5:7 9:14" in lines
+    assert not any(line.startswith("payload_cuts=") for line in meta_block(META).decode().split())
+
+
+def test_zstd_payload_has_no_cuts(tmp_path: Path) -> None:
+    tree = tmp_path / "tree"
+    make_tree(tree)
+    info = write_payload(tree, io.BytesIO(), compression="zstd", level=1)
+    assert info.members == () and info.tar_size > CHUNK
 
 
 @pytest.mark.parametrize("level", [0, 1, 2, 3])

@@ -104,7 +104,7 @@ class SealCache:
             prefix = folder / "prefix"
             manifest = json.loads((prefix / ".portenv" / "manifest.json").read_text("utf-8"))
             sealed = SealedPrefix(
-                prefix, RelocationManifest.from_json(manifest), PackMeta(**record["meta"])
+                prefix, RelocationManifest.from_json(manifest), PackMeta.from_json(record["meta"])
             )
             recorded = [Entry.from_json(e) for e in record["entries"]]
             tar_sha256 = str(record["tar_sha256"])

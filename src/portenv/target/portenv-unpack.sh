@@ -21,6 +21,7 @@ usage() {
         '  -o, --output DIR   parent folder, created if missing (default: .)' \
         '  --env-name NAME    folder name under DIR (default: the archive'"'"'s env_name)' \
         '  --force            replace an existing environment at DIR/NAME' \
+        '  -j, --jobs N       decompress on N cores (default: all, as nproc counts)' \
         '  --sha256 HEX       also require this sha256 of the whole archive file' \
         '  --check            run every check, write nothing, exit 0 if all pass' \
         '  --info             print the archive'"'"'s meta block and exit' \
@@ -90,7 +91,11 @@ libc_version() { # LIBC: the glibc version that executing LIBC prints
     [ -n "$v" ] && printf '%s\n' "$v"
 }
 
-glibc_version() { # the target's glibc version: run libc.so.6 beside the loader
+glibc_version() { # the target's glibc version: getconf's, else run libc.so.6 beside the loader
+    v=$(getconf GNU_LIBC_VERSION 2>/dev/null) && [ -n "${v#glibc }" ] && {
+        printf '%s\n' "${v#glibc }"
+        return 0
+    }
     for ld in /lib64/ld-linux*.so.* /lib/ld-linux*.so.* /lib64/ld64.so.* /lib/ld64.so.*; do
         [ -e "$ld" ] || continue
         real=$(readlink -f "$ld" 2>/dev/null)
@@ -101,7 +106,7 @@ glibc_version() { # the target's glibc version: run libc.so.6 beside the loader
         /lib64/libc.so.6 /usr/lib64/libc.so.6 /lib/libc.so.6 /usr/lib/libc.so.6; do
         libc_version "$lib" && return 0
     done
-    v=$(getconf GNU_LIBC_VERSION 2>/dev/null) && [ -n "${v#glibc }" ] && printf '%s\n' "${v#glibc }"
+    return 1
 }
 
 resolve_dir() { # sets ADIR (DIR made absolute, physical where it exists) and BASE
@@ -182,8 +187,9 @@ mount_point() { # FOLDER: a file system is mounted right there
 }
 
 free_kib() { # FOLDER: free KiB on its file system (empty if df fails)
-    df -kP "$1" 2>/dev/null | sed -n '$p' | {
-        read -r _fs _total _used avail _rest
+    df -kP "$1" 2>/dev/null | {
+        avail=
+        while read -r _fs _total _used free _rest; do avail=$free; done
         printf '%s\n' "$avail"
     }
 }
@@ -236,11 +242,11 @@ cleanup() { # EXIT trap: leave DEST and DIR as they were before a failed run
 }
 
 parse_args() {
-    ARCHIVE='' DIR=. NAME='' FORCE='' CHECK='' INFO='' LIST='' WANT_SHA='' NAME_SET=''
+    ARCHIVE='' DIR=. NAME='' FORCE='' CHECK='' INFO='' LIST='' WANT_SHA='' NAME_SET='' JOBS=''
     while [ $# -gt 0 ]; do
         case $1 in
         -h | --help) usage; exit 0 ;;
-        -o | --output | --env-name | --sha256)
+        -o | --output | --env-name | --sha256 | -j | --jobs)
             [ $# -ge 2 ] || die 2 "option $1 needs a value" "see --help"
             a=$1=$2
             shift 2
@@ -249,6 +255,8 @@ parse_args() {
         -o=* | --output=*) DIR=${1#*=} ;;
         --env-name=*) NAME=${1#*=} NAME_SET=1 ;;
         --sha256=*) WANT_SHA=$(printf '%s\n' "${1#*=}" | tr A-F a-f) ;;
+        -j=* | --jobs=*) JOBS=${1#*=}; isnum "$JOBS" && [ "$JOBS" -ge 1 ] ||
+            die 2 "--jobs needs a number of cores (1 or more)" "see --help" ;;
         --force) FORCE=1 ;;
         --check) CHECK=1 ;;
         --info) INFO=1 ;;
@@ -307,6 +315,7 @@ open_archive() { # sets F, META and the meta values; exit 3 on anything wrong
     [ ${#PSHA} = 64 ] || bad=1
     case $FLOOR in '' | *[!0-9.]* | .* | *. | *..*) bad=1 ;; esac
     case $PY in '' | /* | .. | ../* | */.. | */../*) bad=1 ;; esac
+    case $PCUTS in *[!0-9:\ ]*) bad=1 ;; esac
     [ -n "$ARCH" ] && [ -n "$LIBC" ] || bad=1
     [ -z "$bad" ] || die 3 "$F has a damaged meta block" "copy it again, or pack it again"
     [ "$M2" = "portenv/payload.tar.$EXT $PSIZE" ] ||
@@ -320,7 +329,7 @@ open_archive() { # sets F, META and the meta values; exit 3 on anything wrong
 parse_head() { # sets M1, M2 (member "NAME SIZE"), META and one variable per meta key
     head=$(read_head) || return 1
     META='' M1='' M2='' FORMAT='' COMPRESSION='' PSIZE='' PSHA='' PY='' FILES='' KIB='' PMAX=''
-    FLOOR='' ARCH='' LIBC='' ENV_NAME=''
+    FLOOR='' ARCH='' LIBC='' ENV_NAME='' PCUTS=''
     while IFS= read -r line; do
         v=${line#*=}
         case $line in # the first line for a key counts, as in docs/format.md
@@ -338,6 +347,7 @@ parse_head() { # sets M1, M2 (member "NAME SIZE"), META and one variable per met
         arch=*) [ -n "$ARCH" ] || ARCH=$v ;;
         libc=*) [ -n "$LIBC" ] || LIBC=$v ;;
         env_name=*) [ -n "$ENV_NAME" ] || ENV_NAME=$v ;;
+        payload_cuts=*) [ -n "$PCUTS" ] || PCUTS=$v ;;
         esac
         case $line in @[12]=*) ;; *) META=$META$line$NL ;; esac
     done <<EOF
@@ -389,6 +399,53 @@ check_dest() { # checks 4 to 6
         die 6 "$BASE has $avail KiB free, the environment needs $KIB KiB" \
             "free some space, or choose a -o DIR on another file system"
     fi
+    plan_cuts "$avail"
+}
+
+plan_cuts() { # AVAIL_KIB: sets CUTS, the payload offsets where it is cut so that each piece is
+    # decompressed on a core of its own (none: one stream). The pieces after the first are
+    # decompressed into files beside the destination meanwhile, so they must fit in the space
+    # left beside the environment, and in half the memory the kernel has for caching them
+    # (else they would reach the disk and be read back); payload_cuts is checked whatever the
+    # cores.
+    CUTS=
+    [ -n "$PCUTS" ] || return 0
+    n=$JOBS
+    [ -n "$n" ] || n=$(nproc 2>/dev/null || getconf _NPROCESSORS_ONLN 2>/dev/null)
+    isnum "$n" || n=1
+    spare=-1
+    ! isnum "$1" || spare=$(($1 - KIB))
+    CUTS=$(printf '%s\n' "$PCUTS" | awk -v n="$n" -v size="$PSIZE" -v spare="$spare" '
+        function far(x) { return x < 0 ? -x : x } # no ^ or abs(): some busybox awk lack them
+        {
+            for (i = 1; i <= NF; i++) {
+                if ($i !~ /^[0-9]+:[0-9]+$/) bad = 1
+                split($i, f, ":")
+                c[i] = f[1] + 0
+                u[i] = f[2] + 0
+                if (c[i] <= c[i - 1] || u[i] <= u[i - 1]) bad = 1
+            }
+            m = NF
+        }
+        END {
+            if (bad || m < 1 || c[m] != size) { print "bad"; exit }
+            while ((getline line < "/proc/meminfo") > 0)
+                if (line ~ /^MemAvailable:/) { split(line, f, " "); memory = f[2] / 2 }
+            if (memory != "" && memory < spare) spare = memory
+            last = 0
+            for (k = 1; k < n && k < m; k++) {
+                goal = u[m] * k / n
+                best = 0
+                for (i = 1; i < m; i++)
+                    if (u[i] > u[last] && (!best || far(u[i] - goal) < far(u[best] - goal))) best = i
+                if (!best) break
+                cut[++cuts] = best
+                last = best
+            }
+            if (!cuts || (u[m] - u[cut[1]]) / 1024 + 64 > spare) exit
+            for (k = 1; k <= cuts; k++) printf "%.0f ", c[cut[k]]
+        }')
+    [ "$CUTS" != bad ] || die 3 "$F has a damaged meta block (payload_cuts)" "copy it again, or pack it again"
 }
 
 payload_sha256() { # the sha256 of the payload, as 64 hex digits
@@ -429,12 +486,46 @@ names() { # tar's listing on stdin -> one line: "COUNT" or "COUNT PROBLEM"
         END { printf "%d %s\n", NR, substr(bad, 1, 200) }'
 }
 
-extract() { # into TMP, hashing the payload on the other core; the small results go to slots
-    for s in sha256 unzip tar names; do slot "$LOCK/$s"; done
-    payload_sha256 1<>"$LOCK/sha256" &
+unzip_piece() { # K FROM TO: the payload's bytes FROM to TO decompressed; failures go to slot K
     # shellcheck disable=SC2086 # UNZIP is a command and its option
-    rd $((OFF + 5120)) "$PSIZE" |
-        { $UNZIP 2>"$LOCK/unzip.err" || echo "${UNZIP%% *} exit $?" 1<>"$LOCK/unzip"; } |
+    rd $((OFF + 5120 + $2)) $(($3 - $2)) |
+        { $UNZIP 2>>"$LOCK/unzip.err" || echo "${UNZIP%% *} exit $?" 1<>"$LOCK/unzip.$1"; }
+}
+
+tar_stream() { # the payload's tar: the first piece straight from the archive, while the others
+    # are decompressed into files on the other cores, then those files in order
+    # shellcheck disable=SC2086 # CUTS is a list of numbers
+    set -- $CUTS "$PSIZE"
+    first=$1 from=$1 k=1 pids=
+    shift
+    for to; do
+        k=$((k + 1))
+        unzip_piece "$k" "$from" "$to" >"$LOCK/piece.$k" &
+        pids="$pids $!"
+        from=$to
+    done
+    unzip_piece 1 0 "$first"
+    k=1
+    for p in $pids; do
+        k=$((k + 1))
+        wait "$p"
+        cat "$LOCK/piece.$k"
+        rm -f "$LOCK/piece.$k"
+    done
+}
+
+extract() { # into TMP, hashing the payload meanwhile; the small results go to slots
+    # shellcheck disable=SC2086 # CUTS is a list of numbers
+    set -- $CUTS
+    PIECES=$(($# + 1))
+    k=0
+    while [ $k -lt "$PIECES" ]; do
+        k=$((k + 1))
+        slot "$LOCK/unzip.$k"
+    done
+    for s in sha256 tar names; do slot "$LOCK/$s"; done
+    payload_sha256 1<>"$LOCK/sha256" &
+    tar_stream |
         { tar -xvf - -C "$TMP" 2>"$LOCK/tar.err" || echo "tar exit $?" 1<>"$LOCK/tar"; } |
         names 1<>"$LOCK/names"
     wait
@@ -458,26 +549,34 @@ check_names() { # absolute, '..' and duplicate member names, from tar's own list
     LISTED=${LISTED%% *}
 }
 
-links() { # every symlink in TMP as "PATH -> TARGET", one a line
+walk() { # one walk of TMP: the path of what a payload never holds (a device, fifo, socket,
+    # set-id or sticky mode, hard link, or a name with a newline or ' -> '), and "ls -ldn"
+    # lines (which never start with a /) for the symlinks
+    find "$TMP" \( -type b -o -type c -o -type p -o -type s -o -perm -4000 -o -perm -2000 \
+        -o -perm -1000 -o \( ! -type d -links +1 \) -o -name "*$NL*" -o -name '* -> *' \) \
+        -print -o -type l -exec ls -ldn {} +
+}
+
+links() { # LISTING: every symlink in TMP as "PATH -> TARGET", one a line
     # ls is one process for all links, but some ls print '?' for bytes they deem unprintable:
     # when a line holds a '?', read every link exactly, one readlink each (slower, rare)
-    l=$(find "$TMP" -type l -exec ls -ldn {} +)
-    case $l in
+    case $1 in
     *'?'*)
         command -v readlink >/dev/null 2>&1 ||
             die 4 "checking symlinks with non-ASCII names needs readlink" "install it (busybox has it)"
         find "$TMP" -type l -exec sh -c 'for l; do printf "%s -> %s\n" "$l" "$(readlink "$l")"; done' \
             sh {} +
         ;;
-    ?*) printf '%s\n' "$l" ;;
+    ?*) printf '%s\n' "$1" ;;
     esac
 }
 
 check_tree() { # what tar made in TMP: no device, fifo, socket, hard link, set-id bit or link out
-    w=$(find "$TMP" \( -type b -o -type c -o -type p -o -type s -o -perm -4000 -o -perm -2000 \
-        -o -perm -1000 -o \( ! -type d -links +1 \) -o -name "*$NL*" -o -name '* -> *' \) -print |
-        sed -n 1p)
+    l=$(walk)
+    w=
+    case $l in "$TMP/"*) w=$l ;; *"$NL$TMP/"*) w=$TMP/${l#*"$NL$TMP/"} ;; esac
     if [ -n "$w" ]; then
+        w=${w%%"$NL"*}
         m=${w#"$TMP/"}
         if [ -b "$w" ] || [ -c "$w" ]; then refuse "a device file: $m"
         elif [ -p "$w" ] || [ -S "$w" ]; then refuse "a fifo or socket: $m"
@@ -486,7 +585,7 @@ check_tree() { # what tar made in TMP: no device, fifo, socket, hard link, set-i
         else refuse "a member name with a newline or ' -> ': $m"
         fi
     fi
-    w=$(links | T=$TMP awk '
+    w=$(links "$l" | T=$TMP awk '
         function out(p) { print p " -> " link[p]; bad = 1; exit }
         function inside(p,   stack, depth, q, i, c, cur, hops, t) {
             depth = split(p, stack, "/") - 1 # the folder holding the link
@@ -534,8 +633,13 @@ install_env() { # extract, check, relocate, rename into place
     extract
     check_names
     check_tree
-    said "$LOCK/unzip"
-    failed=$SAID
+    failed=
+    k=0
+    while [ $k -lt "$PIECES" ]; do
+        k=$((k + 1))
+        said "$LOCK/unzip.$k"
+        [ -z "$SAID" ] || failed=${failed:+$failed, }$SAID
+    done
     said "$LOCK/tar"
     [ -z "$SAID" ] || failed=${failed:+$failed, }$SAID
     if [ -n "$failed" ]; then

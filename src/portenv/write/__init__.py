@@ -19,6 +19,7 @@ from portenv.write.container import (
     PAYLOAD_OFFSET,
     container_head,
     container_tail,
+    payload_cuts,
     render_unpacker,
 )
 from portenv.write.payload import PayloadMismatchError, write_payload
@@ -136,6 +137,7 @@ def write_archive(
             sealed.meta,
             payload_size=info.size,
             payload_sha256=info.sha256,
+            payload_cuts=payload_cuts(info),
             env_name=env_name,
             compression=compression,
         )

@@ -12,7 +12,7 @@ import hashlib
 import os
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import BinaryIO, Literal, Protocol, cast
 
 from isal import igzip
@@ -79,6 +79,12 @@ class PayloadInfo:
     tar_sha256: str = ""
     """Digest of the uncompressed tar stream (payload.tar_digest): what a cached prefix must
     reproduce."""
+    members: tuple[tuple[int, int], ...] = ()
+    """Where each gzip member after the first starts: (offset in the payload, offset in the
+    tar stream). Any of them is a place where the payload can be cut and each piece
+    decompressed on its own core; empty for zstd (one frame)."""
+    tar_size: int = 0
+    """Bytes of the uncompressed tar stream."""
 
 
 class Compressor(Protocol):
@@ -125,9 +131,11 @@ class ParallelGzipWriter:
         self._level = level
         self._jobs = jobs
         self._pool = ThreadPoolExecutor(max_workers=jobs)
-        self._pending: deque[Future[bytes]] = deque()
+        self._pending: deque[tuple[Future[bytes], int]] = deque()
         self._buffer = bytearray()
         self._members = 0
+        self._starts: list[tuple[int, int]] = []
+        self._tar_size = 0
 
     def write(self, data: bytes) -> int:
         """Buffer `data`, sending every full chunk to the pool."""
@@ -141,10 +149,17 @@ class ParallelGzipWriter:
         return len(data)
 
     def _submit(self, chunk: bytes) -> None:
-        self._pending.append(self._pool.submit(_gzip_member, chunk, self._level))
+        self._pending.append((self._pool.submit(_gzip_member, chunk, self._level), len(chunk)))
         self._members += 1
         while len(self._pending) > 2 * self._jobs:
-            self._sink.write(self._pending.popleft().result())
+            self._write_next()
+
+    def _write_next(self) -> None:
+        member, tar_bytes = self._pending.popleft()
+        if self._sink.size:
+            self._starts.append((self._sink.size, self._tar_size))
+        self._sink.write(member.result())
+        self._tar_size += tar_bytes
 
     def close(self) -> PayloadInfo:
         """Flush the last chunk and every pending member."""
@@ -152,9 +167,10 @@ class ParallelGzipWriter:
             self._submit(bytes(self._buffer))
             self._buffer.clear()
         while self._pending:
-            self._sink.write(self._pending.popleft().result())
+            self._write_next()
         self._pool.shutdown()
-        return self._sink.info()
+        info = self._sink.info()
+        return replace(info, members=tuple(self._starts), tar_size=self._tar_size)
 
     def abort(self) -> None:
         """Stop the pool without writing more."""
@@ -176,17 +192,19 @@ class ZstdWriter:
             write_checksum=True,
         )
         self._sink = _CountingSink(sink)
+        self._tar_size = 0
         self._flush = zstandard.FLUSH_FRAME
         self._writer = zstandard.ZstdCompressor(compression_params=params).stream_writer(
             cast("BinaryIO", self._sink), closefd=False, write_return_read=True
         )
 
     def write(self, data: bytes) -> int:
+        self._tar_size += len(data)
         return int(self._writer.write(data))
 
     def close(self) -> PayloadInfo:
         self._writer.flush(self._flush)  # ends the frame; the sink stays open
-        return self._sink.info()
+        return replace(self._sink.info(), tar_size=self._tar_size)
 
     def abort(self) -> None:
         """Nothing is published on failure; the caller drops the sink."""

@@ -8,7 +8,7 @@ from importlib import resources
 from typing import BinaryIO
 
 from portenv.model import PackMeta
-from portenv.write.codecs import codec
+from portenv.write.codecs import PayloadInfo, codec
 from portenv.write.payload import tar_end
 
 __all__ = [
@@ -18,6 +18,7 @@ __all__ = [
     "PAYLOAD_OFFSET",
     "container_head",
     "container_tail",
+    "payload_cuts",
     "payload_name",
     "render_unpacker",
     "write_container",
@@ -29,6 +30,25 @@ PAYLOAD_NAME = "portenv/payload.tar.gz"
 META_SIZE = 4096
 PAYLOAD_OFFSET = 512 + META_SIZE + 512
 _OFFSET_LINE = "PORTENV_EMBEDDED_OFFSET=0000000000"
+
+
+CUT_SHARES = 16
+"""The unpacker is offered a cut near each sixteenth of the tar stream: enough for 2 to 16
+cores to get near-equal shares, few enough for the meta block."""
+
+
+def payload_cuts(info: PayloadInfo) -> tuple[tuple[int, int], ...]:
+    """The meta's `payload_cuts`: the gzip member starts nearest to each share of the tar
+    stream, then the end (payload size, tar size); nothing for a payload of one member."""
+    if not info.members:
+        return ()
+    cuts: list[tuple[int, int]] = []
+    for share in range(1, CUT_SHARES):
+        goal = info.tar_size * share / CUT_SHARES
+        nearest = min(info.members, key=lambda member: abs(member[1] - goal))
+        if not cuts or nearest[1] > cuts[-1][1]:
+            cuts.append(nearest)
+    return (*cuts, (info.size, info.tar_size))
 
 
 def meta_block(meta: PackMeta) -> bytes:

@@ -12,6 +12,7 @@ import os
 import tarfile
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import BinaryIO
 
@@ -164,5 +165,4 @@ def write_payload(
         chunker.abort()
         compressor.abort()
         raise
-    info = compressor.close()
-    return PayloadInfo(info.size, info.sha256, tar_sha256)
+    return replace(compressor.close(), tar_sha256=tar_sha256)
