@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -80,6 +81,10 @@ def measure_packing(built: Built, conda_pack: Path) -> PackResults:
             if packer.output and (dest / packer.output).exists():
                 results.sizes[packer.key] = (dest / packer.output).stat().st_size
     shutil.copyfile(dest / "cp.tar.gz", built.out / "cp.tar.gz")
+    with tarfile.open(dest / "pp.tar") as pixi_pack:
+        results.sizes["pixipack_conda"] = sum(
+            m.size for m in pixi_pack.getmembers() if m.name.endswith(".conda")
+        )
     for name in ("env.sh", "fresh.sh"):
         if (dest / name).read_bytes() != (built.out / "env.sh").read_bytes():
             say(f"{built.spec.name}: WARNING: the timed {name} differs from the instrumented one")

@@ -20,6 +20,7 @@ from bench.timing import Sample, parse_line, ptime_binary
 STEPS = {
     "tar_xzf": "limit: `tar -xzf payload.tar.gz` into the same place",
     "envsh": "portenv `sh env.sh -o DIR` (checks + sha256 + extract + relocate)",
+    "envsh_j1": "portenv `sh env.sh -o DIR -j 1` (one stream, as before `payload_cuts`)",
     "import_cold": "first import after `env.sh` (no .pyc yet)",
     "import_warm": "second import (warm)",
     "relocate_moved": "`bin/portenv-relocate` after `mv env moved`",
@@ -32,8 +33,11 @@ STEPS = {
     "ph_check": "unpacker phase: `env.sh --check` (all checks incl. sha256, no write)",
     "ph_sha256": "unpacker phase: `tail | head | sha256sum` of the payload (alone)",
     "ph_gunzip": "unpacker phase: `gzip -dc payload > /dev/null`",
-    "ph_extract": "unpacker phase: `tail | head | gzip -dc | tar -xf -`",
-    "ph_count": "unpacker phase: the member checks (`find`, `ls` of the symlinks, `awk`)",
+    "ph_extract": "unpacker phase: extraction in 2 pieces (first piece streamed into"
+    " `tar -xvf -`, second decompressed into a file meanwhile) + sha256 beside",
+    "ph_extract_1": "unpacker phase: extraction in one stream `tail | head | gzip -dc |"
+    " tar -xvf -` + sha256 beside",
+    "ph_count": "unpacker phase: the member checks (one `find` with `ls` of the symlinks, `awk`)",
     "ph_relocate": "unpacker phase: `python relocate.py --to DEST` on the fresh payload",
 }
 
@@ -47,6 +51,8 @@ while [ "$i" -le {reps} ]; do
     p tar_xzf tar -xzf "$A/payload.tar.gz" -C "$T/u/env"
     rm -rf "$T/u"
     p envsh sh "$A/env.sh" -o "$T/u" 2>>/res/unpack.log
+    rm -rf "$T/u"
+    p envsh_j1 sh "$A/env.sh" -o "$T/u" -j 1 2>>/res/unpack.log
     p import_cold "$T/u/env/{py}" -c {imports} 2>>/res/import.log
     p import_warm "$T/u/env/{py}" -c {imports} 2>>/res/import.log
     mv "$T/u/env" "$T/u/moved"
@@ -65,11 +71,18 @@ while [ "$i" -le {reps} ]; do
     p ph_gunzip sh -c 'gzip -dc <"$1" >/dev/null' - "$A/payload.tar.gz"
     mkdir -p "$T/u/tmp"
     p ph_extract sh -c 'tail -c +{start} "$1" | head -c {size} | sha256sum >/dev/null &
+        { (tail -c +{start2} "$1" | head -c {size2} | gzip -dc >"$3") &
+        tail -c +{start} "$1" | head -c {size1} | gzip -dc; wait; cat "$3"; rm -f "$3"; } |
+        tar -xvf - -C "$2" | awk "END { print NR }" >/dev/null; wait' \
+        - "$A/env.sh" "$T/u/tmp" "$T/u/piece"
+    rm -rf "$T/u/tmp"; mkdir -p "$T/u/tmp"
+    p ph_extract_1 sh -c 'tail -c +{start} "$1" | head -c {size} | sha256sum >/dev/null &
         tail -c +{start} "$1" | head -c {size} | gzip -dc | tar -xvf - -C "$2" |
-        awk "END {{ print NR }}" >/dev/null; wait' - "$A/env.sh" "$T/u/tmp"
-    p ph_count sh -c 'find "$1" \( -type b -o -type c -o -type p -o -perm -4000 \) -print |
-        sed -n 1p; find "$1" -type l -exec ls -ldn {{}} + | awk "END {{ print NR }}"' \
-        - "$T/u/tmp" >/dev/null
+        awk "END { print NR }" >/dev/null; wait' - "$A/env.sh" "$T/u/tmp"
+    p ph_count sh -c 'l=$(find "$1" \( -type b -o -type c -o -type p -o -type s -o -perm -4000 \
+        -o -perm -2000 -o -perm -1000 -o \( ! -type d -links +1 \) -o -name "* -> *" \) \
+        -print -o -type l -exec ls -ldn {} +) || exit 1
+        printf "%s\n" "$l" | awk "END { print NR }"' - "$T/u/tmp" >/dev/null
     p ph_relocate "$T/u/tmp/{py}" -I -S -B "$T/u/tmp/.portenv/relocate.py" --to "$T/u/env" \
         --quiet >/dev/null 2>>/res/unpack.log
     rm -rf "$T/u"
@@ -79,10 +92,22 @@ echo done >/res/finished
 """
 
 
+def half_cut(meta: dict[str, str]) -> int:
+    """The payload offset where the unpacker cuts it on 2 cores: of the meta's payload_cuts,
+    the one nearest to half of the tar (docs/format.md)."""
+    pairs = [tuple(int(n) for n in pair.split(":")) for pair in meta["payload_cuts"].split()]
+    tar_size = pairs[-1][1]
+    return min(pairs[:-1], key=lambda pair: abs(pair[1] - tar_size / 2))[0]
+
+
 def script_for(built: Built) -> str:
     start = built.offset + 5120 + 1  # tail -c +N is 1-based
+    cut = half_cut(built.meta)
     return (
         SCRIPT.replace("{reps}", str(built.spec.reps_unpack))
+        .replace("{start2}", str(start + cut))
+        .replace("{size2}", str(int(built.meta["payload_size"]) - cut))
+        .replace("{size1}", str(cut))
         .replace("{py}", built.meta["python"])
         .replace("{imports}", shlex.quote(built.spec.imports))
         .replace("{start}", str(start))
