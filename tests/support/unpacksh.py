@@ -128,9 +128,13 @@ def build_tar(
 
 
 def cut_payload(env: Env, pieces: int) -> tuple[bytes, str]:
-    """A gzip payload of `pieces` members cut at even places of the tar stream (through the
-    files' data, not at member boundaries of the tar), and its `payload_cuts` meta value."""
-    raw, _ = _payload_tar(env)
+    """The payload of `env` as `cut_gzip` makes it."""
+    return cut_gzip(_payload_tar(env)[0], pieces)
+
+
+def cut_gzip(raw: bytes, pieces: int) -> tuple[bytes, str]:
+    """A gzip payload of `pieces` members cut at even places of the tar stream `raw` (through
+    the files' data, not at member boundaries of the tar), and its `payload_cuts` value."""
     starts = [len(raw) * k // pieces for k in range(pieces)] + [len(raw)]
     payload, cuts = b"", []
     for begin, end in itertools.pairwise(starts):

@@ -29,6 +29,7 @@ from tests.support.unpacksh import (
     _payload_tar,
     assert_relocated,
     build_tar,
+    cut_gzip,
     tree,
 )
 
@@ -154,14 +155,21 @@ def _assert_untouched(victim: Path, before: dict[str, str]) -> None:
 
 
 @pytest.mark.hardening
+@pytest.mark.parametrize("pieces", [1, 3], ids=["one-stream", "3-pieces"])
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_hostile_member_is_refused(up: Unpacker, case: str) -> None:
+def test_hostile_member_is_refused(up: Unpacker, case: str, pieces: int) -> None:
+    """Refused alike when the payload is decompressed in pieces (tar still reads one stream)."""
     members, says = CASES[case]
     victim = _victim(up.tmp)
     before = tree(victim)
-    archive = build_tar(payload=payload_with(_resolve(members, victim)))
+    raw = raw_payload_with(_resolve(members, victim))
+    if pieces == 1:
+        archive = build_tar(payload=gzip.compress(raw, mtime=0))
+    else:
+        payload, cuts = cut_gzip(raw, pieces)
+        archive = build_tar(meta={"payload_cuts": cuts}, payload=payload)
     out = up.tmp / "out"
-    res = up.unpack(archive, "-o", str(out))
+    res = up.unpack(archive, "-o", str(out), "-j", str(pieces))
     error = [line for line in res.stderr.splitlines() if line.startswith("error: ")]
     if res.code == 8 and case in TAR_FAILS_FIRST:
         # busybox tar cannot make the link over the folder it made: the extraction fails
@@ -176,7 +184,7 @@ def test_hostile_member_is_refused(up: Unpacker, case: str) -> None:
     _assert_untouched(victim, before)
     record(
         "hostile archive",
-        f"{case} ({up.shell.name}, env.{up.shape})",
+        f"{case} ({up.shell.name}, env.{up.shape}, {pieces} piece{'s' if pieces > 1 else ''})",
         f"refused, exit {res.code}",
         outside_writes=0,
     )

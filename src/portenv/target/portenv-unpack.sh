@@ -679,7 +679,7 @@ install_env() { # extract, check, relocate, rename into place
 main() {
     parse_args "$@"
     missing=
-    for t in tail head tr sed awk wc tar gzip sha256sum uname df mkdir mv rm find ls; do
+    for t in tail head tr sed awk wc cat tar gzip sha256sum uname df mkdir mv rm find ls; do
         command -v "$t" >/dev/null 2>&1 || missing="$missing $t"
     done
     [ -z "$missing" ] || die 4 "this machine lacks the commands:$missing" \
