@@ -112,3 +112,34 @@ def test_list_shows_the_packages_and_writes_nothing(
     assert {"python", "greet", "libbar", "libfoo", "hello-py"} <= names
     assert all(len(line.split()) == 4 for line in lines if line.startswith("conda "))
     assert result.changed == []
+
+
+@pytest.mark.parametrize("target", ["busybox", "trixie"])
+def test_pieces_unpack_the_same_bytes_as_one_stream(
+    request: pytest.FixtureRequest, core_archives: Archives, target: str
+) -> None:
+    """The real payload, decompressed in 1 or 3 pieces, gives the same tree, byte for byte.
+
+    On Debian a gzip wrapper on PATH counts the decompressors (busybox sh runs its own gzip
+    applet whatever PATH says, so there only the trees are compared)."""
+    root = request.getfixturevalue(f"{target}_root")
+    tree = "(cd /srv/app/env && find . -type f -exec sha256sum {} + | sort; find . | sort)"
+    result = run(
+        root,
+        core_archives,
+        "sh /dist/env.sh --info | grep -c '^payload_cuts=.* .* '",
+        "mkdir /tmp/w && printf '#!/bin/sh\\necho run >>/tmp/gz.log\\nexec %s \"$@\"\\n' "
+        '"$(command -v gzip)" >/tmp/w/gzip && chmod +x /tmp/w/gzip',
+        "PATH=/tmp/w:$PATH sh /dist/env.sh -o /srv/app -j 1 && echo runs $(wc -l </tmp/gz.log)",
+        f"{tree} >/tmp/one",
+        "rm -rf /srv/app /tmp/gz.log",
+        "PATH=/tmp/w:$PATH sh /dist/env.sh -o /srv/app -j 3 && echo runs $(wc -l </tmp/gz.log)",
+        f"{tree} >/tmp/three",
+        "cmp /tmp/one /tmp/three && wc -l </tmp/one",
+    )
+    lines = expect_ok(result).splitlines()
+    assert lines[0] == "1", "the archive offers at least two cuts"
+    runs = [line for line in lines if line.startswith("runs ")]
+    if target == "trixie":
+        assert runs == ["runs 1", "runs 3"], lines
+    assert int(lines[-1]) > 1000, "the trees were listed"
