@@ -533,7 +533,7 @@ def _why_size(env: Env) -> str | None:
         f"- **{env.name} zstd size**: {zstd / MiB:.1f} MiB vs the pixi-pack format's"
         f" {pp_size / MiB:.1f} MiB = {zstd / pp_size:.2f}x (target {TARGET_ZSTD}x)."
         f" {conda / pp_size:.0%} of the pixi-pack archive is `.conda` files, which carry their"
-        f" files as zstd (level ~19) already, and the rest are wheels (deflate); portenv"
+        f" files zstd-compressed already, and the rest are wheels (deflate); portenv"
         f" compresses the same files once installed."
     )
     label = best["label"].split(" (")[0]
@@ -550,7 +550,7 @@ def _why_size(env: Env) -> str | None:
     return (
         f"{head} The smallest codec of the study, {label}, reaches {reach:.2f}x at"
         f" {best['cpu']:.0f} CPU-s: where the environment is mostly conda packages, a quarter"
-        f" below what zstd -19 already made of the same bytes is out of a codec's reach."
+        f" below files that are zstd-compressed already is beyond every codec the study tried."
     )
 
 
