@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -40,23 +39,15 @@ from portenv import _rattler
 from portenv.author.lockfile import LockState, write_state
 from portenv.author.project import virtual_packages as default_virtual_packages
 from tests.support import pyrelocate
+from tests.support.host import cache_root, locked
 
 RECIPES = Path(__file__).resolve().parent / "recipes"
 #: Build order matters: libbar needs libfoo in its host env, hello-py needs python.
 PACKAGES = ("python", "greet", "libfoo", "libbar", "hello-py")
 SUBDIRS = ("linux-64", "noarch")
-CACHE_ENV = "PORTENV_TEST_CACHE"
 MANIFEST = "portenv-test-channel.json"
 
 _T = TypeVar("_T")
-
-
-def cache_root() -> Path:
-    """Where built channels live: outside the repo so a clean checkout stays clean."""
-    configured = os.environ.get(CACHE_ENV)
-    if configured:
-        return Path(configured).expanduser()
-    return Path.home() / ".cache" / "portenv-tests"
 
 
 def _run(coro: Coroutine[Any, Any, _T]) -> _T:
@@ -102,7 +93,7 @@ def build_local_channel() -> Path:
     if _is_complete(final):
         return final
     root.mkdir(parents=True, exist_ok=True)
-    with _locked(root / "build.lock"):
+    with locked(root / "build.lock"):
         if _is_complete(final):  # another process built it while we waited
             return final
         _remove_leftovers(root)
@@ -115,17 +106,6 @@ def build_local_channel() -> Path:
 def _is_complete(channel: Path) -> bool:
     """A channel dir only ever appears complete (renamed into place), so existence is enough."""
     return (channel / MANIFEST).is_file()
-
-
-@contextlib.contextmanager
-def _locked(lock_path: Path) -> Iterator[None]:
-    """Serialize builds across processes (e.g. pytest-xdist workers): one builds, others wait."""
-    with lock_path.open("w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _remove_leftovers(root: Path) -> None:

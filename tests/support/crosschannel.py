@@ -20,6 +20,7 @@ from pathlib import Path
 import rattler_build
 
 from tests.support import channel, debarch, debpython
+from tests.support.host import cache_root, locked
 
 __all__ = ["CROSS_COMPILERS", "build_cross_channel", "cross_python_spec"]
 
@@ -62,12 +63,12 @@ def build_cross_channel(machine: str = "aarch64") -> Path:
         raise RuntimeError(msg)
     debs = debpython.debian_python_debs(machine)
     key = _key(machine, debs)
-    root = channel.cache_root()
+    root = cache_root()
     final = root / f"channel-{SUBDIR[machine]}-{key}"
     if channel._is_complete(final):
         return final
     root.mkdir(parents=True, exist_ok=True)
-    with channel._locked(root / "build.lock"):
+    with locked(root / "build.lock"):
         if channel._is_complete(final):
             return final
         channel._remove_leftovers(root)

@@ -15,16 +15,15 @@ used as it is (and never removed).
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import os
 import re
-import subprocess
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from tests.support.host import cache_root, locked, run_host
 
 __all__ = [
     "DEBIAN_ARCH",
@@ -38,7 +37,6 @@ __all__ = [
 DEBIAN_ARCH = {"aarch64": "arm64", "x86_64": "amd64"}
 """``uname -m`` -> Debian architecture."""
 _LISTS_MAX_AGE = 7 * 86400
-_HOST_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C"}
 _BINFMT = Path("/proc/sys/fs/binfmt_misc")
 _BINFMT_D = (Path("/usr/lib/binfmt.d"), Path("/etc/binfmt.d"))
 """Where qemu-user-static puts its registration lines (systemd-binfmt reads them)."""
@@ -46,33 +44,6 @@ _BINFMT_D = (Path("/usr/lib/binfmt.d"), Path("/etc/binfmt.d"))
 
 class QemuUnavailableError(RuntimeError):
     """This machine cannot run binaries of the other architecture (no qemu, no binfmt_misc)."""
-
-
-def _cache_root() -> Path:
-    env = os.environ.get("PORTENV_TEST_CACHE")
-    return (Path(env) if env else Path.home() / ".cache" / "portenv-tests").absolute()
-
-
-def _run(argv: Sequence[str], *, what: str, cwd: Path | None = None) -> str:
-    proc = subprocess.run(
-        list(argv), cwd=cwd, env=_HOST_ENV, capture_output=True, text=True, check=False
-    )
-    if proc.returncode != 0:
-        tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-30:])
-        msg = f"{what}: {' '.join(argv)} exited {proc.returncode}\n{tail}"
-        raise RuntimeError(msg)
-    return proc.stdout
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @dataclass(frozen=True)
@@ -103,7 +74,7 @@ class _PrivateApt:
         (self.root / "status").touch()
         stamp = self.root / "lists.stamp"
         if not stamp.is_file() or time.time() - stamp.stat().st_mtime > _LISTS_MAX_AGE:
-            _run(self.argv("update"), what=f"apt-get update ({self.arch})")
+            run_host(self.argv("update"), what=f"apt-get update ({self.arch})")
             stamp.touch()
 
     def closure(self, packages: Sequence[str]) -> list[str]:
@@ -112,14 +83,14 @@ class _PrivateApt:
         apt prints only what is not downloaded yet: ask it with an empty archives folder.
         """
         argv = ("install", "--print-uris", "-y", "--no-install-recommends", *packages)
-        out = _run(
+        out = run_host(
             self.argv(*argv, archives="none"),
             what=f"resolving {' '.join(packages)} ({self.arch})",
         )
         return sorted(re.findall(r"^'[^']+' (\S+\.deb) ", out, re.M))
 
     def download(self, packages: Sequence[str]) -> None:
-        _run(
+        run_host(
             self.argv("install", "--download-only", "-y", "--no-install-recommends", *packages),
             what=f"downloading {' '.join(packages)} ({self.arch})",
         )
@@ -150,8 +121,8 @@ class ForeignDebs:
 def foreign_debs(machine: str, packages: Sequence[str]) -> ForeignDebs:
     """Download (or reuse) ``packages`` and their dependencies for ``machine`` (``aarch64``)."""
     arch = DEBIAN_ARCH[machine]
-    apt = _PrivateApt(_cache_root() / f"apt-{arch}", arch)
-    with _locked(apt.root.with_name(f"apt-{arch}.lock")):
+    apt = _PrivateApt(cache_root() / f"apt-{arch}", arch)
+    with locked(apt.root.with_name(f"apt-{arch}.lock")):
         apt.prepare()
         names = apt.closure(packages)
         archives = apt.root / "cache" / "archives"
@@ -165,7 +136,7 @@ def extract(debs: Sequence[Path], dest: Path) -> None:
     """Unpack the files of each .deb into ``dest`` (no maintainer scripts run)."""
     dest.mkdir(parents=True, exist_ok=True)
     for deb in debs:
-        _run(["dpkg-deb", "-x", str(deb), str(dest)], what=f"extracting {deb.name}")
+        run_host(["dpkg-deb", "-x", str(deb), str(dest)], what=f"extracting {deb.name}")
 
 
 def register_qemu(machine: str) -> str:
@@ -177,13 +148,13 @@ def register_qemu(machine: str) -> str:
     qemu passes on only in that mode.
     """
     if not (_BINFMT / "register").exists():
-        _run(["mount", "-t", "binfmt_misc", "binfmt_misc", str(_BINFMT)], what="binfmt_misc")
+        run_host(["mount", "-t", "binfmt_misc", "binfmt_misc", str(_BINFMT)], what="binfmt_misc")
     if (_BINFMT / "status").read_text().strip() != "enabled":
         msg = f"binfmt_misc is disabled on this machine ({_BINFMT}/status)"
         raise QemuUnavailableError(msg)
     name = f"qemu-{machine}"
     entry = _BINFMT / name
-    with _locked(_cache_root() / "binfmt.lock"):
+    with locked(cache_root() / "binfmt.lock"):
         if not entry.exists():
             (_BINFMT / "register").write_text(_registration(name))
     text = entry.read_text()

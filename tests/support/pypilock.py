@@ -45,11 +45,11 @@ from portenv.author.specs import PypiRequirement, inline_table, pypi_value
 from tests.support.channel import (
     _toml_key,
     _toml_str,
-    cache_root,
     lock_platform,
     pixi_toml,
     solve,
 )
+from tests.support.host import cache_root
 
 ENVIRONMENT = "default"
 #: A fixed, post-1980 mtime for archive members (zip cannot store earlier dates).

@@ -46,7 +46,6 @@ Paths are the real paths in the upperdir (symlinks such as /var/run -> /run reso
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import functools
 import os
 import platform
@@ -65,6 +64,7 @@ from pathlib import Path, PurePosixPath
 from types import MappingProxyType
 
 from tests.support import debarch
+from tests.support.host import HOST_ENV, cache_root, locked, run_host
 
 __all__ = [
     "DEFAULT_ENV",
@@ -113,7 +113,6 @@ def host_debian_mirror(apt: Path = APT_SOURCES) -> str:
     raise RootfsBuildError(msg)
 
 
-_HOST_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C"}
 _SETUP_FAILED = 125
 _SETUP_MARK = "portenv-rootfs-setup-failed:"
 _DEV_NODES = {
@@ -176,12 +175,6 @@ class RootfsResult:
 # --------------------------------------------------------------------------- cache
 
 
-def cache_root() -> Path:
-    """Where tarballs, extracted trees and run scratch dirs live (outside the repo)."""
-    env = os.environ.get("PORTENV_TEST_CACHE")
-    return (Path(env) if env else Path.home() / ".cache" / "portenv-tests").absolute()
-
-
 def busybox_rootfs(machine: str | None = None) -> Path:
     """Path of the cached glibc + busybox tree (build it on first use).
 
@@ -222,16 +215,6 @@ def _safe(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9.+_-]", "_", text)
 
 
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    with path.open("a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 def _cached_rootfs(kind: str, key: str, build: Callable[[Path], None]) -> Path:
     root = cache_root()
     name = f"rootfs-{kind}-{key}"
@@ -240,7 +223,7 @@ def _cached_rootfs(kind: str, key: str, build: Callable[[Path], None]) -> Path:
         return tree
     check_rootfs_support()
     root.mkdir(parents=True, exist_ok=True)
-    with _locked(root / f"{name}.lock"):
+    with locked(root / f"{name}.lock"):
         if tree.is_dir():
             return tree
         tarball = root / f"{name}.tar"
@@ -302,25 +285,7 @@ def _prune(root: Path, kind: str, keep: str) -> None:
 
 
 def _run(argv: Sequence[str], *, what: str, cwd: Path | None = None) -> str:
-    try:
-        proc = subprocess.run(
-            argv,
-            cwd=cwd,
-            env=_HOST_ENV,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            errors="replace",
-            check=False,
-        )
-    except FileNotFoundError as exc:
-        msg = f"{what}: {argv[0]} not found (run scripts/install-system-deps.sh)"
-        raise RootfsBuildError(msg) from exc
-    if proc.returncode != 0:
-        tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-40:])
-        msg = f"{what}: {shlex.join(argv)} exited {proc.returncode}\n{tail}"
-        raise RootfsBuildError(msg)
-    return proc.stdout
+    return run_host(argv, what=what, cwd=cwd, error=RootfsBuildError)
 
 
 # --------------------------------------------------------------------------- builders
@@ -394,7 +359,7 @@ def _build_busybox_from(debs: Sequence[Path], dest: Path) -> None:
 
 def _build_debian(suite: str, dest: Path) -> None:
     mirror = os.environ.get("PORTENV_TEST_DEBIAN_MIRROR") or host_debian_mirror()
-    if shutil.which("debootstrap", path=_HOST_ENV["PATH"]) is None:
+    if shutil.which("debootstrap", path=HOST_ENV["PATH"]) is None:
         msg = "debootstrap not found (run scripts/install-system-deps.sh)"
         raise RootfsBuildError(msg)
     # Own mount namespace: debootstrap mounts /proc and /sys in the target; if it dies half-way
@@ -447,7 +412,7 @@ def _support_problem() -> str | None:
     if os.geteuid() != 0:
         return "rootfs fixtures need root (mount namespaces, overlayfs, chroot)"
     for tool in ("unshare", "mount", "chroot", "tar", "env", "sh"):
-        if shutil.which(tool, path=_HOST_ENV["PATH"]) is None:
+        if shutil.which(tool, path=HOST_ENV["PATH"]) is None:
             return f"{tool} not found (run scripts/install-system-deps.sh)"
     scratch = _scratch_dir()
     probe = Path(tempfile.mkdtemp(prefix="probe-", dir=scratch))
@@ -469,7 +434,7 @@ def _support_problem() -> str | None:
                 "m",
             ],
             cwd=probe,
-            env=_HOST_ENV,
+            env=HOST_ENV,
             capture_output=True,
             text=True,
             check=False,
@@ -656,7 +621,7 @@ def _communicate(
     proc = subprocess.Popen(
         cmd,
         cwd=cwd,
-        env=_HOST_ENV,
+        env=HOST_ENV,
         start_new_session=True,
         stdin=subprocess.DEVNULL if data is None else subprocess.PIPE,
         stdout=subprocess.PIPE,

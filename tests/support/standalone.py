@@ -32,7 +32,7 @@ from pathlib import Path
 import zstandard
 
 from portenv.stage.cpython import inspect_interpreter, make_portable
-from tests.support.channel import cache_root
+from tests.support.host import cache_root
 from tests.support.pyrelocate import installed_pythons
 
 __all__ = ["TRIPLE", "full_archive", "install_only_archive", "python_json", "standalone_tree"]
