@@ -1,4 +1,5 @@
-"""The real pixi projects of ../shared/realdata, copied for a test, and the CLI's error contract.
+"""The real pixi projects vendored in tests/data/realdata, copied for a test, and the CLI's
+error contract.
 
 `run_cli` runs one command in-process through `main(argv)`, the CLI's error boundary (an
 exception escaping it is a crash); `check_outcome` is the contract every failure keeps:
@@ -31,7 +32,8 @@ __all__ = [
     "snapshot",
 ]
 
-REALDATA = Path(__file__).resolve().parents[3] / "shared" / "realdata" / "pixi-projects"
+REALDATA = Path(__file__).resolve().parents[1] / "data" / "realdata" / "pixi-projects"
+"""Real projects written by pixi and people (sources and licences: its README.md)."""
 SEEDS = sorted(p.name for p in REALDATA.iterdir() if (p / "pixi.lock").is_file())
 #: The exit codes README documents for a command that runs to its end (130 is an interrupt).
 DOCUMENTED_EXIT_CODES = {0, 1, 2}

@@ -20,7 +20,7 @@ from portenv.author.manifest import Manifest, Where
 from portenv.author.project import environments
 from portenv.errors import LockFileError, ManifestError
 from tests.support.condapkg import PackageFile, make_conda_package
-from tests.unit.test_author_manifest import copy_project, needs_realdata
+from tests.unit.test_author_manifest import copy_project
 
 READABLE = [
     "v4-multiple-environments",
@@ -38,7 +38,6 @@ def packages(state: LockState) -> dict[str, dict[str, list[str]]]:
     }
 
 
-@needs_realdata
 @pytest.mark.parametrize("name", READABLE)
 def test_real_locks_are_rewritten_without_losing_a_package(name: str, tmp_path: Path) -> None:
     project = copy_project(name, tmp_path)
@@ -49,14 +48,12 @@ def test_real_locks_are_rewritten_without_losing_a_package(name: str, tmp_path: 
     assert [p.name for p in again.platforms] == [p.name for p in state.platforms]
 
 
-@needs_realdata
 def test_a_v7_lock_rewritten_is_byte_identical(tmp_path: Path) -> None:
     project = copy_project("v7-named-platforms", tmp_path)
     write_state(project / "again.lock", read_state(project / "pixi.lock"), project)
     assert (project / "again.lock").read_bytes() == (project / "pixi.lock").read_bytes()
 
 
-@needs_realdata
 @pytest.mark.parametrize("name", READABLE)
 def test_pixis_own_locks_satisfy_their_manifests(name: str, tmp_path: Path) -> None:
     project = copy_project(name, tmp_path)
@@ -64,7 +61,6 @@ def test_pixis_own_locks_satisfy_their_manifests(name: str, tmp_path: Path) -> N
     assert differences(envs, read_state(project / "pixi.lock")) == []
 
 
-@needs_realdata
 def test_an_edited_manifest_makes_the_lock_stale_where_it_changed(tmp_path: Path) -> None:
     project = copy_project("webserver", tmp_path)
     manifest = Manifest.from_path(project)
@@ -77,7 +73,6 @@ def test_an_edited_manifest_makes_the_lock_stale_where_it_changed(tmp_path: Path
     assert not any("prod" in d and "ruff" in d for d in found)
 
 
-@needs_realdata
 def test_locks_portenv_cannot_handle_are_refused_clearly(tmp_path: Path) -> None:
     old = copy_project("v1-old-lockfile", tmp_path)
     with pytest.raises(LockFileError, match="v1") as caught:

@@ -1,6 +1,6 @@
 """Manifest edits keep everything else byte for byte: real pixi manifests, read-edit-write.
 
-The real manifests in ../shared/realdata/pixi-projects were written by pixi (and people);
+The real manifests in tests/data/realdata/pixi-projects were written by pixi (and people);
 they are copied before anything is edited.
 """
 
@@ -16,10 +16,9 @@ import tomlkit
 from portenv.author.manifest import Manifest, Where, find_manifest
 from portenv.author.specs import inline_table
 from portenv.errors import ManifestError
+from tests.support.realdata import REALDATA
 
-REALDATA = Path(__file__).resolve().parents[3] / "shared" / "realdata" / "pixi-projects"
-PROJECTS = sorted(p.name for p in REALDATA.iterdir()) if REALDATA.is_dir() else []
-needs_realdata = pytest.mark.skipif(not PROJECTS, reason=f"{REALDATA} is not available")
+PROJECTS = sorted(p.name for p in REALDATA.iterdir())
 
 
 def copy_project(name: str, tmp_path: Path) -> Path:
@@ -39,7 +38,6 @@ def changed_lines(before: str, after: str) -> tuple[list[str], list[str]]:
     return removed, added
 
 
-@needs_realdata
 @pytest.mark.parametrize("name", PROJECTS)
 def test_adding_a_dependency_adds_exactly_one_line(name: str, tmp_path: Path) -> None:
     project = copy_project(name, tmp_path)
@@ -53,7 +51,6 @@ def test_adding_a_dependency_adds_exactly_one_line(name: str, tmp_path: Path) ->
     assert Manifest.from_path(project).dependencies("conda")["zstd"] == ">=1.5"
 
 
-@needs_realdata
 @pytest.mark.parametrize(
     ("name", "dependency"),
     [
@@ -78,7 +75,6 @@ def test_removing_a_dependency_removes_exactly_its_line(
     assert after == before.replace(removed[0] + "\n", "", 1)
 
 
-@needs_realdata
 def test_unknown_keys_and_comments_survive_edits(tmp_path: Path) -> None:
     project = copy_project("v6-simple-python", tmp_path)
     manifest = Manifest.from_path(project)
@@ -93,7 +89,6 @@ def test_unknown_keys_and_comments_survive_edits(tmp_path: Path) -> None:
     assert data["tool"] == {"update": {"autoupdate-schedule": "never"}}
 
 
-@needs_realdata
 def test_feature_and_target_tables_are_created_and_spaced(tmp_path: Path) -> None:
     project = copy_project("v4-multiple-environments", tmp_path)
     manifest = Manifest.from_path(project)

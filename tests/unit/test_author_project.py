@@ -15,7 +15,7 @@ from portenv.author.project import (
     virtual_packages,
 )
 from portenv.errors import ManifestError
-from tests.unit.test_author_manifest import REALDATA, needs_realdata
+from tests.support.realdata import REALDATA
 
 
 def by_name(envs: list[EnvironmentSpec]) -> dict[str, EnvironmentSpec]:
@@ -139,7 +139,6 @@ def test_an_undefined_feature_is_refused(tmp_path: Path) -> None:
         environments(Manifest.from_path(tmp_path))
 
 
-@needs_realdata
 def test_named_platforms_carry_their_own_requirements() -> None:
     (env,) = environments(Manifest.from_path(REALDATA / "v7-named-platforms"))
     platforms = {p.name: p for p in env.platforms}
@@ -150,7 +149,6 @@ def test_named_platforms_carry_their_own_requirements() -> None:
     assert all("mlx" not in s for s in env.conda["linux-64"])
 
 
-@needs_realdata
 def test_solve_groups_and_feature_lists_of_real_manifests() -> None:
     webserver = by_name(environments(Manifest.from_path(REALDATA / "webserver")))
     assert webserver["default"].solve_group == webserver["prod"].solve_group == "prod"

@@ -1,6 +1,6 @@
 """A fuzz campaign on real pixi projects: hostile locks and manifests never crash portenv.
 
-Seeded from the real files in ../shared/realdata/pixi-projects (copied to a temporary folder
+Seeded from the real files in tests/data/realdata/pixi-projects (copied to a temporary folder
 for every case), hypothesis edits pixi.lock or the manifest (tests/support/mutations) and
 runs `portenv plan` and `portenv lock --check` in-process through the CLI's error boundary,
 `main(argv)`. The property (tests/support/realdata.check_outcome): a documented exit code; a failure

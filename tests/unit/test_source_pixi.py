@@ -11,15 +11,12 @@ import pytest
 from portenv.cli import main
 from portenv.errors import LockFileError, ManifestError, ResolveError
 from portenv.source.pixi import PixiProject, editable_names, lock_version, plan_pixi_project
-
-REALDATA = Path(__file__).resolve().parents[3] / "shared" / "realdata" / "pixi-projects"
+from tests.support.realdata import REALDATA
 
 
 @pytest.fixture
 def realdata(tmp_path: Path) -> Path:
     """A writable copy of the real projects."""
-    if not REALDATA.is_dir():
-        pytest.fail(f"shared real data missing: {REALDATA}")
     target = tmp_path / "projects"
     shutil.copytree(REALDATA, target)
     return target
