@@ -46,6 +46,11 @@ TIMEOUT_S = 60.0
 TIMEOUT_VARIABLE = "PORTENV_HTTP_TIMEOUT"
 
 
+def pause(seconds: float) -> None:
+    """The wait before a retry (one place, so that tests can record the schedule)."""
+    time.sleep(seconds)
+
+
 def resolve_location(location: str, base: Path) -> str:
     """An absolute URL for a lock location (URLs stay, paths are taken relative to `base`)."""
     if "://" in location:
@@ -249,7 +254,7 @@ def _download(url: str, dest: Path, algorithm: str, advance: Callable[[int], Non
         except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
             if attempt == ATTEMPTS or not _retryable(exc):
                 raise _failure(url, exc, attempt) from exc
-        time.sleep(BACKOFF_S * 2**attempt)
+        pause(BACKOFF_S * 2**attempt)
     msg = "unreachable: the last attempt raises"
     raise AssertionError(msg)
 

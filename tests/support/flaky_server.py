@@ -44,6 +44,8 @@ class FlakyServer:
     base: str
     faults: dict[str, list[Fault]] = field(default_factory=dict)
     hits: list[Hit] = field(default_factory=list)
+    sent: dict[str, int] = field(default_factory=dict)
+    """Bytes a `trickle` answer has written so far, per path."""
     stop: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -60,6 +62,11 @@ class FlakyServer:
         """The requests the server saw for one file."""
         with self.lock:
             return [hit for hit in self.hits if hit.path == "/" + relative]
+
+    def sent_of(self, relative: str) -> int:
+        """How many bytes of `relative` a trickle has sent until now."""
+        with self.lock:
+            return self.sent.get("/" + relative, 0)
 
     def next_fault(self, path: str) -> Fault | None:
         """Pop the fault the next request for `path` gets (None: serve the file)."""
@@ -108,6 +115,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                     break
                 self.wfile.write(body[start : start + TRICKLE_BYTES])
                 self.wfile.flush()
+                with state.lock:
+                    state.sent[self.path] = start + len(body[start : start + TRICKLE_BYTES])
         elif fault == "wrong":
             other = bytes(b ^ 0xFF for b in body[:64]) + body[64:]
             self._headers(len(other))

@@ -120,19 +120,17 @@ def test_only_loopback_inside(rootfs_by_kind: dict[str, Path], kind: str) -> Non
 
 
 def test_connect_fails_immediately_busybox(busybox: Path) -> None:
-    start = time.monotonic()
+    """ "unreachable" (no route), not a timeout: the namespace has no interface but lo."""
     code, _, err = sh(busybox, "nc -w 5 1.1.1.1 53 </dev/null")
     assert code != 0
     assert "unreachable" in err.lower()
-    assert time.monotonic() - start < 3
 
 
 def test_connect_fails_immediately_trixie(trixie: Path) -> None:
-    start = time.monotonic()
+    """ "unreachable" (no route), not a timeout: the namespace has no interface but lo."""
     code, _, err = sh(trixie, "exec bash -c 'exec 3<>/dev/tcp/1.1.1.1/53'")
     assert code != 0
     assert "unreachable" in err.lower()
-    assert time.monotonic() - start < 3
 
 
 def test_own_pid_namespace_and_proc(busybox: Path) -> None:
@@ -173,10 +171,8 @@ def test_no_mount_leaks_to_the_host(busybox: Path, tmp_path: Path) -> None:
 
 def test_timeout_kills_everything(busybox: Path) -> None:
     marker = f"portenv-timeout-marker-{os.getpid()}"
-    start = time.monotonic()
     with pytest.raises(subprocess.TimeoutExpired):
         sh(busybox, f"sleep 60; : {marker}", timeout=1)
-    assert time.monotonic() - start < 10
     time.sleep(0.2)
     alive = [p for p in Path("/proc").glob("[0-9]*/cmdline") if _has(p, marker)]
     assert alive == []
@@ -301,7 +297,6 @@ def test_restore_from_tarball_concurrently(busybox: Path, tmp_path: Path) -> Non
     shutil.copy(tarball, cache / tarball.name)
     code = "from tests.support.rootfs import busybox_rootfs as b; print(b())"
     env = {**os.environ, "PORTENV_TEST_CACHE": str(cache)}
-    start = time.monotonic()
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", code], cwd=REPO, env=env, stdout=subprocess.PIPE, text=True
@@ -311,7 +306,6 @@ def test_restore_from_tarball_concurrently(busybox: Path, tmp_path: Path) -> Non
     outs = {p.communicate(timeout=120)[0].strip() for p in procs}
     assert [p.returncode for p in procs] == [0, 0, 0]
     assert outs == {str(cache / busybox.name)}
-    assert time.monotonic() - start < 30
     assert sorted(p.name for p in cache.iterdir() if p.name.startswith((".", "rootfs"))) == sorted(
         [busybox.name, tarball.name, busybox.name + ".lock"]
     )
