@@ -17,9 +17,12 @@ import re
 import subprocess
 import sys
 import tarfile
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+from portenv.write.container import render_unpacker
 
 SCRIPT = Path(__file__).resolve().parents[2] / "src" / "portenv" / "target" / "portenv-unpack.sh"
 OFFSET_RE = re.compile(rb"^PORTENV_EMBEDDED_OFFSET=(\d{10})$", re.MULTILINE)
@@ -152,12 +155,24 @@ def build_cut_tar(env: Env, pieces: int, meta: Mapping[str, str | None] | None =
 
 
 def build_sh(archive: bytes) -> bytes:
-    """A self-extracting env.sh: the unpacker padded to 512 bytes, then the archive."""
-    script = SCRIPT.read_bytes()
-    header = script + b"\n" * (-len(script) % 512)
-    header = OFFSET_RE.sub(b"PORTENV_EMBEDDED_OFFSET=%010d" % len(header), header)
-    assert len(header) % 512 == 0
+    """A self-extracting env.sh: portenv's own header (the unpacker padded to 512 bytes, its
+    offset and the whole file's size written in), then the archive."""
+    measured = render_unpacker(embedded=True)
+    header = render_unpacker(embedded=True, total_size=len(measured) + len(archive))
+    assert len(header) % 512 == 0 and len(header) == len(measured)
     return header + archive
+
+
+def standalone_unpacker() -> Path:
+    """The standalone unpacker as `portenv unpacker` writes it (its own size on line 2), in the
+    system's temporary folder, outside every folder a test watches."""
+    data = render_unpacker(embedded=False)
+    path = Path(tempfile.gettempdir()) / f"portenv-unpack-{hashlib.sha256(data).hexdigest()[:16]}"
+    if not path.is_file():
+        scratch = path.with_name(f"{path.name}.{os.getpid()}")
+        scratch.write_bytes(data)
+        os.replace(scratch, path)
+    return path
 
 
 # --------------------------------------------------------------------------- shells
@@ -207,7 +222,7 @@ class Unpacker:
         """The command that unpacks `file`: `sh env.sh` or `sh portenv-unpack env.tar`."""
         if self.shape == "sh":
             return [*self.shell.argv, str(file)]
-        return [*self.shell.argv, str(SCRIPT), str(file)]
+        return [*self.shell.argv, str(standalone_unpacker()), str(file)]
 
     def env(self, **extra: str) -> dict[str, str]:
         return {**os.environ, "PATH": self.shell.path, **extra}

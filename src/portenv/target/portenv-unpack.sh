@@ -1,8 +1,11 @@
 #!/bin/sh
-# shellcheck disable=SC2015,SC2016,SC2317,SC1003
+{ PORTENV_SIZE=0;                [ "$PORTENV_SIZE" = 0 ] || [ "$(dd if="$0" bs=1 skip=$((PORTENV_SIZE - 1)) count=2 2>/dev/null | wc -c)" -eq 1 ] || { printf 'error: %s is truncated or damaged: it is not %s bytes long\n  hint: copy it again, and run it as: sh FILE\n' "$0" "$PORTENV_SIZE" >&2; exit 3; }; }
 # portenv-unpack: unpack a portenv archive (docs/format.md) on a machine that has
-# only sh, tar, gzip and glibc. As the head of a self-extracting env.sh, the line
-# below holds the byte offset of the archive in this file; 0 means standalone.
+# only sh, tar, gzip and glibc. Line 2 refuses a file that is not exactly as long as
+# portenv wrote it, before the shell reads any further (a cut file would otherwise end
+# after some function definitions and exit 0); cut inside its braces, it is a syntax
+# error. As the head of a self-extracting env.sh, the line below holds the byte offset
+# of the archive in this file; 0 means standalone.
 PORTENV_EMBEDDED_OFFSET=0000000000
 # POSIX sh only (dash, bash, busybox ash). Writes nothing before every check passed.
 
@@ -41,6 +44,10 @@ die() { # CODE WHAT [HINT]
 
 rd() { # OFFSET COUNT: COUNT bytes of the archive from byte OFFSET (0-based)
     tail -c +$(($1 + 1)) "$F" 2>/dev/null | head -c "$2"
+}
+
+holds() { # N: the archive file has N bytes or more (dd seeks: no read of what comes before)
+    [ "$1" -le 0 ] || [ "$(dd if="$F" bs=1 skip=$(($1 - 1)) count=1 2>/dev/null | wc -c)" -eq 1 ]
 }
 
 isnum() { case $1 in '' | *[!0-9]* | 0?*) return 1 ;; esac; }
@@ -201,7 +208,7 @@ sweep() { # after taking the lock: remove what dead unpacks into DEST left behin
     done
     for o in "$ADIR"/.portenv-old."$NAME".*; do
         p=${o#"$ADIR/.portenv-old.$NAME."}
-        isnum "$p" && ! alive "$p" || continue
+        { isnum "$p" && ! alive "$p"; } || continue
         if [ -e "$DEST" ] || [ -L "$DEST" ]; then
             rm -rf "$o"
         elif mv "$o" "$DEST"; then
@@ -229,6 +236,7 @@ take_lock() {
     printf '%s\n' "$$" >"$LOCK/pid" || die 5 "cannot write into $LOCK" "check free space and permissions"
 }
 
+# shellcheck disable=SC2317 # it runs from the EXIT trap
 cleanup() { # EXIT trap: leave DEST and DIR as they were before a failed run
     [ -z "$TMP" ] || rm -rf "$TMP"
     if [ -n "$OLD" ] && [ -e "$OLD" ] && [ ! -e "$DEST" ] && [ ! -L "$DEST" ]; then
@@ -255,7 +263,7 @@ parse_args() {
         -o=* | --output=*) DIR=${1#*=} ;;
         --env-name=*) NAME=${1#*=} NAME_SET=1 ;;
         --sha256=*) WANT_SHA=$(printf '%s\n' "${1#*=}" | tr A-F a-f) ;;
-        -j=* | --jobs=*) JOBS=${1#*=}; isnum "$JOBS" && [ "$JOBS" -ge 1 ] ||
+        -j=* | --jobs=*) JOBS=${1#*=}; { isnum "$JOBS" && [ "$JOBS" -ge 1 ]; } ||
             die 2 "--jobs needs a number of cores (1 or more)" "see --help" ;;
         --force) FORCE=1 ;;
         --check) CHECK=1 ;;
@@ -287,20 +295,17 @@ open_archive() { # sets F, META and the meta values; exit 3 on anything wrong
         F=$0
     fi
     case $F in /*) ;; *) F=./$F ;; esac
-    [ -f "$F" ] && [ -r "$F" ] || die 3 "cannot read $F" \
+    { [ -f "$F" ] && [ -r "$F" ]; } || die 3 "cannot read $F" \
         "give the path of a readable file (run env.sh as: sh env.sh -o DIR)"
     if [ "$OFF" = 0 ] && [ "$(rd 0 9 | tr -d '\000')" = "#!/bin/sh" ]; then # an env.sh given as ARCHIVE
         OFF=$(rd 0 1024 | sed -n 's/^PORTENV_EMBEDDED_OFFSET[=]0*\([1-9][0-9]*\)$/\1/p')
         OFF=${OFF:-0}
     fi
-    SIZE=$(wc -c <"$F")
-    SIZE=${SIZE#"${SIZE%%[! ]*}"}
-    isnum "$SIZE" || SIZE=0
     what="$F is not a portenv archive"
     [ "$OFF" = 0 ] || what="$F carries no portenv archive"
-    [ "$SIZE" -ge $((OFF + 512)) ] && parse_head && [ "$M1" = "portenv/meta 4096" ] ||
+    { holds $((OFF + 512)) && parse_head && [ "$M1" = "portenv/meta 4096" ]; } ||
         die 3 "$what" "give an env.tar or env.sh made by portenv"
-    [ "$SIZE" -ge $((OFF + 5120)) ] || die 3 "$F is truncated ($SIZE bytes)" "copy it again"
+    holds $((OFF + 5120)) || die 3 "$F is truncated (shorter than $((OFF + 5120)) bytes)" "copy it again"
     [ "$FORMAT" = 1 ] || die 3 "$F has archive format '$FORMAT', this unpacker knows format 1" \
         "unpack it with the portenv-unpack of the portenv version that made it"
     case $COMPRESSION in
@@ -320,8 +325,8 @@ open_archive() { # sets F, META and the meta values; exit 3 on anything wrong
     [ -z "$bad" ] || die 3 "$F has a damaged meta block" "copy it again, or pack it again"
     [ "$M2" = "portenv/payload.tar.$EXT $PSIZE" ] ||
         die 3 "$F has no $COMPRESSION payload where format 1 puts it" "copy it again, or pack it again"
-    [ "$SIZE" -ge $((OFF + 5120 + PSIZE)) ] ||
-        die 3 "$F is truncated ($SIZE bytes, needs $((OFF + 5120 + PSIZE)))" "copy it again"
+    holds $((OFF + 5120 + PSIZE)) ||
+        die 3 "$F is truncated (shorter than $((OFF + 5120 + PSIZE)) bytes)" "copy it again"
     [ "$NAME_SET" ] || NAME=$ENV_NAME
     [ "$NAME_SET" ] || [ -n "$NAME" ] || NAME='env'
 }
@@ -379,7 +384,7 @@ check_dest() { # checks 4 to 6
         "give --env-name a plain folder name" ;; esac
     resolve_dir
     DEST=${ADIR%/}/$NAME
-    case $DEST in *"$NL"* | *'"'* | *'$'* | *'`'* | *'\'*)
+    case $DEST in *"$NL"* | *'"'* | *'$'* | *'`'* | *\\*)
         die 5 "the destination $DEST holds a newline, \", \$, \` or \\" \
             "choose a -o DIR and --env-name without them" ;;
     esac
@@ -389,7 +394,7 @@ check_dest() { # checks 4 to 6
     esac
     [ "$len" -le "$PMAX" ] || die 5 "the destination $DEST is $len bytes long, the environment accepts at most $PMAX" \
         "choose a shorter -o DIR or --env-name"
-    [ -w "$BASE" ] && [ -x "$BASE" ] && ! read_only_mount "$BASE" || die 5 "cannot write into $BASE" \
+    { [ -w "$BASE" ] && [ -x "$BASE" ] && ! read_only_mount "$BASE"; } || die 5 "cannot write into $BASE" \
         "choose a -o DIR you can write to, or run as a user who can"
     check_existing
     avail=$(free_kib "$BASE")
@@ -647,10 +652,10 @@ install_env() { # extract, check, relocate, rename into place
         die 8 "extracting into $TMP failed ($failed)" \
             "see the messages above: check the free space of $ADIR"
     fi
-    isnum "$LISTED" && [ "$LISTED" -ge "$FILES" ] ||
+    { isnum "$LISTED" && [ "$LISTED" -ge "$FILES" ]; } ||
         die 8 "extracted ${LISTED:-0} of $FILES files into $TMP" \
             "see the messages above: check the free space of $ADIR"
-    [ -x "$TMP/$PY" ] && [ -s "$TMP/$PY" ] ||
+    { [ -x "$TMP/$PY" ] && [ -s "$TMP/$PY" ]; } ||
         die 8 "the environment has no runnable $PY" "pack the environment again"
     out=$("$TMP/$PY" -I -S -B "$TMP/.portenv/relocate.py" --to "$DEST" --quiet 2>&1) || {
         rc=$?
@@ -679,7 +684,7 @@ install_env() { # extract, check, relocate, rename into place
 main() {
     parse_args "$@"
     missing=
-    for t in tail head tr sed awk wc cat tar gzip sha256sum uname df mkdir mv rm find ls; do
+    for t in tail head tr sed awk wc cat dd tar gzip sha256sum uname df mkdir mv rm find ls; do
         command -v "$t" >/dev/null 2>&1 || missing="$missing $t"
     done
     [ -z "$missing" ] || die 4 "this machine lacks the commands:$missing" \
@@ -719,4 +724,5 @@ main() {
 }
 
 main "$@"
+# shellcheck disable=SC2317 # main exits: this line keeps the shell out of the archive after it
 exit

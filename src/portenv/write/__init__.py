@@ -33,12 +33,14 @@ __all__ = [
     "write_archive",
 ]
 
-HeaderOf = Callable[[], bytes]
+HeaderOf = Callable[[int], bytes]
 FORMATS: dict[str, HeaderOf] = {
-    ".sh": lambda: render_unpacker(embedded=True),
-    ".tar": lambda: b"",
+    ".sh": lambda total: render_unpacker(embedded=True, total_size=total),
+    ".tar": lambda total: b"",
 }
-"""Output suffix -> what comes before the container (env.sh's unpacker; nothing for env.tar)."""
+"""Output suffix -> what comes before the container, given the whole file's size (env.sh's
+unpacker, which checks that size first; nothing for env.tar). Its length never depends on the
+size."""
 
 
 @dataclass(frozen=True)
@@ -118,7 +120,8 @@ def write_archive(
     raised and nothing is published.
     """
     reporter = reporter or NullReporter()
-    head = writer_for(output)()
+    header_of = writer_for(output)
+    head = header_of(0)
     token = reporter.on_task_start("compressing", sealed.meta.unpacked_kib * 1024)
     with atomic_output(output, 0o755 if output.suffix == ".sh" else 0o644) as sink:
         sink.seek(len(head) + PAYLOAD_OFFSET)
@@ -142,8 +145,9 @@ def write_archive(
             compression=compression,
         )
         sink.write(container_tail(info.size))
+        total = sink.tell()
         sink.seek(0)
-        sink.write(head + container_head(meta))
+        sink.write(header_of(total) + container_head(meta))
     reporter.on_task_complete(token)
     return WrittenArchive(output, publish_sha256(output), meta, info.tar_sha256)
 

@@ -21,6 +21,7 @@ __all__ = [
     "payload_cuts",
     "payload_name",
     "render_unpacker",
+    "self_extracting_size",
     "write_container",
     "write_self_extracting",
 ]
@@ -30,6 +31,9 @@ PAYLOAD_NAME = "portenv/payload.tar.gz"
 META_SIZE = 4096
 PAYLOAD_OFFSET = 512 + META_SIZE + 512
 _OFFSET_LINE = "PORTENV_EMBEDDED_OFFSET=0000000000"
+_SIZE_FIELD = "PORTENV_SIZE=0;" + " " * 16
+"""Line 2's size field: ``PORTENV_SIZE=N;`` padded with spaces to a fixed width, so that writing
+the real size moves no byte. 0 (the source file) skips the check."""
 
 
 CUT_SHARES = 16
@@ -106,24 +110,45 @@ def unpacker_script() -> str:
     )
 
 
-def render_unpacker(*, embedded: bool) -> bytes:
+def render_unpacker(*, embedded: bool, total_size: int = 0) -> bytes:
     """The unpacker: standalone (offset 0), or as a header padded to a multiple of 512 bytes.
 
-    The offset line has a fixed width, so writing the real offset does not move any byte.
+    Line 2 holds the size of the whole file: the standalone script's own, or `total_size` for
+    the header of an env.sh (0 until the archive's size is known: a header rendered so is only
+    measured, never written). The offset and size fields have a fixed width, so writing the
+    real values does not move any byte.
     """
     script = unpacker_script()
-    if script.count(_OFFSET_LINE) != 1:
-        msg = f"the unpacker must hold the line {_OFFSET_LINE} exactly once"
-        raise RuntimeError(msg)
+    for field in (_OFFSET_LINE, _SIZE_FIELD):
+        if script.count(field) != 1:
+            msg = f"the unpacker must hold {field.strip()!r} exactly once"
+            raise RuntimeError(msg)
     data = script.encode("utf-8")
-    if not embedded:
-        return data
-    padded = -(-len(data) // 512) * 512
-    data = data.replace(_OFFSET_LINE.encode(), f"PORTENV_EMBEDDED_OFFSET={padded:010d}".encode())
-    return data + b"\n" * (padded - len(data))
+    if embedded:
+        padded = -(-len(data) // 512) * 512
+        offset = f"PORTENV_EMBEDDED_OFFSET={padded:010d}".encode()
+        data = data.replace(_OFFSET_LINE.encode(), offset) + b"\n" * (padded - len(data))
+    else:
+        total_size = len(data)
+    return data.replace(_SIZE_FIELD.encode(), _size_field(total_size))
+
+
+def _size_field(size: int) -> bytes:
+    field = f"PORTENV_SIZE={size};"
+    if len(field) > len(_SIZE_FIELD):
+        msg = f"an archive of {size} bytes is too large for the unpacker's size field"
+        raise ValueError(msg)
+    return field.ljust(len(_SIZE_FIELD)).encode()
+
+
+def self_extracting_size(header: bytes, payload_size: int) -> int:
+    """The size of an env.sh: its header, the container head, the payload and the tail."""
+    return len(header) + PAYLOAD_OFFSET + payload_size + len(container_tail(payload_size))
 
 
 def write_self_extracting(meta: PackMeta, payload: BinaryIO, sink: BinaryIO) -> None:
     """Write `env.sh`: the unpacker header, then the container bytes unchanged."""
-    sink.write(render_unpacker(embedded=True))
+    measured = render_unpacker(embedded=True)
+    total = self_extracting_size(measured, meta.payload_size)
+    sink.write(render_unpacker(embedded=True, total_size=total))
     write_container(meta, payload, sink)
