@@ -13,7 +13,7 @@ set -eu
 cd "$(dirname "$0")/.."
 PY=${PORTENV_BENCH_PYTHON:-.venv/bin/python}
 if [ ! -x "$PY" ]; then
-    sh scripts/bootstrap.sh
+    sh scripts/bootstrap.sh --tests
     PY=.venv/bin/python
 fi
 CACHE=${PORTENV_BENCH_CACHE:-$HOME/.cache/portenv-bench}

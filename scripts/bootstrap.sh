@@ -1,13 +1,19 @@
 #!/bin/sh
-# Set up everything portenv's development and tests need on a fresh Debian machine:
-# the system packages (debootstrap, busybox, dash), and a virtualenv in .venv with portenv
-# installed in editable mode plus its test tools. Idempotent: a second run is quick.
+# Set up what portenv's demo needs on a fresh Debian machine, or with --tests what its test
+# suite needs: the system packages (scripts/install-system-deps.sh), and a virtualenv in .venv
+# with portenv installed in editable mode plus the demo's (or the tests') Python packages.
+# Idempotent: a second run is quick.
 set -eu
 cd "$(dirname "$0")/.."
-sh scripts/install-system-deps.sh
+case ${1:-} in
+--tests) EXTRA=test ;;
+'') EXTRA=demo ;;
+*) echo "usage: sh scripts/bootstrap.sh [--tests]" >&2; exit 2 ;;
+esac
+sh scripts/install-system-deps.sh ${1:-}
 PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[$EXTRA]"

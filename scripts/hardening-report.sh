@@ -7,7 +7,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 if [ -z "${PORTENV_PYTHON:-}" ]; then
-    sh scripts/bootstrap.sh
+    sh scripts/bootstrap.sh --tests
     PORTENV_PYTHON=.venv/bin/python
 fi
 work=$(mktemp -d)

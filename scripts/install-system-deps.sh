@@ -1,26 +1,35 @@
 #!/bin/sh
-# Install the Debian packages the portenv test suite needs (Debian 12 host; idempotent).
+# Install the Debian packages portenv's demo, and with --tests its test suite, need (Debian 12
+# host; idempotent).
 #
+# The demo (examples/demo.sh) needs:
+#   gcc                  compiles the C packages of the local test channel
+#   dpkg, apt            `apt-get download` + `dpkg-deb -x` build the glibc+busybox rootfs
+#   util-linux, mount    unshare(1) and mount(8) for the per-run overlay sandbox
+#   tar, coreutils       rootfs cache tarballs, `env -i` inside the sandbox
+# The tests (--tests) need these too, and:
 #   debootstrap, debian-archive-keyring, gpgv, wget
 #                        build the Debian rootfs fixtures (tests/support/rootfs.py)
-#   dpkg, apt            `apt-get download` + `dpkg-deb -x` build the glibc+busybox rootfs
 #   busybox-static       host-side tests of the target shell scripts under busybox sh
 #                        (it replaces the dynamic `busybox` package if that is installed)
 #   dash                 host-side tests under dash (Debian's /bin/sh)
 #   shellcheck           lint of the target shell scripts (tests/unit/test_unpack_sh.py)
-#   gcc                  compiles the C packages of the local test channel
 #   gcc-aarch64-linux-gnu, libc6-dev-arm64-cross
-#                        cross-compile them for the linux-aarch64 test channel
+#                        cross-compile the C packages for the linux-aarch64 test channel
 #   qemu-user-static     runs arm64 programs (the aarch64 env in an arm64 rootfs) via binfmt_misc
-#   util-linux, mount    unshare(1) and mount(8) for the per-test overlay sandbox
-#   tar, coreutils       rootfs cache tarballs, `env -i` inside the sandbox
 #   zstd                 `zstd -dc` of the --compression zstd payloads (the sh unpacker's tool)
 #
 # `apt-get update` runs at most once, and only when something is missing.
 # Needs root (uses sudo when run as another user and sudo exists).
 set -eu
 
-PKGS="debootstrap debian-archive-keyring gpgv wget dpkg apt busybox-static dash shellcheck gcc gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static util-linux mount tar coreutils zstd"
+PKGS="gcc dpkg apt util-linux mount tar coreutils"
+TEST_PKGS="debootstrap debian-archive-keyring gpgv wget busybox-static dash shellcheck gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static zstd"
+case ${1:-} in
+--tests) PKGS="$PKGS $TEST_PKGS" ;;
+'') ;;
+*) echo "usage: sh scripts/install-system-deps.sh [--tests]" >&2; exit 2 ;;
+esac
 
 missing=""
 for pkg in $PKGS; do
@@ -50,7 +59,7 @@ if [ -n "$missing" ]; then
     $SUDO env DEBIAN_FRONTEND=noninteractive apt-get $APT_OPTS install -y -q \
         --no-install-recommends $missing
 else
-    echo "system test dependencies already installed"
+    echo "system dependencies already installed"
 fi
 
 # What the rootfs fixtures need from the kernel, reported (not fatal: the fixtures raise a

@@ -59,7 +59,7 @@ def build_cross_channel(machine: str = "aarch64") -> Path:
     """Build (or reuse) a file:// channel with linux-<machine> + noarch, indexed."""
     compiler = CROSS_COMPILERS[machine]
     if shutil.which(compiler) is None:
-        msg = f"{compiler} not found (run scripts/install-system-deps.sh)"
+        msg = f"{compiler} not found (run scripts/install-system-deps.sh --tests)"
         raise RuntimeError(msg)
     debs = debpython.debian_python_debs(machine)
     key = _key(machine, debs)

@@ -175,6 +175,7 @@ def _registration(name: str) -> str:
             if os.access(interpreter, os.X_OK):
                 return line
     msg = (
-        f"no binfmt registration for {name}: run scripts/install-system-deps.sh (qemu-user-static)"
+        f"no binfmt registration for {name}: "
+        "run scripts/install-system-deps.sh --tests (qemu-user-static)"
     )
     raise QemuUnavailableError(msg)

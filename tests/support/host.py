@@ -59,7 +59,7 @@ def run_host(
             check=False,
         )
     except FileNotFoundError as exc:
-        msg = f"{what}: {argv[0]} not found (run scripts/install-system-deps.sh)"
+        msg = f"{what}: {argv[0]} not found (run scripts/install-system-deps.sh --tests)"
         raise error(msg) from exc
     if proc.returncode != 0:
         tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-40:])

@@ -360,7 +360,7 @@ def _build_busybox_from(debs: Sequence[Path], dest: Path) -> None:
 def _build_debian(suite: str, dest: Path) -> None:
     mirror = os.environ.get("PORTENV_TEST_DEBIAN_MIRROR") or host_debian_mirror()
     if shutil.which("debootstrap", path=HOST_ENV["PATH"]) is None:
-        msg = "debootstrap not found (run scripts/install-system-deps.sh)"
+        msg = "debootstrap not found (run scripts/install-system-deps.sh --tests)"
         raise RootfsBuildError(msg)
     # Own mount namespace: debootstrap mounts /proc and /sys in the target; if it dies half-way
     # they vanish with the namespace instead of staying mounted under the cache dir.
@@ -413,7 +413,7 @@ def _support_problem() -> str | None:
         return "rootfs fixtures need root (mount namespaces, overlayfs, chroot)"
     for tool in ("unshare", "mount", "chroot", "tar", "env", "sh"):
         if shutil.which(tool, path=HOST_ENV["PATH"]) is None:
-            return f"{tool} not found (run scripts/install-system-deps.sh)"
+            return f"{tool} not found (run scripts/install-system-deps.sh --tests)"
     scratch = _scratch_dir()
     probe = Path(tempfile.mkdtemp(prefix="probe-", dir=scratch))
     try:

@@ -30,7 +30,7 @@ def shell(request: pytest.FixtureRequest, busybox_bin: Path | None) -> Shell:
     name: str = request.param
     exe = shutil.which(name)
     if exe is None:
-        pytest.fail(f"{name} is not installed: run scripts/install-system-deps.sh")
+        pytest.fail(f"{name} is not installed: run scripts/install-system-deps.sh --tests")
     path = os.environ.get("PATH", "/usr/bin:/bin")
     if name == "busybox":
         assert busybox_bin is not None

@@ -57,7 +57,7 @@ def test_shim_fires_only_at_its_call(tmp_path: Path) -> None:
 def test_kit_is_shellcheck_clean() -> None:
     shellcheck = shutil.which("shellcheck")
     if shellcheck is None:
-        pytest.fail("shellcheck is not installed: run scripts/install-system-deps.sh")
+        pytest.fail("shellcheck is not installed: run scripts/install-system-deps.sh --tests")
     files = [SUPPORT / "faults.sh", SUPPORT / "fault-shim.sh"]
     proc = subprocess.run(
         [shellcheck, "-s", "sh", *map(str, files)], capture_output=True, text=True, check=False

@@ -537,7 +537,7 @@ def test_python_environment_variables_are_ignored(up: Unpacker) -> None:
 def test_shellcheck_clean() -> None:
     shellcheck = shutil.which("shellcheck")
     if shellcheck is None:
-        pytest.fail("shellcheck is not installed: run scripts/install-system-deps.sh")
+        pytest.fail("shellcheck is not installed: run scripts/install-system-deps.sh --tests")
     proc = subprocess.run(
         [shellcheck, "-s", "sh", str(SCRIPT)], capture_output=True, text=True, check=False
     )

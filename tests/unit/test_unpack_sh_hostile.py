@@ -225,7 +225,7 @@ def test_links_that_stay_inside_are_accepted(up: Unpacker, links: list[Member]) 
 def _zstd(data: bytes) -> bytes:
     zstd = shutil.which("zstd")
     if zstd is None:
-        pytest.fail("zstd is not installed: run scripts/install-system-deps.sh")
+        pytest.fail("zstd is not installed: run scripts/install-system-deps.sh --tests")
     done = subprocess.run([zstd, "-q", "-c"], input=data, capture_output=True, check=True)
     return done.stdout
 
