@@ -50,6 +50,10 @@ holds() { # N: the archive file has N bytes or more (dd seeks: no read of what c
     [ "$1" -le 0 ] || [ "$(dd if="$F" bs=1 skip=$(($1 - 1)) count=1 2>/dev/null | wc -c)" -eq 1 ]
 }
 
+phase() { # WHAT: one line per phase, for a person at a terminal waiting for a large env
+    [ -z "$PROGRESS" ] || printf 'portenv: %s ...\n' "$1" >&2
+}
+
 isnum() { case $1 in '' | *[!0-9]* | 0?*) return 1 ;; esac; }
 
 alive() { # PID: a process other than this one runs under PID
@@ -635,7 +639,9 @@ install_env() { # extract, check, relocate, rename into place
     check_existing
     TMP=$ADIR/.portenv-tmp.$NAME.$$
     mkdir "$TMP" || die 5 "cannot create $TMP" "check permissions"
+    phase "extracting $((KIB / 1024)) MiB into $ADIR"
     extract
+    phase "checking $FILES files"
     check_names
     check_tree
     failed=
@@ -657,6 +663,7 @@ install_env() { # extract, check, relocate, rename into place
             "see the messages above: check the free space of $ADIR"
     { [ -x "$TMP/$PY" ] && [ -s "$TMP/$PY" ]; } ||
         die 8 "the environment has no runnable $PY" "pack the environment again"
+    phase "relocating to $DEST"
     out=$("$TMP/$PY" -I -S -B "$TMP/.portenv/relocate.py" --to "$DEST" --quiet 2>&1) || {
         rc=$?
         why=$(printf '%s\n' "$out" | sed -n 's/^error: relocation failed: //p' | sed -n 1p)
@@ -705,8 +712,11 @@ main() {
             die 3 "$F lists no packages" "it was made by an older portenv: use --info"
         exit 0
     fi
+    PROGRESS=
+    [ ! -t 2 ] || [ "$KIB" -lt 102400 ] || PROGRESS=1
     check_target
     check_dest
+    [ -z "$WANT_SHA" ] || phase "checking the sha256 of $F"
     check_whole_file
     if [ -n "$CHECK" ]; then
         check_payload "$(payload_sha256)"
