@@ -1,9 +1,19 @@
 #!/bin/sh
 # The test command: set up, then lint, type-check and run every test (end-to-end included).
+#   sh scripts/test.sh [PYTEST ARGS]   everything (what .ci/run runs)
+#   sh scripts/test.sh --fast [ARGS]   the quick loop: no slow, end-to-end, network or root tests
 set -eu
 cd "$(dirname "$0")/.."
+FAST=
+if [ "${1:-}" = --fast ]; then
+    FAST=1
+    shift
+fi
 sh scripts/bootstrap.sh --tests
 .venv/bin/ruff check src tests examples bench
 .venv/bin/ruff format --check src tests examples bench
 .venv/bin/mypy
-.venv/bin/python -m pytest "$@"
+if [ -n "$FAST" ]; then
+    exec .venv/bin/python -m pytest -m "not slow and not e2e and not network and not root" "$@"
+fi
+exec .venv/bin/python -m pytest "$@"

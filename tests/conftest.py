@@ -118,8 +118,16 @@ def bullseye_root() -> Path:
     return debian_rootfs("bullseye")
 
 
+ROOTFS_FIXTURES = frozenset({"busybox_root", "trixie_root", "bullseye_root", "arm64_root"})
+"""Fixtures of the bare targets: a test that takes one runs in namespaces, as root."""
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """End-to-end tests run last, so a quick failure shows first."""
+    """Tests on a rootfs are marked `root`; end-to-end tests run last, so a quick failure
+    shows first."""
+    for item in items:
+        if "e2e" in item.keywords or ROOTFS_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.root)
     items.sort(key=lambda item: "e2e" in item.nodeid.split("/"))
 
 
@@ -137,6 +145,19 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     runtime can crash during finalization after all work is done (FIELD-NOTES): a green run
     must not turn into a random SIGSEGV.
     """
+    _save_coverage()
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(_exit_status)
+
+
+def _save_coverage() -> None:
+    """os._exit skips the atexit hook where coverage writes its data: write it here."""
+    try:
+        import coverage
+    except ImportError:
+        return
+    current = coverage.Coverage.current()
+    if current is not None:
+        current.stop()
+        current.save()

@@ -41,6 +41,7 @@ sys.exit(3)
 """
 
 
+@pytest.mark.network
 def test_a_whole_session(
     local_channel: Path, package_cache: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
@@ -79,6 +80,7 @@ def test_a_whole_session(
     assert [p.name for p in the_plan.pypi] == ["idna"]
 
 
+@pytest.mark.network
 def test_a_pyproject_workspace(local_channel: Path, package_cache: Path, tmp_path: Path) -> None:
     project = tmp_path / "pyproj"
     author.init(
@@ -127,6 +129,7 @@ def test_a_local_wheel_is_locked_by_relative_path(
     assert capfd.readouterr().out == "wheel says hi\n"
 
 
+@pytest.mark.network
 def test_an_unresolvable_pypi_requirement_changes_nothing(
     local_channel: Path, package_cache: Path, tmp_path: Path
 ) -> None:
@@ -142,6 +145,7 @@ def test_an_unresolvable_pypi_requirement_changes_nothing(
     assert {p: p.read_bytes() for p in files} == files
 
 
+@pytest.mark.network
 def test_the_test_support_projects_satisfy_portenvs_check(
     local_channel: Path, tmp_path: Path
 ) -> None:

@@ -113,6 +113,7 @@ def test_meta_records_what_the_target_checks(core_archives: Archives, tmp_path: 
     assert int(meta["payload_size"]) == len(blob)
 
 
+@pytest.mark.slow
 def test_repeated_runs_never_crash(core_project: Path, tmp_path: Path, package_cache: Path) -> None:
     """py-rattler can crash at interpreter exit (FIELD-NOTES); the CLI must never show it."""
 

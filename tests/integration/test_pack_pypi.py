@@ -10,6 +10,7 @@ import subprocess
 import tarfile
 from pathlib import Path
 
+import pytest
 import rattler
 
 from tests.conftest import portenv
@@ -53,6 +54,7 @@ def local_wheel(folder: Path, name: str = "tool", tag: str = "py3-none-any") -> 
     )
 
 
+@pytest.mark.network
 def test_wheel_without_a_lock_hash_is_hashed_and_recorded(
     local_channel: Path, package_cache: Path, tmp_path: Path
 ) -> None:
@@ -132,6 +134,7 @@ def test_conda_and_pypi_conflict_is_refused(
     assert "is installed both by conda and by PyPI" in done.stderr
 
 
+@pytest.mark.network
 def test_sdist_is_built_once_and_cached(
     local_channel: Path, package_cache: Path, tmp_path: Path
 ) -> None:
@@ -152,6 +155,7 @@ def test_sdist_is_built_once_and_cached(
     assert entry["built_from_source"] is True and entry["sha256"] == sha
 
 
+@pytest.mark.network
 def test_git_dependency_is_cloned_at_its_commit_and_built(
     local_channel: Path, package_cache: Path, tmp_path: Path
 ) -> None:
@@ -200,6 +204,7 @@ def test_editable_dependency_is_refused(
     assert "editable installs cannot be packed" in done.stderr
 
 
+@pytest.mark.network
 def test_direct_https_url_is_fetched_verified_and_recorded(
     local_channel: Path, package_cache: Path, tmp_path: Path
 ) -> None:
@@ -252,6 +257,7 @@ def c_extension_sdist(folder: Path) -> Path:
     return next(out.glob("*.tar.gz"))
 
 
+@pytest.mark.network
 def test_c_extension_sdist_is_built_for_the_env_and_runs_after_unpack(
     local_channel: Path, package_cache: Path, tmp_path: Path
 ) -> None:

@@ -30,6 +30,8 @@ from packaging.utils import canonicalize_name, parse_wheel_filename
 from tests.support import pypilock
 from tests.support.channel import build_local_channel
 
+pytestmark = pytest.mark.network  # it locks real projects against the real index
+
 #: What requests + httpx pull in, robust to new releases (sniffio left anyio 4.12).
 CLOSURE = {
     "requests",

@@ -29,6 +29,8 @@ from tests.support.rootfs import (
     run_in_rootfs,
 )
 
+pytestmark = pytest.mark.root  # it builds and enters the bare root filesystems
+
 REPO = Path(__file__).resolve().parents[2]
 KINDS = ["busybox", "trixie", "bullseye"]
 
