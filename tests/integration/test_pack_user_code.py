@@ -50,6 +50,15 @@ def lines(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if line.startswith(("error:", "  hint:"))]
 
 
+def refused_pack(python: Path, tmp_path: Path, *source: str | Path) -> list[str]:
+    """Run a pack that must fail: exit 1, nothing written; its error and hint lines."""
+    out = tmp_path / "refused.sh"
+    done = portenv("pack", "--python", python, *source, "-o", out, check=False)
+    assert done.returncode == 1, done.stderr
+    assert not out.exists()
+    return lines(done.stderr)
+
+
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -151,15 +160,10 @@ def test_an_unreachable_index_says_so(
 def test_a_local_path_that_does_not_exist_is_named(python: Path, tmp_path: Path) -> None:
     requirements = tmp_path / "requirements.txt"
     requirements.write_text("idna\n-e ./mypkg\n")
-    done = portenv(
-        "pack", "--python", python, "-r", requirements, "-o", tmp_path / "a.sh", check=False
-    )
-    assert done.returncode == 1
-    assert lines(done.stderr) == [
+    assert refused_pack(python, tmp_path, "-r", requirements) == [
         f"error: {requirements}:2: local path does not exist: {tmp_path / 'mypkg'}",
         f"  hint: fix the path; it is taken relative to the folder of {requirements}",
     ]
-    assert not (tmp_path / "a.sh").exists()
 
 
 def test_a_conflict_keeps_the_relax_hint(python: Path, tmp_path: Path) -> None:
@@ -178,11 +182,7 @@ def test_a_stale_uv_lock_with_an_uncached_dependency_is_stale(python: Path, tmp_
     assert run_uv(["lock", "--offline", "--python", str(python)], cwd=project).returncode == 0
     text = (project / "pyproject.toml").read_text()
     (project / "pyproject.toml").write_text(text.replace("[]", '["portenv-never-published"]'))
-    done = portenv(
-        "pack", "--python", python, "--project", project, "-o", tmp_path / "a.sh", check=False
-    )
-    assert done.returncode == 1
-    assert lines(done.stderr) == [
+    assert refused_pack(python, tmp_path, "--project", project) == [
         f"error: uv.lock is stale: it no longer matches {project / 'pyproject.toml'}",
         f"  hint: run `uv lock` in {project}, then pack again",
     ]
