@@ -179,3 +179,16 @@ def test_a_pylock_s_own_entry_follows_no_install_project(tmp_path: Path) -> None
     (tmp_path / "pylock.toml").write_text(lines[0] + "\n\n" + lines[2])
     found = resolve(RequirementsInput(project=tmp_path))
     assert (found["own"].kind, found["own"].url) == ("path", str(tmp_path)), "added when missing"
+
+
+def test_a_path_source_of_a_local_project_is_found_from_the_lock_s_folder(code: Path) -> None:
+    """uv writes the folder of a `[tool.uv.sources]` path relative to its scratch lock file."""
+    sources = '[tool.uv.sources]\nlibx = { path = "../lib" }\n'
+    user = folder_project(code / "user", "userx", extra=sources)
+    text = (user / "pyproject.toml").read_text()
+    (user / "pyproject.toml").write_text(text.replace("[]", '["libx"]'))
+    found = resolve(RequirementsInput(with_requirements=(str(user),)))
+    assert {n: (p.kind, p.url) for n, p in found.items()} == {
+        "libx": ("path", str(code / "lib")),
+        "userx": ("path", str(user)),
+    }
