@@ -262,12 +262,17 @@ def _download(url: str, dest: Path, algorithm: str, advance: Callable[[int], Non
 def fetch_file(item: Download, cache: Path, advance: Callable[[int], None]) -> tuple[Path, str]:
     """The cached file and its sha256, downloading it when missing or corrupt.
 
-    A file the lock gives a hash for is checked on every use, cache hit or not.
+    A file the lock gives a hash for is checked on every use, cache hit or not; a local file
+    without one is copied again each time, since it may have been rebuilt under the same name.
     """
     target = item.path_in(cache)
     algorithm = item.algorithm or "sha256"
     if target.is_file():
-        if item.expected is None or file_digest(target, algorithm) == item.expected:
+        if item.expected is None:
+            still_good = not item.url.startswith("file:")
+        else:
+            still_good = file_digest(target, algorithm) == item.expected
+        if still_good:
             advance(target.stat().st_size)
             return target, _sha256(target, item)
         target.unlink()

@@ -68,7 +68,9 @@ class PypiPackage:
     sha256: str | None
     action: PypiAction = "install"
     reason: str = ""
-    """Why the package is skipped or refused."""
+    """Why the package is skipped or refused, or how an editable one is installed instead."""
+    size: int | None = None
+    """The file's size in bytes, when the lock records it."""
 
     @property
     def file_name(self) -> str:
@@ -80,6 +82,12 @@ class PypiPackage:
         """A direct reference (URL or path) rather than an index download (PEP 610)."""
         return self.url.startswith("direct+") or "://" not in self.url
 
+    @property
+    def is_download(self) -> bool:
+        """Fetched over the network (an index file, a URL, a git clone), not read from disk."""
+        location = self.url.removeprefix("direct+").removeprefix("git+")
+        return "://" in location and not location.startswith("file:")
+
     def to_json(self) -> dict[str, Any]:
         """The fields `portenv plan --json` reports."""
         return {
@@ -90,6 +98,7 @@ class PypiPackage:
             "sha256": self.sha256,
             "action": self.action,
             "reason": self.reason,
+            "size": self.size,
         }
 
 
@@ -106,11 +115,22 @@ class Plan:
     problems: tuple[str, ...]
     lock_glibc: str | None = None
     """The `__glibc` version the lock was solved for, if it records one."""
+    notes: tuple[str, ...] = ()
+    """One-line notes on how the inputs are packed (e.g. an editable folder installed as a copy)."""
+
+    def _downloads(self) -> list[int | None]:
+        pypi = [p for p in self.pypi if p.action in ("install", "build") and p.is_download]
+        return [p.size for p in self.conda] + [p.size for p in pypi]
 
     @property
     def download_size(self) -> int:
-        """Bytes to download, as far as the lock records sizes."""
-        return sum(p.size or 0 for p in self.conda)
+        """Bytes to download, as far as the lock records sizes (see `unknown_sizes`)."""
+        return sum(size or 0 for size in self._downloads())
+
+    @property
+    def unknown_sizes(self) -> int:
+        """How many downloads the lock records no size for (git clones among them)."""
+        return sum(size is None for size in self._downloads())
 
     def to_json(self) -> dict[str, Any]:
         """The object `portenv plan --json` prints."""
@@ -121,7 +141,9 @@ class Plan:
             "conda": [p.to_json() for p in self.conda],
             "pypi": [p.to_json() for p in self.pypi],
             "download_size": self.download_size,
+            "download_size_unknown": self.unknown_sizes,
             "problems": list(self.problems),
+            "notes": list(self.notes),
         }
 
 

@@ -30,8 +30,12 @@ from portenv.seal.cache import SealCache
 from portenv.seal.listing import Entry, listing
 from portenv.source import PixiProject, plan_pixi_project
 from portenv.source.inject import inject
-from portenv.source.pypi import decide, wheel_misfit
-from portenv.source.requirements import RequirementsInput, resolve_requirements
+from portenv.source.pypi import decide, editable_notes, wheel_misfit
+from portenv.source.requirements import (
+    RequirementsInput,
+    requirement_notes,
+    resolve_requirements,
+)
 from portenv.write import (
     WrittenArchive,
     atomic_output,
@@ -156,7 +160,8 @@ def _plan_python(request: PythonRequest, base: BaseInterpreter) -> Plan:
     problems = tuple(f"pypi package {p.name}: {p.reason}" for p in decided if p.action == "refuse")
     folder = request.requirements.project or Path.cwd()
     name = f"python{version[0]}.{version[1]}"
-    return Plan(folder, name, subdir, Subdir(subdir), (), decided, problems)
+    notes = requirement_notes(request.requirements) + editable_notes(decided)
+    return Plan(folder, name, subdir, Subdir(subdir), (), decided, problems, notes=notes)
 
 
 def cached_capacity(the_plan: Plan, cache: Path | None = None) -> int | None:
@@ -194,6 +199,8 @@ def check_env_name(name: str) -> None:
 
 
 def _refuse_problems(the_plan: Plan, reporter: Reporter) -> None:
+    for note in the_plan.notes:
+        reporter.on_info(f"note: {note}")
     for package in the_plan.pypi:
         if package.action == "skip":
             reporter.on_warning(f"skipping PyPI package {package.name} {package.version}")

@@ -16,6 +16,7 @@ import rattler
 from tests.conftest import portenv
 from tests.integration.test_pack import payload_of
 from tests.support.pypilock import make_sdist, make_wheel, write_pypi_project
+from tests.unit.test_user_code import folder_project
 
 PY = ["python 3.12.*"]
 
@@ -186,22 +187,42 @@ def test_git_dependency_is_cloned_at_its_commit_and_built(
     assert entry["commit"] == commit
 
 
-def test_editable_dependency_is_refused(
+def test_an_editable_path_dependency_is_installed_as_a_normal_copy(
     local_channel: Path, package_cache: Path, tmp_path: Path
 ) -> None:
-    sdist = make_sdist(tmp_path, "devpkg", "1.0", module_source="X = 1\n")
-    project = write_pypi_project(tmp_path / "p", local_channel, PY, [], local_sdists=[sdist])
+    """pixi's `{ path = ".", editable = true }`: built from the folder the lock records."""
+    project = write_pypi_project(tmp_path / "p", local_channel, PY, [])
+    folder_project(project / "own", "ownpkg")
+    add_pypi_entry(project, "ownpkg", "0.1", "./own")
     manifest = project / "pixi.toml"
-    text = manifest.read_text()
-    assert f'devpkg = {{ path = "./{sdist.name}" }}' in text
-    manifest.write_text(
-        text.replace(f'path = "./{sdist.name}" }}', f'path = "./{sdist.name}", editable = true }}')
+    manifest.write_text(manifest.read_text() + 'ownpkg = { path = "./own", editable = true }\n')
+    note = (
+        "note: ownpkg (./own) is editable in the source: installed as a normal "
+        "(non-editable) copy, built now"
     )
-    done = portenv(
-        "pack", project, "-o", tmp_path / "env.sh", "--use-cache", package_cache, check=False
+    planned = portenv("plan", project)
+    assert note in planned.stdout.splitlines()
+    assert (
+        "ownpkg                       0.1            editable build from source" in planned.stdout
     )
-    assert done.returncode == 1
-    assert "editable installs cannot be packed" in done.stderr
+    out = tmp_path / "env.tar"
+    done = portenv("pack", project, "-o", out, "--use-cache", package_cache)
+    assert note in done.stderr.splitlines()
+    payload = payload_of(out)
+    site = "lib/python3.12/site-packages"
+    names = payload.getnames()
+    assert f"{site}/ownpkg/__init__.py" in names and "bin/ownpkg" in names
+    assert not [n for n in names if n.endswith(".pth") and "ownpkg" in n]
+    info = payload.extractfile(f"{site}/ownpkg-0.1.dist-info/direct_url.json")
+    assert info is not None
+    own = (project / "own").resolve().as_uri()
+    assert json.loads(info.read()) == {"url": own, "dir_info": {}}
+    entry = next(e for e in packages_json(out) if e["name"] == "ownpkg")
+    assert entry["built_from_source"] is True and entry["source_folder"] is True
+    (project / "own" / "ownpkg" / "__init__.py").write_text("CHANGED = True\n")
+    portenv("pack", project, "-o", out, "--use-cache", package_cache)
+    member = payload_of(out).extractfile(f"{site}/ownpkg/__init__.py")
+    assert member is not None and member.read() == b"CHANGED = True\n", "a folder is never cached"
 
 
 @pytest.mark.network

@@ -12,8 +12,16 @@ from pathlib import Path
 import pytest
 
 from portenv.errors import FetchError, HashMismatchError, InputError
-from portenv.fetch import TIMEOUT_VARIABLE, cache_path, fetch_conda, resolve_location, timeout_s
-from portenv.model import CondaPackage
+from portenv.fetch import (
+    TIMEOUT_VARIABLE,
+    cache_path,
+    fetch_conda,
+    fetch_file,
+    pypi_download,
+    resolve_location,
+    timeout_s,
+)
+from portenv.model import CondaPackage, PypiPackage
 
 
 class RecordingReporter:
@@ -187,3 +195,28 @@ def test_an_unwritable_cache_is_one_clear_error(tmp_path: Path) -> None:
     blocked.write_text("a file where the cache should be")
     with pytest.raises(FetchError, match="cannot write to the package cache"):
         fetch_conda([package("pkg", source.as_uri(), b"bytes")], blocked, base=tmp_path)
+
+
+def test_a_local_file_without_a_hash_is_copied_afresh_each_time(
+    served: tuple[Path, str], tmp_path: Path
+) -> None:
+    """A wheel the user rebuilds keeps its name; a URL without a hash is taken as fixed."""
+    wheel = tmp_path / "tool-1.0-py3-none-any.whl"
+    wheel.write_bytes(b"first build")
+    local = pypi_download(PypiPackage("tool", "1.0", str(wheel), "wheel", None), tmp_path)
+    assert local.expected is None and local.url == wheel.as_uri()
+    cache = tmp_path / "cache"
+    assert fetch_file(local, cache, lambda _n: None)[0].read_bytes() == b"first build"
+    wheel.write_bytes(b"second build")
+    path, sha256 = fetch_file(local, cache, lambda _n: None)
+    assert (path.read_bytes(), sha256) == (
+        b"second build",
+        hashlib.sha256(path.read_bytes()).hexdigest(),
+    )
+    root, base = served
+    (root / "remote-1.0-py3-none-any.whl").write_bytes(b"remote")
+    url = f"direct+{base}/remote-1.0-py3-none-any.whl"
+    remote = pypi_download(PypiPackage("remote", "1.0", url, "wheel", None), tmp_path)
+    assert fetch_file(remote, cache, lambda _n: None)[0].read_bytes() == b"remote"
+    (root / "remote-1.0-py3-none-any.whl").unlink()
+    assert fetch_file(remote, cache, lambda _n: None)[0].read_bytes() == b"remote"

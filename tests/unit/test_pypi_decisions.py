@@ -6,7 +6,7 @@ import pytest
 
 from portenv._rattler import pypi_kind
 from portenv.model import CondaPackage, PypiKind, PypiPackage
-from portenv.source.pypi import conflicts, decide, wheel_misfit
+from portenv.source.pypi import EDITABLE, conflicts, decide, editable_notes, wheel_misfit
 
 PY312 = (3, 12)
 
@@ -102,16 +102,22 @@ def test_skip_wins_and_matches_normalized_names() -> None:
     assert skipped.action == "skip"
 
 
-def test_editable_is_refused_with_a_fix_and_git_is_built_on_the_host() -> None:
-    editable = decide(
-        pypi("e", "./e", "editable"),
-        python_version=PY312,
-        subdir="linux-64",
-        host_subdir="linux-64",
+def test_editable_is_built_as_a_copy_on_the_host_and_git_too() -> None:
+    host: dict[str, str] = {"subdir": "linux-64", "host_subdir": "linux-64"}
+    folder = pypi("e", "./e", "editable")
+    editable = decide(folder, python_version=PY312, **host)
+    assert (editable.action, editable.reason) == ("build", EDITABLE)
+    plain = decide(pypi("p", "./p", "path"), python_version=PY312, **host)
+    assert (plain.action, plain.reason) == ("build", "")
+    assert editable_notes([editable, plain]) == (
+        "e (./e) is editable in the source: installed as a normal (non-editable) copy, built now",
     )
-    assert editable.action == "refuse" and "wheel or a conda package" in editable.reason
+    cross = decide(folder, python_version=PY312, subdir="linux-aarch64", host_subdir="linux-64")
+    assert cross.action == "refuse"
+    assert cross.reason.startswith("a local source folder (editable in the source) must be built")
+    assert editable_notes([cross]) == ()
     git = pypi("g", "git+https://h.invalid/g.git#abc1234")
-    on_host = decide(git, python_version=PY312, subdir="linux-64", host_subdir="linux-64")
+    on_host = decide(git, python_version=PY312, **host)
     assert on_host.action == "build"
     cross = decide(git, python_version=PY312, subdir="linux-aarch64", host_subdir="linux-64")
     assert cross.action == "refuse" and "a git dependency must be built" in cross.reason

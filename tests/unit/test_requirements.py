@@ -1,4 +1,4 @@
-"""Requirements of the conda-free source: wheel choice for the target, and --hash pins."""
+"""Requirements of the conda-free source: wheel choice for the target, pins, lock entry kinds."""
 
 from __future__ import annotations
 
@@ -6,7 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from portenv.errors import InputError
+from portenv.errors import InputError, ResolveError
+from portenv.model import PypiPackage
+from portenv.source.pylock import LockedFiles, package_of
+from portenv.source.pypi import ordered_target_tags
 from portenv.source.requirements import RequirementsInput, pinned_hashes, resolve_requirements
 
 A, B, C = "a" * 64, "b" * 64, "c" * 64
@@ -66,10 +69,14 @@ def test_a_file_outside_the_pins_is_refused(
     from portenv.source import requirements as module
 
     pins = tmp_path / "requirements.txt"
-    pins.write_text(f"fast==1.0 --hash=sha256:{A}\n")
     source = RequirementsInput((pins,), project(tmp_path))
-    monkeypatch.setattr(module, "_compile", lambda *_args: PYLOCK)
-    with pytest.raises(InputError, match="does not allow"):
+
+    def fixed(*_args: object) -> object:
+        return module._Resolution(PYLOCK, tmp_path, "uv", pinned_hashes(pins), locked=False)
+
+    monkeypatch.setattr(module, "_compile", fixed)
+    pins.write_text(f"fast==1.0 --hash=sha256:{A}\n")
+    with pytest.raises(InputError, match="which the requirements do not allow"):
         resolve_requirements(source, (3, 12), "linux-64")
     pins.write_text(f"fast==1.0 --hash=sha256:{B}\n")
     assert resolve_requirements(source, (3, 12), "linux-64")[0].sha256 == B
@@ -78,3 +85,70 @@ def test_a_file_outside_the_pins_is_refused(
 def test_missing_requirements_file(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="requirements file not found"):
         resolve_requirements(RequirementsInput((tmp_path / "nope.txt",)), (3, 12), "linux-64")
+
+
+def files(tmp_path: Path) -> LockedFiles:
+    order = {tag: i for i, tag in enumerate(ordered_target_tags((3, 12), "linux-64"))}
+    return LockedFiles(tmp_path, order, "CPython 3.12 on linux-64")
+
+
+def test_archive_vcs_and_folder_entries_map_to_their_kinds(tmp_path: Path) -> None:
+    url = "https://h.invalid/d/x-1.0-py3-none-any.whl"
+    archive = {"name": "x", "version": "1.0", "archive": {"url": url, "hashes": {"sha256": A}}}
+    assert package_of(archive, files(tmp_path)) == PypiPackage(
+        "x", "1.0", f"direct+{url}", "wheel", A
+    )
+    vcs = {"type": "git", "url": "https://h.invalid/r.git", "commit-id": "abc1234"}
+    git = package_of({"name": "r", "version": "2", "vcs": vcs}, files(tmp_path))
+    assert (git.kind, git.url) == ("git", "git+https://h.invalid/r.git#abc1234")
+    folder = {"path": "../src", "subdirectory": "pkg"}
+    sub = package_of({"name": "s", "directory": folder}, files(tmp_path / "lock"))
+    assert (sub.kind, sub.url, sub.version) == ("path", str(tmp_path / "src" / "pkg"), "")
+    sdist = {"path": "s-1.tar.gz", "size": 9}
+    local = package_of({"name": "s", "version": "1", "archive": sdist}, files(tmp_path))
+    assert (local.kind, local.url, local.size) == ("sdist", str(tmp_path / "s-1.tar.gz"), 9)
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        pytest.param(
+            {"name": "r", "version": "2", "vcs": {"type": "hg", "url": "https://h.invalid/r"}},
+            "r 2: the lock builds it from a hg repository (portenv builds git ones), "
+            "which portenv cannot pack",
+            id="hg",
+        ),
+        pytest.param(
+            {"name": "a", "archive": {"url": "https://h.invalid/a.zip", "subdirectory": "x"}},
+            "a: the lock builds it from a subdirectory of an archive (x), "
+            "which portenv cannot pack",
+            id="archive-subdirectory",
+        ),
+    ],
+)
+def test_entries_portenv_cannot_pack_are_named(
+    tmp_path: Path, entry: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ResolveError) as caught:
+        package_of(entry, files(tmp_path))
+    assert caught.value.message == message
+    assert caught.value.hint == "build a wheel of it and require that file instead"
+
+
+def test_no_file_for_the_target_names_the_package_its_version_and_why(tmp_path: Path) -> None:
+    wheels = [
+        {"url": "https://h.invalid/w-1.5-cp312-cp312-win_amd64.whl"},
+        {"url": "https://h.invalid/w-1.5-cp312-cp312-macosx_11_0_arm64.whl"},
+    ]
+    with pytest.raises(ResolveError) as caught:
+        package_of({"name": "winonly", "version": "1.5", "wheels": wheels}, files(tmp_path))
+    assert caught.value.message == (
+        "winonly 1.5 has no wheel for CPython 3.12 on linux-64 (its 2 wheels are for "
+        "macosx_11_0_arm64, win_amd64) and no sdist to build"
+    )
+    assert caught.value.hint == "pin a version that publishes a wheel for the target"
+    with pytest.raises(ResolveError) as caught:
+        package_of({"name": "empty", "version": "0.1"}, files(tmp_path))
+    assert caught.value.message == (
+        "empty 0.1: the lock names no file for it (wheel, sdist, archive, folder, vcs)"
+    )

@@ -4,23 +4,20 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sys
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import NoReturn
 
 import click
 
 from portenv import __version__
 from portenv.cli.author import COMMANDS as AUTHOR_COMMANDS
-from portenv.errors import InputError, PortenvError
+from portenv.cli.pysource import PythonOptions, python_source, source_request
+from portenv.errors import PortenvError
 from portenv.model import Plan
 from portenv.reporting import Reporter
-
-if TYPE_CHECKING:
-    from portenv.pack import PlanRequest, PythonRequest
 
 __all__ = ["app", "main", "run"]
 
@@ -62,7 +59,7 @@ def _print_plan(the_plan: Plan, capacity: int | None) -> None:
         out.write(f"  {q.name:<28} {q.version:<14} {q.kind:<8} {action:<18} {q.url}\n")
         if q.action == "refuse":
             out.write(f"  {'':<28} {q.reason}\n")
-    out.write(f"download size: {the_plan.download_size:,} bytes\n")
+    out.write(f"download size: {_download_size(the_plan)}\n")
     if capacity is None:
         out.write(
             "longest destination path: at most 255 bytes (exact once the packages are cached)\n"
@@ -71,6 +68,19 @@ def _print_plan(the_plan: Plan, capacity: int | None) -> None:
         out.write(f"longest destination path: {capacity} bytes\n")
     for problem in the_plan.problems:
         out.write(f"refused: {problem}\n")
+    for note in the_plan.notes:
+        out.write(f"note: {note}\n")
+
+
+def _download_size(the_plan: Plan) -> str:
+    """What the lock says of the bytes to download; files it gives no size for are counted."""
+    known, unknown = the_plan.download_size, the_plan.unknown_sizes
+    if not unknown:
+        return f"{known:,} bytes"
+    files = f"{unknown} file{'s' if unknown > 1 else ''}"
+    if not known:
+        return f"unknown (the lock records no size for the {files})"
+    return f"{known:,} bytes + {files} of unknown size"
 
 
 def output_opt(default: str, text: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
@@ -122,69 +132,6 @@ use_cache_opt = click.option(
 )
 
 
-def python_source(function: Callable[..., None]) -> Callable[..., None]:
-    """The options of the conda-free source: a local CPython and PyPI requirements."""
-    function = click.option(
-        "--project",
-        "python_project",
-        type=click.Path(path_type=Path),
-        default=None,
-        help="With --python: a Python project (pyproject.toml, or its pylock.toml or "
-        "uv.lock, taken as locked).",
-    )(function)
-    function = click.option(
-        "-r",
-        "--requirement",
-        "requirements",
-        type=click.Path(path_type=Path),
-        multiple=True,
-        help="With --python: a requirements file (repeatable; --hash pins are checked).",
-    )(function)
-    return click.option(
-        "--python",
-        "python",
-        type=click.Path(path_type=Path),
-        default=None,
-        help="Pack this CPython installation (no conda) instead of a pixi project: an "
-        "interpreter, or a python-build-standalone archive (.tar.gz, .tar.zst) "
-        "(default with -r/--project: the interpreter running portenv).",
-    )(function)
-
-
-def _source(
-    project: Path,
-    environment: str,
-    platform: str | None,
-    skip_pypi: tuple[str, ...],
-    python: Path | None,
-    requirements: tuple[Path, ...],
-    python_project: Path | None,
-) -> PlanRequest | PythonRequest:
-    """A pixi project, or with --python the conda-free source."""
-    from portenv.pack import PlanRequest, PythonRequest
-    from portenv.source.requirements import RequirementsInput
-
-    if python is None and not requirements and python_project is None:
-        return PlanRequest(project, environment, platform, skip_pypi)
-    python = _interpreter(python) if python is not None else Path(sys.executable)
-    return PythonRequest(
-        python, RequirementsInput(requirements, python_project), platform, skip_pypi
-    )
-
-
-def _interpreter(python: Path) -> Path:
-    """A path, an archive, or a command name found on PATH (``--python python3``)."""
-    from portenv.stage.cpython_archive import ARCHIVE_SUFFIXES
-
-    if python.exists() or "/" in str(python) or python.name.endswith(ARCHIVE_SUFFIXES):
-        return python
-    found = shutil.which(str(python))
-    if found is None:
-        msg = f"no interpreter named {python} on PATH"
-        raise InputError(msg, hint="pass the path of a CPython executable")
-    return Path(found)
-
-
 @app.command("plan")
 @project_arg
 @environment_opt
@@ -200,17 +147,12 @@ def plan_cmd(
     as_json: bool,
     use_cache: Path | None,
     skip_pypi: tuple[str, ...],
-    python: Path | None,
-    requirements: tuple[Path, ...],
-    python_project: Path | None,
+    python_source: PythonOptions,
 ) -> None:
     """Show what would be packed, without downloading anything."""
     from portenv.pack import cached_capacity, plan
 
-    source = _source(
-        project, environment, platform, skip_pypi, python, requirements, python_project
-    )
-    the_plan = plan(source)
+    the_plan = plan(source_request(project, environment, platform, skip_pypi, python_source))
     capacity = cached_capacity(the_plan, use_cache)
     if as_json:
         json.dump({**the_plan.to_json(), "prefix_max": capacity}, sys.stdout, indent=2)
@@ -264,23 +206,19 @@ def pack_cmd(
     level: int | None,
     no_reuse: bool,
     skip_pypi: tuple[str, ...],
-    python: Path | None,
-    requirements: tuple[Path, ...],
-    python_project: Path | None,
+    python_source: PythonOptions,
 ) -> None:
     """Pack an environment into a self-extracting env.sh or an env.tar."""
     from portenv.cli.progress import RichReporter
     from portenv.pack import PackRequest, pack
 
     reporter = RichReporter()
-    if python is None:
+    if not python_source.given:
         _warn_if_stale(project, reporter)
     try:
         written = pack(
             PackRequest(
-                _source(
-                    project, environment, platform, skip_pypi, python, requirements, python_project
-                ),
+                source_request(project, environment, platform, skip_pypi, python_source),
                 output,
                 cache=use_cache,
                 env_name=env_name,

@@ -12,6 +12,7 @@ from rich.progress import (
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
+from rich.text import Text
 
 __all__ = ["RichReporter"]
 
@@ -49,12 +50,13 @@ class RichReporter:
         self._progress.remove_task(TaskID(token))
 
     def on_warning(self, message: str) -> None:
-        """Print a warning line."""
-        self.console.print(f"[yellow]warning:[/] {message}", highlight=False)
+        """Print a warning line (one line, whatever the width; brackets are not markup)."""
+        line = Text.assemble(("warning:", "yellow"), " ", message)
+        self.console.print(line, highlight=False, soft_wrap=True)
 
     def on_info(self, message: str) -> None:
-        """Print a note."""
-        self.console.print(message, highlight=False)
+        """Print a note (one line, whatever the width; brackets are not markup)."""
+        self.console.print(Text(message), highlight=False, soft_wrap=True)
 
     def close(self) -> None:
         """Stop drawing."""

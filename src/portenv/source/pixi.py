@@ -16,7 +16,7 @@ from portenv import _rattler
 from portenv.errors import InputError, LockFileError, ManifestError, ResolveError
 from portenv.model import CondaPackage, Plan, PypiPackage, Subdir
 from portenv.platforms import SUBDIR_ARCH, host_subdir
-from portenv.source.pypi import conflicts, decide
+from portenv.source.pypi import conflicts, decide, editable_notes
 
 __all__ = ["PixiProject", "describe_type", "pixi_table", "plan_pixi_project", "read_manifest"]
 
@@ -270,4 +270,5 @@ def plan_pixi_project(
         pypi=pypi,
         problems=tuple(problems),
         lock_glibc=_glibc_of(chosen.virtual_packages),
+        notes=editable_notes(pypi),
     )

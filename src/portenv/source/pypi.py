@@ -16,7 +16,15 @@ from packaging.utils import (
 from portenv.model import CondaPackage, PypiPackage
 from portenv.platforms import SUBDIR_ARCH
 
-__all__ = ["conflicts", "decide", "ordered_target_tags", "target_tags", "wheel_misfit"]
+__all__ = [
+    "EDITABLE",
+    "conflicts",
+    "decide",
+    "editable_notes",
+    "ordered_target_tags",
+    "target_tags",
+    "wheel_misfit",
+]
 
 _OLD_MANYLINUX = {"manylinux1": (2, 5), "manylinux2010": (2, 12), "manylinux2014": (2, 17)}
 _MAX_GLIBC_MINOR = 60
@@ -24,7 +32,9 @@ _BUILT_KINDS = {
     "sdist": "a source distribution",
     "git": "a git dependency",
     "path": "a local source folder",
+    "editable": "a local source folder (editable in the source)",
 }
+EDITABLE = "editable in the source: installed as a normal (non-editable) copy, built now"
 
 
 def _platforms(subdir: str) -> list[str]:
@@ -78,9 +88,6 @@ def decide(
     """The package with its action and, when it is not installed as is, the reason."""
     if canonicalize_name(package.name) in {canonicalize_name(s) for s in skip}:
         return replace(package, action="skip", reason="skipped with --skip-pypi")
-    if package.kind == "editable":
-        why = "editable installs cannot be packed: pack it as a wheel or a conda package"
-        return replace(package, action="refuse", reason=why)
     if package.kind == "wheel":
         misfit = wheel_misfit(package.file_name, python_version, subdir)
         if misfit:
@@ -93,7 +100,19 @@ def decide(
             f"--skip-pypi {package.name}"
         )
         return replace(package, action="refuse", reason=why)
-    return replace(package, action="build")
+    return replace(package, action="build", reason=EDITABLE if package.kind == "editable" else "")
+
+
+def editable_notes(packages: Iterable[PypiPackage]) -> tuple[str, ...]:
+    """The one-line note for each editable folder that is packed as a normal install.
+
+    An editable install points back into the source folder, which the target does not have.
+    """
+    return tuple(
+        f"{p.name} ({p.url}) is {EDITABLE}"
+        for p in packages
+        if p.kind == "editable" and p.action == "build"
+    )
 
 
 def conflicts(conda: Sequence[CondaPackage], pypi: Sequence[PypiPackage]) -> list[str]:

@@ -23,8 +23,9 @@ from portenv.errors import InputError, ResolveError
 
 __all__ = ["check_requires_python", "export_uv_lock", "run_uv", "uv_binary"]
 
-_EXPORT = ["--format", "pylock.toml", "--frozen", "--no-dev", "--no-emit-project"]
-"""The runtime dependencies: [project] dependencies, not dev groups, not the project itself."""
+_EXPORT = ["--format", "pylock.toml", "--frozen", "--no-dev", "--no-emit-project", "--no-editable"]
+"""The runtime dependencies: [project] dependencies, not dev groups, workspace members as
+plain folders. The project itself is added as a local folder by the caller, unless told not to."""
 
 
 def uv_binary() -> str:
@@ -71,15 +72,20 @@ def _check_fresh(project: Path, interpreter: Path | None) -> None:
     if done.returncode == 0:
         return
     reason, project = _last_error(done), project.resolve()
-    if "needs to be updated" in done.stderr:
+    # uv resolves only when the lock does not satisfy pyproject.toml; offline, a dependency
+    # added since and not in uv's cache makes that resolution fail instead of differ.
+    if "needs to be updated" in done.stderr or "No solution found" in done.stderr:
         msg = f"uv.lock is stale: it no longer matches {project / 'pyproject.toml'}"
     else:
         msg = f"cannot check uv.lock against pyproject.toml in {project}: {reason}"
     raise InputError(msg, hint=f"run `uv lock` in {project}, then pack again")
 
 
-def export_uv_lock(project: Path, version: Sequence[int], interpreter: Path | None = None) -> str:
-    """The pylock.toml text of ``project``'s uv.lock, after checking it is fresh.
+def export_uv_lock(
+    project: Path, version: Sequence[int], interpreter: Path | None = None
+) -> tuple[str, Path]:
+    """The pylock.toml text of ``project``'s uv.lock, after checking it is fresh, and the
+    folder its relative paths start from (the exported file's, now removed).
 
     ``interpreter`` is the CPython being packed: uv checks the lock with it, so no other
     Python needs to be on the machine.
@@ -96,9 +102,9 @@ def export_uv_lock(project: Path, version: Sequence[int], interpreter: Path | No
         raise InputError(msg, hint="regenerate it with `uv lock`") from exc
     _check_fresh(project, interpreter)
     with tempfile.TemporaryDirectory(prefix="portenv-uvlock-") as scratch:
-        out = Path(scratch) / "pylock.toml"
+        out = Path(scratch).resolve() / "pylock.toml"
         done = run_uv(["export", *_EXPORT, "--offline", "--quiet", "-o", str(out)], cwd=project)
         if done.returncode != 0 or not out.is_file():
             msg = f"uv cannot export {lock} as pylock.toml: {_last_error(done)}"
             raise ResolveError(msg, hint="check the lock with `uv lock --check`")
-        return out.read_text(encoding="utf-8")
+        return out.read_text(encoding="utf-8"), out.parent

@@ -37,11 +37,13 @@ def site_packages(staged: StagedPrefix) -> Path:
 
 
 def _direct_url(wheel: FetchedWheel) -> bytes:
-    """PEP 610's record of a direct reference: an archive with its hash, or a git commit."""
+    """PEP 610's record of a direct reference: an archive with its hash, a folder, a commit."""
     url, _, commit = wheel.url.removeprefix("direct+").partition("#")
     info: dict[str, object]
     if wheel.package.kind == "git":
         info = {"url": url.removeprefix("git+"), "vcs_info": {"vcs": "git", "commit_id": commit}}
+    elif wheel.sha256.startswith("dir-"):  # built from a local folder, never editable here
+        info = {"url": url, "dir_info": {}}
     else:
         info = {"url": url, "archive_info": {"hashes": {"sha256": wheel.sha256}}}
     return json.dumps(info, sort_keys=True).encode()
