@@ -21,6 +21,7 @@ from portenv.reporting import Reporter
 
 if TYPE_CHECKING:
     from portenv.pack import PlanRequest, PythonRequest
+    from portenv.write import WrittenArchive
 
 __all__ = ["app", "main", "run"]
 
@@ -249,6 +250,14 @@ def plan_cmd(
     help="Stage and seal afresh: neither reuse nor keep the sealed environment that a "
     "pack of the same lock leaves in the cache.",
 )
+@click.option(
+    "--sbom",
+    is_flag=True,
+    help="Also write a CycloneDX 1.6 SBOM of the archive beside it (OUTPUT.cdx.json).",
+)
+@click.option(
+    "-q", "--quiet", is_flag=True, help="No progress and no notes (errors and warnings still)."
+)
 @skip_pypi_opt
 @python_source
 def pack_cmd(
@@ -263,6 +272,8 @@ def pack_cmd(
     compression: str,
     level: int | None,
     no_reuse: bool,
+    sbom: bool,
+    quiet: bool,
     skip_pypi: tuple[str, ...],
     python: Path | None,
     requirements: tuple[Path, ...],
@@ -272,7 +283,7 @@ def pack_cmd(
     from portenv.cli.progress import RichReporter
     from portenv.pack import PackRequest, pack
 
-    reporter = RichReporter()
+    reporter = RichReporter(quiet=quiet)
     if python is None:
         _warn_if_stale(project, reporter)
     try:
@@ -289,11 +300,19 @@ def pack_cmd(
                 level=level,
                 inject=inject,
                 reuse_sealed=not no_reuse,
+                sbom=sbom,
             ),
             reporter,
         )
     finally:
         reporter.close()
+    if not quiet:
+        _print_written(written)
+    sys.stdout.write(f"{written.sha256}  {written.path}\n")
+
+
+def _print_written(written: WrittenArchive) -> None:
+    """The note on stderr of what `pack` wrote."""
     meta = written.meta
     size = f"{written.path.stat().st_size:,} bytes"
     if meta is None:
@@ -303,7 +322,9 @@ def pack_cmd(
             f"wrote {written.path} ({size}, {meta.files} files, glibc >= {meta.glibc_floor}, "
             f"destination paths up to {meta.prefix_max} bytes)\n"
         )
-    sys.stdout.write(f"{written.sha256}  {written.path}\n")
+    if written.sbom is not None:
+        count = len(written.inventory)
+        sys.stderr.write(f"wrote {written.sbom} (CycloneDX SBOM, {count} components)\n")
 
 
 def _warn_if_stale(project: Path, reporter: Reporter) -> None:
