@@ -69,7 +69,7 @@ class RichReporter:
         self._progress.remove_task(TaskID(token))
         if task is None or not self._drawing:
             return
-        size = f", {decimal(int(task.completed))}" if task.total is not None else ""
+        size = f", {decimal(int(task.completed))}" if task.total or task.completed else ""
         elapsed = task.elapsed or 0.0
         line = Text.assemble(("done ", "green"), f"{task.description}{size} in {elapsed:.1f} s")
         self.console.print(line, highlight=False)
