@@ -7,11 +7,13 @@ import hashlib
 import json
 import zipfile
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
-from portenv.model import StagedPrefix, Subdir
+from portenv.model import CondaPackage, StagedPrefix, Subdir
 from portenv.seal.inventory import (
+    conda_entry,
     conda_source,
     describe_installed,
     license_of_metadata,
@@ -176,3 +178,45 @@ def test_wheel_facts_read_the_wheel_itself(tmp_path: Path) -> None:
         archive.writestr("demo-1.0.dist-info/METADATA", HEAD + "License: Zlib\n")
     facts = wheel_facts({"url": "https://x.invalid/demo-1.0-py3-none-any.whl"}, wheel)
     assert facts == {"source": "index", "license": "Zlib"}
+
+
+def test_a_package_read_from_elsewhere_names_no_channel(tmp_path: Path) -> None:
+    """A converted pixi-pack's package: conda-meta names the scratch channel it was read from."""
+    staged = staged_prefix(tmp_path / "prefix")
+    entry: dict[str, object] = {
+        "kind": "conda",
+        "name": "greet",
+        "subdir": "linux-64",
+        "url": "channel/linux-64/greet-1.0-0.conda",
+    }
+    (described,) = describe_installed(staged, [entry])
+    assert described["source"] == "file" and described["channel"] is None
+
+
+def conda_package(url: str, channel: str) -> CondaPackage:
+    record = SimpleNamespace(license="BSD-2-Clause", channel=channel)
+    return CondaPackage(
+        "a", "1", "0", "linux-64", url, "a-1-0.conda", "1" * 64, None, 9, (), record
+    )
+
+
+@pytest.mark.parametrize(
+    ("url", "channel", "source", "named"),
+    [
+        pytest.param(
+            "https://c.invalid/ch/linux-64/a-1-0.conda",
+            "https://c.invalid/ch/",
+            "channel",
+            "https://c.invalid/ch",
+            id="from-its-channel",
+        ),
+        pytest.param("file:///x/a-1-0.conda", "file:///x", "file", None, id="injected-file"),
+    ],
+)
+def test_conda_entry_from_the_lock_record(
+    url: str, channel: str, source: str, named: str | None
+) -> None:
+    entry = conda_entry(conda_package(url, channel))
+    assert entry["source"] == source and entry["channel"] == named
+    assert entry["license"] == "BSD-2-Clause" and entry["sha256"] == "1" * 64
+    assert entry["kind"] == "conda" and entry["name"] == "a"

@@ -49,16 +49,21 @@ def conda_source(url: str, channel: str | None, subdir: str) -> Source:
     return "file" if url.startswith("file:") or "://" not in url else "url"
 
 
+def _origin(url: str, channel: str | None, subdir: str) -> dict[str, object]:
+    """``source``, and ``channel`` only when the file is the channel's (not, say, a scratch
+    folder that an injected or converted package was read from)."""
+    source = conda_source(url, channel, subdir)
+    return {"source": source, "channel": channel if source == "channel" else None}
+
+
 def conda_entry(package: CondaPackage) -> dict[str, object]:
     """The inventory entry of a conda package from its lock record alone (nothing installed)."""
-    channel = _rattler.record_channel(package)
     return {
         "kind": "conda",
         **package.to_json(),
         "md5": package.md5,
-        "channel": channel,
         "license": _rattler.record_license(package),
-        "source": conda_source(package.url, channel, package.subdir),
+        **_origin(package.url, _rattler.record_channel(package), package.subdir),
     }
 
 
@@ -146,12 +151,11 @@ def _conda_facts(
     files = [f for f in listed if isinstance(f, str)] if isinstance(listed, list) else []
     channel = record.get("channel")
     channel_url = channel.rstrip("/") if isinstance(channel, str) and channel else None
-    url = str(entry.get("url", ""))
+    url, subdir = str(entry.get("url", "")), str(entry.get("subdir", ""))
     return {
         "md5": record.get("md5"),
-        "channel": channel_url,
         "license": record.get("license"),
-        "source": conda_source(url, channel_url, str(entry.get("subdir", ""))),
+        **_origin(url, channel_url, subdir),
         "installed_files": len(files),
         "installed_size": _size_of(root, files),
     }
