@@ -19,7 +19,7 @@ from typing import Any
 from packageurl import PackageURL
 
 from tests.conftest import portenv
-from tests.integration.test_pack import payload_of
+from tests.integration.test_pack_pypi import packages_json
 from tests.support.pypilock import make_wheel, write_pypi_project
 from tests.support.sbom import by_name, read_sbom, sha256_of_file
 
@@ -31,13 +31,6 @@ TEST_CHANNEL_LICENCES = {
     "hello-py": [{"expression": "LicenseRef-Hello-Test"}],
 }
 """What tests/support/recipes declare, as CycloneDX puts it."""
-
-
-def packages_json(archive: Path) -> list[dict[str, Any]]:
-    member = payload_of(archive).extractfile(".portenv/packages.json")
-    assert member is not None
-    entries: list[dict[str, Any]] = json.loads(member.read())
-    return entries
 
 
 def hashes(component: Mapping[str, Any]) -> dict[str, str]:
@@ -85,7 +78,7 @@ def test_pixi_project_sbom(core_project: Path, package_cache: Path, tmp_path: Pa
     sbom = read_sbom(tmp_path / "env.tar.cdx.json")
     check_archive_component(sbom, out, stdout)
     assert sbom["metadata"]["timestamp"] == "2023-11-14T22:13:20Z"
-    inventory = packages_json(out)
+    inventory: list[dict[str, Any]] = packages_json(out)
     check_against_inventory(sbom, inventory)
     components = by_name(sbom["components"])
     for name, licences in TEST_CHANNEL_LICENCES.items():
@@ -134,7 +127,7 @@ def test_python_source_sbom(package_cache: Path, tmp_path: Path) -> None:
     )
     sbom = read_sbom(tmp_path / "app.tar.cdx.json")
     check_archive_component(sbom, out, stdout)
-    inventory = packages_json(out)
+    inventory: list[dict[str, Any]] = packages_json(out)
     assert [e["name"] for e in inventory] == ["idna"]
     check_against_inventory(sbom, inventory)
     (idna,) = inventory

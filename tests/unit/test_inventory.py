@@ -220,3 +220,12 @@ def test_conda_entry_from_the_lock_record(
     assert entry["source"] == source and entry["channel"] == named
     assert entry["license"] == "BSD-2-Clause" and entry["sha256"] == "1" * 64
     assert entry["kind"] == "conda" and entry["name"] == "a"
+
+
+def test_wheel_facts_of_a_file_that_is_no_zip(tmp_path: Path) -> None:
+    wheel = tmp_path / "demo-1.0-py3-none-any.whl"
+    wheel.write_bytes(b"not a zip")
+    assert wheel_facts({"url": "./demo-1.0-py3-none-any.whl"}, wheel) == {
+        "source": "file",
+        "license": None,
+    }

@@ -102,11 +102,14 @@ def license_of_metadata(text: str) -> str | None:
 def wheel_facts(entry: Mapping[str, object], wheel: Path) -> dict[str, object]:
     """Source and licence of a PyPI entry whose wheel is not installed (a pixi-pack archive)."""
     license_text: str | None = None
-    with zipfile.ZipFile(wheel) as archive:
-        names = [n for n in archive.namelist() if n.count("/") == 1]
-        name = next((n for n in names if n.endswith(".dist-info/METADATA")), None)
-        if name is not None:
-            license_text = license_of_metadata(archive.read(name).decode("utf-8", "replace"))
+    try:
+        with zipfile.ZipFile(wheel) as archive:
+            names = [n for n in archive.namelist() if n.count("/") == 1]
+            name = next((n for n in names if n.endswith(".dist-info/METADATA")), None)
+            if name is not None:
+                license_text = license_of_metadata(archive.read(name).decode("utf-8", "replace"))
+    except (zipfile.BadZipFile, OSError):
+        pass  # the file is packed as locked; only its licence stays unknown
     return {"source": pypi_source(entry), "license": license_text}
 
 
