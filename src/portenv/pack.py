@@ -483,6 +483,13 @@ def _pack(request: PackRequest, reporter: Reporter | None) -> WrittenArchive:
         return _pack_plan(request, the_plan, base, cache, reporter)
 
 
+def _interpreter_entries(base: BaseInterpreter | None) -> list[dict[str, object]]:
+    """The conda-free source's interpreter, which no package brings (seal.inventory)."""
+    from portenv.seal.inventory import interpreter_entry
+
+    return [] if base is None else [interpreter_entry(base.version)]
+
+
 def _pack_plan(
     request: PackRequest,
     the_plan: Plan,
@@ -512,6 +519,6 @@ def _pack_plan(
     return stage_seal_write(
         job,
         lambda staged: _wheels(pypi_sources, staged, the_plan, cache),
-        lambda wheels: _inventory(the_plan, wheels),
+        lambda wheels: _inventory(the_plan, wheels) + _interpreter_entries(base),
         reporter,
     )

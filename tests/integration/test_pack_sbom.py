@@ -128,9 +128,20 @@ def test_python_source_sbom(package_cache: Path, tmp_path: Path) -> None:
     sbom = read_sbom(tmp_path / "app.tar.cdx.json")
     check_archive_component(sbom, out, stdout)
     inventory: list[dict[str, Any]] = packages_json(out)
-    assert [e["name"] for e in inventory] == ["idna"]
+    assert sorted(e["name"] for e in inventory) == ["idna", "python"]
     check_against_inventory(sbom, inventory)
-    (idna,) = inventory
+    idna = next(e for e in inventory if e["kind"] == "pypi")
+    python = next(e for e in inventory if e["kind"] == "cpython")
+    version = "{}.{}.{}".format(*sys.version_info[:3])
+    assert python == {
+        "kind": "cpython",
+        "name": "python",
+        "version": version,
+        "license": "Python-2.0",
+        "source": "file",
+    }
+    interpreter = by_name(sbom["components"])["python"]
+    assert interpreter["cpe"] == f"cpe:2.3:a:python:python:{version}:*:*:*:*:*:*:*"
     assert idna["license"], "idna's METADATA declares its licence"
     assert idna["source"] == "index" and idna["installed_files"] > 5
     component = by_name(sbom["components"])["idna"]

@@ -83,6 +83,7 @@ INVENTORY: list[dict[str, object]] = [
     },
     {"kind": "pypi", "name": "folder", "version": "1", "url": "./src", "source": "folder"},
     {"kind": "library", "name": "libssl.so.3", "version": "3.0.15", "sha256": "07" * 32},
+    {"kind": "cpython", "name": "cpython", "version": "3.12.8", "license": "Python-2.0"},
 ]
 
 
@@ -164,6 +165,7 @@ def test_the_schema_check_can_fail() -> None:
         pytest.param("local", None, id="pypi-local-file"),
         pytest.param("folder", None, id="pypi-folder"),
         pytest.param("libssl.so.3", None, id="bundled-library"),
+        pytest.param("cpython", None, id="interpreter"),
     ],
 )
 def test_purls_follow_the_purl_spec(
@@ -267,3 +269,14 @@ def test_publish_writes_beside_the_archive(tmp_path: Path) -> None:
     written = read_sbom(path)
     expected = document(name="env.tar", timestamp="2024-01-02T03:04:05Z")
     assert written == json.loads(json.dumps(expected))
+
+
+def test_the_interpreter_is_a_platform_with_a_cpe() -> None:
+    """The conda-free source's CPython: no purl, but the CPE scanners match CPython by."""
+    found = components(document())
+    component = found.pop("cpython")
+    assert component["type"] == "platform"
+    assert component["cpe"] == "cpe:2.3:a:python:python:3.12.8:*:*:*:*:*:*:*"
+    assert component["licenses"] == [{"license": {"id": "Python-2.0"}}]
+    others = found.values()
+    assert all("cpe" not in c and c["type"] == "library" for c in others)

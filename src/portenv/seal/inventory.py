@@ -29,6 +29,7 @@ __all__ = [
     "conda_entry",
     "conda_source",
     "describe_installed",
+    "interpreter_entry",
     "license_of_metadata",
     "pypi_source",
     "wheel_facts",
@@ -64,6 +65,19 @@ def conda_entry(package: CondaPackage) -> dict[str, object]:
         "md5": package.md5,
         "license": _rattler.record_license(package),
         **_origin(package.url, _rattler.record_channel(package), package.subdir),
+    }
+
+
+def interpreter_entry(version: tuple[int, int, int]) -> dict[str, object]:
+    """The CPython installation the conda-free source made portable: no package brings it,
+    yet it is most of the environment. CPython is distributed under the Python licence
+    stack (PSF, BeOpen, CNRI, CWI), SPDX ``Python-2.0``."""
+    return {
+        "kind": "cpython",
+        "name": "python",
+        "version": ".".join(map(str, version)),
+        "license": "Python-2.0",
+        "source": "file",
     }
 
 

@@ -148,14 +148,25 @@ def _reference(entry: Mapping[str, object]) -> list[dict[str, str]]:
     return [{"type": kind, "url": urllib.parse.quote(url, safe=":/?#[]@!$&'()*+,;=%~")}]
 
 
+def _cpe(entry: Mapping[str, object]) -> str | None:
+    """The interpreter of the conda-free source has no purl; its CPE (NVD's name for CPython)
+    lets vulnerability scanners match it."""
+    version = str(entry.get("version", ""))
+    if entry.get("kind") != "cpython" or not re.fullmatch(r"[0-9.]+", version):
+        return None
+    return f"cpe:2.3:a:python:python:{version}:*:*:*:*:*:*:*"
+
+
 def _component(entry: Mapping[str, object], ref: str) -> dict[str, object]:
-    component: dict[str, object] = {"type": "library", "bom-ref": ref}
+    kind = "platform" if entry.get("kind") == "cpython" else "library"
+    component: dict[str, object] = {"type": kind, "bom-ref": ref}
     component["name"] = str(entry.get("name", ""))
     if entry.get("version"):
         component["version"] = str(entry["version"])
     optional: list[tuple[str, object]] = [
         ("hashes", _hashes(entry)),
         ("licenses", _licenses(entry.get("license"))),
+        ("cpe", _cpe(entry)),
         ("purl", _purl(entry)),
         ("externalReferences", _reference(entry)),
     ]
