@@ -310,7 +310,7 @@ def pack_pixi_pack(request: PackRequest, reporter: Reporter | None = None) -> Wr
     with atomic_output(request.output) as sink:
         write_pixi_pack(platform=the_plan.subdir, conda=conda, wheels=wheels, sink=sink)
     inventory = tuple(_archived_inventory(conda, pypi_sources))
-    return WrittenArchive(request.output, publish_sha256(request.output), None, "", inventory)
+    return WrittenArchive(request.output, publish_sha256(request.output), None, inventory=inventory)
 
 
 @dataclass(frozen=True)

@@ -67,8 +67,9 @@ INVENTORY: list[dict[str, object]] = [
         "kind": "pypi",
         "name": "from-git",
         "version": "0.3",
-        "url": "git+https://example.invalid/repo.git",
+        "url": "git+https://example.invalid/repo.git?rev=main#" + "c0ffee" * 6 + "abcd",
         "source": "git",
+        "license": "Apache-2.0+",
         "commit": "c0ffee" * 6 + "abcd",
         "built_from_source": True,
     },
@@ -188,7 +189,8 @@ def test_purls_follow_the_purl_spec(
         pytest.param("mine", [{"expression": "Apache-2.0 OR MIT"}], id="expression"),
         pytest.param("local", [{"expression": "LicenseRef-Mine"}], id="license-ref"),
         pytest.param("Foo_Bar", [{"license": {"name": "MIT License"}}], id="not-spdx"),
-        pytest.param("from-git", None, id="unknown"),
+        pytest.param("from-git", [{"expression": "Apache-2.0+"}], id="or-later"),
+        pytest.param("folder", None, id="unknown"),
     ],
 )
 def test_licences_are_spdx_when_they_can_be(

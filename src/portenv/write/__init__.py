@@ -151,7 +151,9 @@ def write_archive(
         sink.write(head + container_head(meta))
     reporter.on_task_complete(token)
     inventory = tuple(read_inventory(sealed.path))
-    return WrittenArchive(output, publish_sha256(output), meta, info.tar_sha256, inventory)
+    return WrittenArchive(
+        output, publish_sha256(output), meta, info.tar_sha256, inventory=inventory
+    )
 
 
 def publish_sha256(output: Path) -> str:

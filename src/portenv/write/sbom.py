@@ -110,7 +110,8 @@ def _purl(entry: Mapping[str, object]) -> str | None:
         if source == "url":
             qualifiers = {"download_url": url}
         elif source == "git":
-            qualifiers = {"vcs_url": f"{url.split('#', 1)[0]}@{entry.get('commit', '')}"}
+            repository = url.split("#", 1)[0].split("?", 1)[0]
+            qualifiers = {"vcs_url": f"{repository}@{entry.get('commit', '')}"}
     else:
         return None
     pairs = "&".join(f"{k}={_quote(v)}" for k, v in sorted(qualifiers.items()) if v)
@@ -118,14 +119,18 @@ def _purl(entry: Mapping[str, object]) -> str | None:
 
 
 def _licenses(text: object) -> list[dict[str, object]]:
-    """A declared licence: an SPDX id, an SPDX expression, or else a name as declared."""
+    """A declared licence: an SPDX id, an SPDX expression, or else a name as declared.
+
+    ``ID+`` ("or later") is an expression, not an id of the SPDX list CycloneDX checks ids
+    against.
+    """
     if not isinstance(text, str) or not text.strip():
         return []
     try:
         expression = canonicalize_license_expression(text)
     except InvalidLicenseExpression:
         return [{"license": {"name": text.strip()}}]
-    if re.fullmatch(r"[A-Za-z0-9.+-]+", expression) and not expression.startswith("LicenseRef-"):
+    if re.fullmatch(r"[A-Za-z0-9.-]+", expression) and not expression.startswith("LicenseRef-"):
         return [{"license": {"id": expression}}]
     return [{"expression": expression}]
 
