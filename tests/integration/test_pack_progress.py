@@ -25,15 +25,20 @@ def pack_argv(project: Path, out: Path, cache: Path, *extra: str) -> list[str]:
     return [*argv, "--use-cache", str(cache), "--no-reuse", *extra]
 
 
+def plain_env() -> dict[str, str]:
+    """This environment without the variables that make rich treat a pipe as a terminal."""
+    forcing = ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE")
+    return {k: v for k, v in os.environ.items() if k not in forcing}
+
+
 def sha256_line(out: Path) -> str:
     return f"{hashlib.sha256(out.read_bytes()).hexdigest()}  {out}\n"
 
 
 def test_in_a_pipe_no_bar_is_drawn(core_project: Path, package_cache: Path, tmp_path: Path) -> None:
     out = tmp_path / "env.tar"
-    done = subprocess.run(
-        pack_argv(core_project, out, package_cache), capture_output=True, text=True, check=False
-    )
+    argv = pack_argv(core_project, out, package_cache)
+    done = subprocess.run(argv, capture_output=True, text=True, check=False, env=plain_env())
     assert done.returncode == 0, done.stderr
     assert done.stdout == sha256_line(out)
     assert "\x1b" not in done.stderr and "\r" not in done.stderr, "no terminal control codes"
@@ -46,7 +51,7 @@ def test_quiet_prints_only_the_hash(
 ) -> None:
     out = tmp_path / "env.tar"
     argv = pack_argv(core_project, out, package_cache, "--quiet", "--sbom")
-    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    done = subprocess.run(argv, capture_output=True, text=True, check=False, env=plain_env())
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""
     assert done.stdout == sha256_line(out)
@@ -56,7 +61,7 @@ def test_quiet_prints_only_the_hash(
 def run_on_a_terminal(argv: list[str]) -> tuple[int, str, str]:
     """Run `argv` with stderr on a pseudo-terminal; its exit code, stdout and terminal output."""
     main, child = pty.openpty()
-    env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "120", "LINES": "40"}
+    env = {**plain_env(), "TERM": "xterm-256color", "COLUMNS": "120", "LINES": "40"}
     env.pop("NO_COLOR", None)
     process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=child, env=env, text=False)
     os.close(child)
