@@ -318,6 +318,8 @@ def fetch_files(
     The error raised is the first to happen, not the first in list order, and downloads
     still running stop at their next chunk (each removes its `.part-` file).
     """
+    if not items:
+        return []  # no step to show
     reporter = reporter or NullReporter()
     total = sum(i.size or 0 for i in items) or None
     token = reporter.on_task_start(f"fetching {len(items)} files", total)

@@ -8,7 +8,7 @@ import shutil
 import tempfile
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, TypeAlias
 
@@ -46,6 +46,7 @@ from portenv.write import (
 from portenv.write.codecs import check_level
 from portenv.write.payload import PayloadMismatchError
 from portenv.write.pixipack import write_pixi_pack
+from portenv.write.sbom import publish_sbom, sbom_timestamp
 
 if TYPE_CHECKING:
     from portenv.seal import SealedPrefix
@@ -114,6 +115,8 @@ class PackRequest:
     """Local conda package files added to the environment (pixi-pack format only)."""
     reuse_sealed: bool = True
     """Reuse (and keep) the sealed prefix of an earlier pack of the same inputs."""
+    sbom: bool = False
+    """Also write a CycloneDX SBOM of the archive beside it (``OUTPUT.cdx.json``)."""
 
 
 def plan(request: PlanRequest | PythonRequest) -> Plan:
@@ -277,6 +280,20 @@ def _pypi_entry(wheel: FetchedWheel) -> dict[str, object]:
     return entry
 
 
+def _archived_inventory(
+    conda: Sequence[FetchedPackage], pypi: Sequence[tuple[PypiPackage, Path, str]]
+) -> list[dict[str, object]]:
+    """The packages of a pixi-pack archive, described from their files (nothing is installed)."""
+    from portenv.seal.inventory import conda_entry, wheel_facts
+    from portenv.stage.wheels import FetchedWheel
+
+    entries = [conda_entry(fetched.package) for fetched in conda]
+    for package, path, sha256 in pypi:
+        entry = _pypi_entry(FetchedWheel(package, path, sha256, package.url))
+        entries.append({**wheel_facts(entry, path), **entry})
+    return entries
+
+
 def pack_pixi_pack(request: PackRequest, reporter: Reporter | None = None) -> WrittenArchive:
     """Write what pixi-pack writes for the same lock: the downloaded packages, nothing staged."""
     reporter = reporter or NullReporter()
@@ -295,10 +312,12 @@ def pack_pixi_pack(request: PackRequest, reporter: Reporter | None = None) -> Wr
     conda = fetch_conda(
         the_plan.conda, cache, base=the_plan.project_dir, reporter=reporter, jobs=request.jobs
     )
-    wheels = [(p, path) for p, path, _sha in _fetch_pypi(the_plan, cache, reporter, request.jobs)]
+    pypi_sources = _fetch_pypi(the_plan, cache, reporter, request.jobs)
+    wheels = [(p, path) for p, path, _sha in pypi_sources]
     with atomic_output(request.output) as sink:
         write_pixi_pack(platform=the_plan.subdir, conda=conda, wheels=wheels, sink=sink)
-    return WrittenArchive(request.output, publish_sha256(request.output), None)
+    inventory = tuple(_archived_inventory(conda, pypi_sources))
+    return WrittenArchive(request.output, publish_sha256(request.output), None, inventory=inventory)
 
 
 @dataclass(frozen=True)
@@ -367,17 +386,19 @@ def stage_seal_write(
     from portenv.stage.wheels import install_wheels
 
     try:
-        token = reporter.on_task_start("installing", None)
+        token = reporter.on_task_start("staging", None)
         staged = job.make_prefix(folder / "prefix")
         wheels = wheels_for(staged)
         install_wheels(wheels, staged)
         reporter.on_task_complete(token)
+        token = reporter.on_task_start("sealing", None)
         sealed = seal(
             staged,
             lock_glibc=job.lock_glibc,
             depends=[d for f in job.conda for d in f.package.depends],
             inventory=inventory_of(wheels),
         )
+        reporter.on_task_complete(token)
         entries = listing(sealed.path)
         written = _write(job, sealed, reporter, entries, None)
         if cache is not None:
@@ -430,7 +451,25 @@ def seal_inputs(
 
 
 def pack(request: PackRequest, reporter: Reporter | None = None) -> WrittenArchive:
-    """Pack one environment of a project into `request.output`."""
+    """Pack one environment of a project into `request.output` (and its SBOM, if asked)."""
+    timestamp = sbom_timestamp() if request.sbom else None  # a bad one stops before any work
+    written = _pack(request, reporter)
+    if not request.sbom:
+        return written
+    properties: dict[str, str] = {"format": request.format}
+    if written.meta is not None:
+        properties |= {"platform": written.meta.platform, "glibc_floor": written.meta.glibc_floor}
+    sbom = publish_sbom(
+        written.path,
+        written.inventory,
+        written.sha256,
+        properties=properties,
+        timestamp=timestamp,
+    )
+    return replace(written, sbom=sbom)
+
+
+def _pack(request: PackRequest, reporter: Reporter | None) -> WrittenArchive:
     if request.format == "pixi-pack":
         return pack_pixi_pack(request, reporter)
     if request.inject:
@@ -449,6 +488,13 @@ def pack(request: PackRequest, reporter: Reporter | None = None) -> WrittenArchi
         else:
             the_plan = plan(request.source)
         return _pack_plan(request, the_plan, base, cache, reporter)
+
+
+def _interpreter_entries(base: BaseInterpreter | None) -> list[dict[str, object]]:
+    """The conda-free source's interpreter, which no package brings (seal.inventory)."""
+    from portenv.seal.inventory import interpreter_entry
+
+    return [] if base is None else [interpreter_entry(base.version)]
 
 
 def _pack_plan(
@@ -480,6 +526,6 @@ def _pack_plan(
     return stage_seal_write(
         job,
         lambda staged: _wheels(pypi_sources, staged, the_plan, cache),
-        lambda wheels: _inventory(the_plan, wheels),
+        lambda wheels: _inventory(the_plan, wheels) + _interpreter_entries(base),
         reporter,
     )

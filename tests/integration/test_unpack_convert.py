@@ -186,14 +186,19 @@ def test_wheels_are_installed_with_the_final_python(
     assert done.stdout == f"tool {unpacked.path}\n"
     inventory = json.loads((unpacked.path / ".portenv" / "packages.json").read_text())
     pypi = [e for e in inventory if e["kind"] == "pypi"]
+    [record] = (unpacked.path / "lib" / "python3.12" / "site-packages").glob("tool-*/RECORD")
+    assert pypi[0].pop("installed_files") == len(record.read_text().splitlines())
+    assert pypi[0].pop("installed_size") > 0
     assert pypi == [
         {
             "built_from_source": False,
             "from": "pixi-pack",
             "kind": "pypi",
+            "license": None,
             "name": "tool",
             "sha256": wheel_sha(archive),
             "sha256_from": "computed",
+            "source": "file",
             "url": "pypi/tool-1.0-py3-none-any.whl",
             "version": "1.0",
         }

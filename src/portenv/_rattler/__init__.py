@@ -26,6 +26,8 @@ from portenv._rattler.records import (
     conda_package_of,
     package_placeholders,
     read_package_file,
+    record_channel,
+    record_license,
     repodata_packages,
 )
 from portenv._rattler.solve import SpecParts, parse_spec, solve, spec_matches
@@ -48,6 +50,8 @@ __all__ = [
     "pypi_kind",
     "read_lock",
     "read_package_file",
+    "record_channel",
+    "record_license",
     "repodata_packages",
     "rewrite_lock",
     "solve",

@@ -19,6 +19,8 @@ __all__ = [
     "hex_or_none",
     "package_placeholders",
     "read_package_file",
+    "record_channel",
+    "record_license",
     "repodata_packages",
 ]
 
@@ -43,6 +45,19 @@ def conda_package_of(record: Any) -> CondaPackage:
         depends=tuple(record.depends),
         record=record,
     )
+
+
+def record_license(package: CondaPackage) -> str | None:
+    """The licence the package's record declares (its index.json's, as repodata and the lock
+    carry it), or None."""
+    license_text = getattr(package.record, "license", None)
+    return str(license_text) if license_text else None
+
+
+def record_channel(package: CondaPackage) -> str | None:
+    """The channel URL the package's record names, without a trailing slash, or None."""
+    channel = getattr(package.record, "channel", None)
+    return str(channel).rstrip("/") if channel else None
 
 
 def package_placeholders(archive: Path) -> list[tuple[str, str, str]]:

@@ -8,7 +8,7 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 
@@ -18,6 +18,9 @@ from portenv.cli.pysource import PythonOptions, python_source, source_request
 from portenv.errors import PortenvError
 from portenv.model import Plan
 from portenv.reporting import Reporter
+
+if TYPE_CHECKING:
+    from portenv.write import WrittenArchive
 
 __all__ = ["app", "main", "run"]
 
@@ -191,6 +194,14 @@ def plan_cmd(
     help="Stage and seal afresh: neither reuse nor keep the sealed environment that a "
     "pack of the same lock leaves in the cache.",
 )
+@click.option(
+    "--sbom",
+    is_flag=True,
+    help="Also write a CycloneDX 1.6 SBOM of the archive beside it (OUTPUT.cdx.json).",
+)
+@click.option(
+    "-q", "--quiet", is_flag=True, help="No progress and no notes (errors and warnings still)."
+)
 @skip_pypi_opt
 @python_source
 def pack_cmd(
@@ -205,6 +216,8 @@ def pack_cmd(
     compression: str,
     level: int | None,
     no_reuse: bool,
+    sbom: bool,
+    quiet: bool,
     skip_pypi: tuple[str, ...],
     python_source: PythonOptions,
 ) -> None:
@@ -212,7 +225,7 @@ def pack_cmd(
     from portenv.cli.progress import RichReporter
     from portenv.pack import PackRequest, pack
 
-    reporter = RichReporter()
+    reporter = RichReporter(quiet=quiet)
     if not python_source.given:
         _warn_if_stale(project, reporter)
     try:
@@ -227,11 +240,19 @@ def pack_cmd(
                 level=level,
                 inject=inject,
                 reuse_sealed=not no_reuse,
+                sbom=sbom,
             ),
             reporter,
         )
     finally:
         reporter.close()
+    if not quiet:
+        _print_written(written)
+    sys.stdout.write(f"{written.sha256}  {written.path}\n")
+
+
+def _print_written(written: WrittenArchive) -> None:
+    """The note on stderr of what `pack` wrote."""
     meta = written.meta
     size = f"{written.path.stat().st_size:,} bytes"
     if meta is None:
@@ -241,7 +262,9 @@ def pack_cmd(
             f"wrote {written.path} ({size}, {meta.files} files, glibc >= {meta.glibc_floor}, "
             f"destination paths up to {meta.prefix_max} bytes)\n"
         )
-    sys.stdout.write(f"{written.sha256}  {written.path}\n")
+    if written.sbom is not None:
+        count = len(written.inventory)
+        sys.stderr.write(f"wrote {written.sbom} (CycloneDX SBOM, {count} components)\n")
 
 
 def _warn_if_stale(project: Path, reporter: Reporter) -> None:

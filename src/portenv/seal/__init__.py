@@ -79,18 +79,21 @@ def seal(
     """Write `.portenv/` into the staged prefix and describe what the target must offer.
 
     `inventory` lists the packages inside (with the hashes they were verified or recorded
-    with); it lands in `.portenv/packages.json` for `--list` and audits.
+    with); it lands in `.portenv/packages.json` for `--list` and audits, with what the
+    installed files tell of each (seal.inventory: source, licence, size).
     """
     # Imported here: a pack from the sealed-prefix cache (seal.cache) loads neither the ELF
     # reader nor the wheel installer.
     from portenv.elf import scan_elf
     from portenv.seal.certs import add_certificate_hook
     from portenv.seal.checks import check_machines, glibc_floor
+    from portenv.seal.inventory import describe_installed
 
     root = staged.path
     _relativize_symlinks(root, staged.placeholder)
     _add_support_files(staged)
     add_certificate_hook(staged)
+    inventory = describe_installed(staged, inventory)
     packages_json = json.dumps(list(inventory), indent=1, sort_keys=True) + "\n"
     write_text(root / ".portenv" / "packages.json", packages_json, 0o644)
     write_text(root / ".portenv" / "packages.txt", packages_text(inventory), 0o644)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import BinaryIO
@@ -23,6 +23,7 @@ from portenv.write.container import (
     render_unpacker,
 )
 from portenv.write.payload import PayloadMismatchError, write_payload
+from portenv.write.sbom import read_inventory
 
 __all__ = [
     "FORMATS",
@@ -54,6 +55,10 @@ class WrittenArchive:
     tar_sha256: str = ""
     """Digest of the environment's tar before compression (payload.tar_digest; portenv
     archives)."""
+    inventory: tuple[Mapping[str, object], ...] = ()
+    """The packages inside, as `.portenv/packages.json` lists them (what the SBOM lists)."""
+    sbom: Path | None = None
+    """The CycloneDX document written beside the archive, if one was asked for."""
 
 
 def writer_for(output: Path) -> HeaderOf:
@@ -149,7 +154,10 @@ def write_archive(
         sink.seek(0)
         sink.write(header_of(total) + container_head(meta))
     reporter.on_task_complete(token)
-    return WrittenArchive(output, publish_sha256(output), meta, info.tar_sha256)
+    inventory = tuple(read_inventory(sealed.path))
+    return WrittenArchive(
+        output, publish_sha256(output), meta, info.tar_sha256, inventory=inventory
+    )
 
 
 def publish_sha256(output: Path) -> str:
