@@ -15,12 +15,13 @@
 #   util-linux, mount    unshare(1) and mount(8) for the per-test overlay sandbox
 #   tar, coreutils       rootfs cache tarballs, `env -i` inside the sandbox
 #   zstd                 `zstd -dc` of the --compression zstd payloads (the sh unpacker's tool)
+#   libpq-dev            builds psycopg2 from its sdist: a wheel whose libpq.so.5 portenv bundles
 #
 # `apt-get update` runs at most once, and only when something is missing.
 # Needs root (uses sudo when run as another user and sudo exists).
 set -eu
 
-PKGS="debootstrap debian-archive-keyring gpgv wget dpkg apt busybox-static dash shellcheck gcc gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static util-linux mount tar coreutils zstd"
+PKGS="debootstrap debian-archive-keyring gpgv wget dpkg apt busybox-static dash shellcheck gcc gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static util-linux mount tar coreutils zstd libpq-dev"
 
 missing=""
 for pkg in $PKGS; do

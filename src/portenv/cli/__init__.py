@@ -69,8 +69,23 @@ def _print_plan(the_plan: Plan, capacity: int | None) -> None:
         )
     else:
         out.write(f"longest destination path: {capacity} bytes\n")
+    _print_glibc(the_plan)
     for problem in the_plan.problems:
         out.write(f"refused: {problem}\n")
+
+
+def _print_glibc(the_plan: Plan, shown: int = 5) -> None:
+    """What sets the glibc floor, as far as the plan knows (pack names the files)."""
+    out = sys.stdout
+    sources = the_plan.glibc_sources
+    if not sources:
+        out.write("glibc floor: set by the ELF files only (pack measures it and names them)\n")
+        return
+    out.write(f"glibc floor: at least {sources[0][0]} (pack adds what the ELF files need), from:\n")
+    for version, what in sources[:shown]:
+        out.write(f"  {version:<6} {what}\n")
+    if len(sources) > shown:
+        out.write(f"  ... and {len(sources) - shown} more (--json lists them all)\n")
 
 
 def output_opt(default: str, text: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
@@ -250,6 +265,21 @@ def plan_cmd(
     "pack of the same lock leaves in the cache.",
 )
 @skip_pypi_opt
+@click.option(
+    "--allow-missing-library",
+    "allow_missing",
+    multiple=True,
+    metavar="SONAME",
+    help="Leave this shared library (or glob) to the target: it is not bundled, and its "
+    "absence on this machine is no error (repeatable).",
+)
+@click.option(
+    "--glibc",
+    default=None,
+    metavar="2.N",
+    help="Refuse to pack an environment that needs a newer glibc than this; with --python, "
+    "PyPI wheels are resolved for that manylinux level (default 2.28).",
+)
 @python_source
 def pack_cmd(
     project: Path,
@@ -264,6 +294,8 @@ def pack_cmd(
     level: int | None,
     no_reuse: bool,
     skip_pypi: tuple[str, ...],
+    allow_missing: tuple[str, ...],
+    glibc: str | None,
     python: Path | None,
     requirements: tuple[Path, ...],
     python_project: Path | None,
@@ -289,6 +321,8 @@ def pack_cmd(
                 level=level,
                 inject=inject,
                 reuse_sealed=not no_reuse,
+                allow_missing=allow_missing,
+                glibc=glibc,
             ),
             reporter,
         )
@@ -303,6 +337,9 @@ def pack_cmd(
             f"wrote {written.path} ({size}, {meta.files} files, glibc >= {meta.glibc_floor}, "
             f"destination paths up to {meta.prefix_max} bytes)\n"
         )
+        if meta.glibc_floor_files:
+            files = ", ".join(f"{f} ({v})" for v, f in meta.glibc_floor_files)
+            sys.stderr.write(f"glibc floor set by: {files}\n")
     sys.stdout.write(f"{written.sha256}  {written.path}\n")
 
 

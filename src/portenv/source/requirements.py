@@ -56,8 +56,22 @@ def pinned_hashes(requirements: Path) -> dict[str, set[str]]:
     return allowed
 
 
-def _uv_platform(subdir: str) -> str:
-    return f"{SUBDIR_ARCH[subdir]}-manylinux_2_28"
+_UV_MANYLINUX = (17, 28, *range(31, 41))
+"""The glibc 2.x levels uv's --python-platform names (x86_64-manylinux_2_17 ...)."""
+
+
+def _uv_platform(subdir: str, glibc: str | None = None) -> str:
+    """uv's platform for the target: the highest manylinux level ``glibc`` runs (default 2.28).
+
+    >>> _uv_platform("linux-64", "2.30"), _uv_platform("linux-aarch64")
+    ('x86_64-manylinux_2_28', 'aarch64-manylinux_2_28')
+    """
+    minor = int(glibc.split(".")[1]) if glibc else 28
+    levels = [level for level in _UV_MANYLINUX if level <= minor]
+    if not levels:
+        msg = f"--glibc {glibc} is below manylinux 2.17, the oldest level PyPI wheels are built for"
+        raise InputError(msg, hint="pass --glibc 2.17 or newer")
+    return f"{SUBDIR_ARCH[subdir]}-manylinux_2_{levels[-1]}"
 
 
 def _inputs(source: RequirementsInput) -> list[str]:
@@ -75,13 +89,15 @@ def _inputs(source: RequirementsInput) -> list[str]:
     return inputs
 
 
-def _compile(source: RequirementsInput, version: tuple[int, int], subdir: str) -> str:
+def _compile(
+    source: RequirementsInput, version: tuple[int, int], subdir: str, glibc: str | None
+) -> str:
     """Run uv's resolver for the target and return the pylock.toml text."""
     with tempfile.TemporaryDirectory(prefix="portenv-resolve-") as scratch:
         out = Path(scratch) / "pylock.toml"
         argv = ["pip", "compile", "--quiet", "--no-config", "--format", "pylock.toml"]
         argv += ["--python-version", f"{version[0]}.{version[1]}"]
-        argv += ["--python-platform", _uv_platform(subdir), "-o", str(out), *_inputs(source)]
+        argv += ["--python-platform", _uv_platform(subdir, glibc), "-o", str(out), *_inputs(source)]
         done = run_uv(argv)
         if done.returncode != 0:
             explanation = done.stderr.strip() or "uv failed without a message"
@@ -173,15 +189,17 @@ def resolve_requirements(
     subdir: str,
     *,
     interpreter: Path | None = None,
+    glibc: str | None = None,
 ) -> tuple[PypiPackage, ...]:
     """The locked PyPI files for the target, from the project's lock or resolved by uv.
 
     ``python_version`` is the interpreter's full version (markers may test
-    python_full_version); ``interpreter`` is its path, for uv to check a uv.lock with.
+    python_full_version); ``interpreter`` is its path, for uv to check a uv.lock with;
+    ``glibc`` the target's (``--glibc``): uv resolves wheels of that manylinux level.
     """
     version = (python_version[0], python_version[1])
     locked = _locked(source, python_version, interpreter)
-    text, where = locked if locked is not None else (_compile(source, version, subdir), "uv")
+    text, where = locked if locked is not None else (_compile(source, version, subdir, glibc), "uv")
     document = tomlkit.parse(text).unwrap()
     if locked is not None:
         check_requires_python(document.get("requires-python"), python_version, where)
