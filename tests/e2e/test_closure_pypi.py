@@ -45,7 +45,7 @@ print("libpq", psycopg2.extensions.libpq_version())
 sys.path.insert(0, "/dist")
 from outside_libs import outside
 assert not outside(os.path.realpath(sys.argv[1])), outside(os.path.realpath(sys.argv[1]))
-print("closure ok", sums, list(x))
+print("closure ok", sums, [round(v, 6) for v in x.tolist()])
 """
 
 

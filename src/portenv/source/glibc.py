@@ -47,9 +47,7 @@ def wheel_glibc(file_name: str) -> str | None:
         match = _MANYLINUX.match(tag.platform)
         if match:
             versions.append(f"{match.group(1)}.{match.group(2)}")
-        old = tag.platform.rsplit("_", 1)[0] if tag.platform.startswith("manylinux") else ""
-        if old in _OLD_MANYLINUX:
-            versions.append(_OLD_MANYLINUX[old])
+        versions += [v for old, v in _OLD_MANYLINUX.items() if tag.platform.startswith(old + "_")]
     return min(versions, key=version_key, default=None)
 
 
