@@ -135,3 +135,15 @@ def test_cross_pack_takes_no_library_from_this_machine(
     error, hint = done.stderr.strip().splitlines()[-2:]
     assert "libpq.so.5" in error and "another machine" in hint
     assert not out.exists()
+
+
+def test_info_shows_the_files_that_set_the_floor(core_archives: Archives) -> None:
+    """Both the sh unpacker's --info and `portenv unpack --info` print the meta key."""
+    meta = meta_of(core_archives.tar)
+    expected = f"glibc_floor_files={meta['glibc_floor_files']}"
+    shell = subprocess.run(
+        ["sh", str(core_archives.self_extracting), "--info"], capture_output=True, text=True
+    )
+    assert shell.returncode == 0 and expected in shell.stdout.splitlines()
+    python = portenv("unpack", "--info", core_archives.tar)
+    assert expected in python.stdout.splitlines()
