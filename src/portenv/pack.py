@@ -122,9 +122,12 @@ class PackRequest:
 def plan(request: PlanRequest | PythonRequest) -> Plan:
     """List what packing would take, without downloading anything."""
     if isinstance(request, PythonRequest):
+        from portenv.stage.cpython_inspect import interpreter_glibc
+
         with base_interpreter(request.python, default_cache()) as base:
             the_plan = _plan_python(request, base)
-            return replace(the_plan, glibc_sources=plan_glibc_sources(the_plan, _floor_of(base)))
+            own = interpreter_glibc(base)
+            return replace(the_plan, glibc_sources=plan_glibc_sources(the_plan, own))
     project = PixiProject.from_path(request.project)
     the_plan = plan_pixi_project(
         project,
@@ -133,23 +136,6 @@ def plan(request: PlanRequest | PythonRequest) -> Plan:
         skip_pypi=request.skip_pypi,
     )
     return replace(the_plan, glibc_sources=plan_glibc_sources(the_plan))
-
-
-def _floor_of(base: BaseInterpreter, limit: int = 3) -> list[tuple[str, str]]:
-    """(version, file) of the base interpreter's own ELF files that need the newest glibc:
-    the executable, libpython and the standard library's extension modules."""
-    from portenv.elf import scan_elf
-
-    files = [base.executable, *sorted((base.platstdlib / "lib-dynload").glob("*.so"))]
-    if base.libdir is not None and base.ldlibrary and base.ldlibrary.endswith(".so"):
-        files.append((base.libdir / base.ldlibrary).resolve())
-    relative = [str(f.absolute().relative_to("/")) for f in files if f.is_file()]
-    facts = scan_elf(Path("/"), relative)
-    return [(v, _inside(base.prefix, Path("/", f))) for v, f in facts.floor_files(limit)]
-
-
-def _inside(prefix: Path, path: Path) -> str:
-    return str(path.relative_to(prefix)) if prefix in path.parents else str(path)
 
 
 @contextlib.contextmanager
@@ -345,7 +331,9 @@ class ArchiveJob:
     seal_key: Mapping[str, object] | None = None
     """Everything the sealed prefix is made from, when it may be cached (see seal.cache)."""
     allow_missing: tuple[str, ...] = ()
+    """Shared libraries left to the target (see PackRequest)."""
     glibc: str | None = None
+    """The newest glibc floor allowed (see PackRequest)."""
 
     def make_prefix(self, dest: Path) -> StagedPrefix:
         """Install the env's base into `dest`: a portable CPython, or the conda packages."""

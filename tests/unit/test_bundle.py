@@ -216,3 +216,17 @@ def test_the_closure_is_complete_when_nothing_is_missing(tmp_path: Path) -> None
 )
 def test_search_path_rewrites_absolute_entries(entries: list[str], expected: list[str]) -> None:
     assert search_path(entries, Path("/e/bin/tool"), Path("/e"), PLACEHOLDER) == expected
+
+
+def test_a_complete_environment_is_left_as_it_is(tmp_path: Path, host: Path) -> None:
+    """A second run finds everything inside: nothing is copied or patched again."""
+    staged = environment(tmp_path / "env")
+    extension(
+        staged.path, "ext.so", ["libdep.so.1"], f"-L{host}", "-Wl,--enable-new-dtags",
+        f"-Wl,-rpath,{staged.path / 'lib'}",
+    )  # fmt: skip
+    first = complete_closure(staged)
+    assert [b.name for b in first.bundled] == ["libdep.so.1"] and first.patched
+    (host / "libdep.so.1").unlink()  # the build machine's copy is no longer needed
+    second = complete_closure(staged)
+    assert (second.bundled, second.patched) == ((), ())

@@ -56,6 +56,8 @@ TARGET_DRIVERS = (
 )
 """Never bundled: they talk to the target's kernel driver and must be the target's own build."""
 BUNDLED_JSON = ".portenv/bundled.json"
+_GLIBC_DLOPEN = "libc.so.6 (dlopen)"
+"""The label of glibc itself as a needer: it dlopens DLOPENED_BY_GLIBC for the files below."""
 _UNWINDS = (b"pthread_cancel\0", b"pthread_exit\0")
 """Names in a file's dynamic strings that make glibc dlopen libgcc_s.so.1 (DLOPENED_BY_GLIBC)."""
 
@@ -242,11 +244,12 @@ def complete_closure(
     host = LibraryResolver.from_environment() if from_host else None
     pending = _roots(walk, exe)
     if any(_unwinds(p) for p in walk.nodes):  # glibc dlopens libgcc_s.so.1 for them
-        pending.append(Needer(replace(exe.info, needed=DLOPENED_BY_GLIBC), exe.origin, "libc"))
+        glibc = Needer(replace(exe.info, needed=DLOPENED_BY_GLIBC), exe.origin, _GLIBC_DLOPEN)
+        pending.append(glibc)
     while pending:
         resolver = LibraryResolver.inside(root)
         for needer in pending:
-            if needer.label == "libc" or needer.info.path not in walk.seen:
+            if needer.label == _GLIBC_DLOPEN or needer.info.path not in walk.seen:
                 walk.seen.add(needer.info.path)
                 _visit(walk, needer, resolver)
         for path in sorted(set(walk.nodes) - walk.seen):  # named, but by nothing reached
@@ -321,6 +324,8 @@ def _copy_in(
         return None
     target = walk.root / "lib" / soname
     target.parent.mkdir(exist_ok=True)
+    if target.is_symlink():  # a dangling link: never write through it
+        target.unlink()
     shutil.copyfile(source, target)
     target.chmod(0o755)
     info = read_elf(source)
