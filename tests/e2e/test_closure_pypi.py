@@ -15,9 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from portenv.elf import version_key
 from tests.conftest import portenv
 from tests.e2e.test_core import OUTSIDE_LIBS
 from tests.e2e.test_python_source import interpreters
+from tests.integration.test_pack import readelf_glibc_floor
 from tests.support.rootfs import run_in_rootfs
 
 pytestmark = pytest.mark.e2e
@@ -132,3 +134,21 @@ def assert_no_absolute_search_path(env: Path) -> None:
                     offenders.append(f"{path.relative_to(env)}: {line.strip()}")
     assert checked > 50
     assert offenders == []
+
+
+def test_the_floor_counts_the_bundled_libraries(
+    scientific: Path, unpacked: Path, tmp_path: Path
+) -> None:
+    """The meta's floor is readelf's over every file, bundled ones included, and names them."""
+    info = subprocess.run(
+        ["sh", str(scientific / "app.sh"), "--info"], capture_output=True, text=True, check=True
+    ).stdout
+    meta = dict(line.split("=", 1) for line in info.splitlines() if "=" in line)
+    assert meta["glibc_floor"] == readelf_glibc_floor(unpacked)
+    floor_files = [item.split(":", 1) for item in meta["glibc_floor_files"].split()]
+    assert floor_files[0][0] == meta["glibc_floor"]
+    bundled = json.loads((unpacked / ".portenv" / "bundled.json").read_text())["bundled"]
+    shutil.copy(unpacked / "lib" / "libstdc++.so.6", tmp_path)
+    stdcxx = readelf_glibc_floor(tmp_path)
+    assert any(b["name"] == "libstdc++.so.6" for b in bundled)
+    assert version_key(meta["glibc_floor"]) >= version_key(stdcxx)

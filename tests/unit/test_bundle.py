@@ -8,6 +8,7 @@ and a "host" library in a folder outside the environment that LD_LIBRARY_PATH po
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -113,7 +114,11 @@ def test_a_runpath_into_the_staging_folder_becomes_origin_relative(
     flags = [f"-L{host}", "-Wl,--enable-new-dtags", f"-Wl,-rpath,/opt/nowhere:{inside}"]
     ext = extension(staged.path, "ext.so", ["libdep.so.1"], *flags)
     assert dynamic(ext, "RUNPATH") == ["/opt/nowhere", str(inside)]
+    cached = tmp_path / "package-cache-copy.so"
+    os.link(ext, cached)  # as rattler installs files: hard links into its package cache
+    before = cached.read_bytes()
     bundle = complete_closure(staged)
+    assert cached.read_bytes() == before, "the package cache's file is never written"
     assert dynamic(ext, "RUNPATH") == ["$ORIGIN/../../.."], "kept a DT_RUNPATH, made relative"
     assert f"{SITE}/pkg/ext.so" in bundle.patched
     assert (inside / "libdep.so.1").is_file()
