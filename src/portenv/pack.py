@@ -30,7 +30,7 @@ from portenv.reporting import NullReporter, Reporter
 from portenv.seal.cache import SealCache
 from portenv.seal.listing import Entry, listing
 from portenv.source import PixiProject, plan_pixi_project
-from portenv.source.glibc import plan_glibc_sources
+from portenv.source.glibc import plan_glibc_sources, refuse_above_ceiling
 from portenv.source.inject import inject
 from portenv.source.pypi import decide, wheel_misfit
 from portenv.source.requirements import RequirementsInput, resolve_requirements
@@ -498,6 +498,11 @@ def _pack_plan(
 ) -> WrittenArchive:
     """Fetch, stage, seal and write what `the_plan` lists (`base`: the conda-free source's)."""
     _refuse_problems(the_plan, reporter)
+    if request.glibc is not None:  # what is known now is refused before any download
+        from portenv.stage.cpython_inspect import interpreter_glibc
+
+        own = interpreter_glibc(base, limit=8) if base is not None else ()
+        refuse_above_ceiling(plan_glibc_sources(the_plan, own), request.glibc)
     fetched = fetch_conda(
         the_plan.conda, cache, base=the_plan.project_dir, reporter=reporter, jobs=request.jobs
     )

@@ -182,3 +182,19 @@ def test_meta_block_carries_the_floor_files_within_its_budget() -> None:
     line = next(x for x in block.splitlines() if x.startswith("glibc_floor_files="))
     assert line.count(" ") == 4 and "with%20space.so0" in line
     assert PackMeta.from_json(json.loads(json.dumps(meta.__dict__))) == meta
+
+
+def test_pack_refuses_a_too_new_interpreter_before_staging(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """The base interpreter's own floor is known at once: nothing is downloaded or staged."""
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("")
+    out = tmp_path / "app.sh"
+    argv = ["pack", "--python", sys.executable, "-r", str(requirements), "-o", str(out)]
+    cache = tmp_path / "cache"
+    assert main([*argv, "--glibc", "2.17", "--use-cache", str(cache)]) == 1
+    error = capsys.readouterr().err.splitlines()[0]
+    assert error.startswith("error: the environment needs glibc 2.")
+    assert "above --glibc 2.17: interpreter " in error
+    assert not out.exists() and not (cache / "staging").exists()

@@ -6,12 +6,11 @@ from collections.abc import Iterable
 
 from portenv.elf import ElfFacts, version_key
 from portenv.errors import CompatibilityError
-from portenv.source.glibc import lock_glibc_sources
+from portenv.source.glibc import lock_glibc_sources, refuse_above_ceiling
 
 __all__ = ["check_glibc_ceiling", "check_machines", "glibc_floor"]
 
 _SHOWN = 3
-_SHOWN_FLOOR = 8
 
 
 def glibc_floor(elf: ElfFacts, lock_glibc: str | None, depends: Iterable[str]) -> str:
@@ -26,23 +25,8 @@ def check_glibc_ceiling(
 ) -> None:
     """Refuse an environment that needs a newer glibc than ``ceiling`` (``pack --glibc``),
     naming every file (and lock entry) above it with the version it needs."""
-    above = [(v, w) for v, w in lock_glibc_sources(lock_glibc, depends) if _above(v, ceiling)]
-    above += [(v, f) for v, f in elf.floor_files(above=ceiling)]
-    if not above:
-        return
-    above.sort(key=lambda pair: tuple(-n for n in version_key(pair[0])))
-    shown = ", ".join(f"{what} (GLIBC_{version})" for version, what in above[:_SHOWN_FLOOR])
-    more = f" and {len(above) - _SHOWN_FLOOR} more" if len(above) > _SHOWN_FLOOR else ""
-    msg = f"the environment needs glibc {above[0][0]}, above --glibc {ceiling}: {shown}{more}"
-    hint = (
-        "use packages built for that glibc (lower manylinux wheels; a python-build-standalone "
-        "or older-glibc conda python), or raise --glibc"
-    )
-    raise CompatibilityError(msg, hint=hint)
-
-
-def _above(version: str, ceiling: str) -> bool:
-    return version_key(version) > version_key(ceiling)
+    sources = lock_glibc_sources(lock_glibc, depends) + elf.floor_files(above=ceiling)
+    refuse_above_ceiling(sources, ceiling)
 
 
 def check_machines(elf: ElfFacts, arch: str) -> None:

@@ -13,13 +13,15 @@ from collections.abc import Iterable, Sequence
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
 from portenv.elf import version_key
+from portenv.errors import CompatibilityError
 from portenv.model import Plan
 
-__all__ = ["lock_glibc_sources", "plan_glibc_sources", "wheel_glibc"]
+__all__ = ["lock_glibc_sources", "plan_glibc_sources", "refuse_above_ceiling", "wheel_glibc"]
 
 _GLIBC_DEP = re.compile(r"^__glibc\s*>=\s*([0-9.]+)")
 _MANYLINUX = re.compile(r"^manylinux_(\d+)_(\d+)_")
 _OLD_MANYLINUX = {"manylinux1": "2.5", "manylinux2010": "2.12", "manylinux2014": "2.17"}
+_SHOWN = 8
 
 
 def lock_glibc_sources(lock_glibc: str | None, depends: Iterable[str]) -> list[tuple[str, str]]:
@@ -67,3 +69,20 @@ def plan_glibc_sources(
     found += [(version, f"interpreter {file}") for version, file in interpreter]
     found.sort(key=lambda pair: (tuple(-n for n in version_key(pair[0])), pair[1]))
     return tuple(found)
+
+
+def refuse_above_ceiling(sources: Iterable[tuple[str, str]], ceiling: str) -> None:
+    """Refuse, naming each with its version, the (version, what) sources above ``ceiling``
+    (``pack --glibc``)."""
+    above = [(v, w) for v, w in sources if version_key(v) > version_key(ceiling)]
+    if not above:
+        return
+    above.sort(key=lambda pair: tuple(-n for n in version_key(pair[0])))
+    shown = ", ".join(f"{what} (GLIBC_{version})" for version, what in above[:_SHOWN])
+    more = f" and {len(above) - _SHOWN} more" if len(above) > _SHOWN else ""
+    msg = f"the environment needs glibc {above[0][0]}, above --glibc {ceiling}: {shown}{more}"
+    hint = (
+        "use packages built for that glibc (lower manylinux wheels; a python-build-standalone "
+        "or older-glibc conda python), or raise --glibc"
+    )
+    raise CompatibilityError(msg, hint=hint)
