@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 from elftools.elf.gnuversions import GNUVerNeedSection
 
-__all__ = ["ElfFacts", "scan_elf", "version_key"]
+__all__ = ["ElfFacts", "machine_name", "scan_elf", "version_key"]
 
 _MACHINES = {
     "EM_X86_64": "x86_64",
@@ -21,6 +21,11 @@ _MACHINES = {
     "EM_386": "i686",
 }
 ELF_MAGIC = b"\x7fELF"
+
+
+def machine_name(e_machine: str) -> str:
+    """What ``uname -m`` prints on a machine of this ELF ``e_machine`` (``EM_X86_64``)."""
+    return _MACHINES.get(e_machine, e_machine)
 
 
 def version_key(version: str) -> tuple[int, ...]:
@@ -36,6 +41,23 @@ class ElfFacts:
     floor_file: str | None
     machines: dict[str, str]
     """file (relative) -> machine, for every ELF file."""
+    glibc_needs: dict[str, str] = field(default_factory=dict)
+    """file (relative) -> the highest GLIBC_ version it needs, for every file that needs one."""
+
+    def floor_files(
+        self, limit: int | None = None, above: str | None = None
+    ) -> list[tuple[str, str]]:
+        """(version, file) pairs, highest version first (then by name): what sets the floor.
+
+        ``above`` keeps only files that need more than that version.
+        """
+        pairs = [
+            (version, relative)
+            for relative, version in self.glibc_needs.items()
+            if above is None or version_key(version) > version_key(above)
+        ]
+        pairs.sort(key=lambda pair: (tuple(-n for n in version_key(pair[0])), pair[1]))
+        return pairs[:limit] if limit is not None else pairs
 
 
 def _glibc_needs(elf: ELFFile) -> Iterable[str]:
@@ -53,6 +75,7 @@ def scan_elf(root: Path, files: Iterable[str]) -> ElfFacts:
     floor: str | None = None
     floor_file: str | None = None
     machines: dict[str, str] = {}
+    needs: dict[str, str] = {}
     for relative in files:
         path = root / relative
         with path.open("rb") as stream:
@@ -61,10 +84,12 @@ def scan_elf(root: Path, files: Iterable[str]) -> ElfFacts:
             stream.seek(0)
             try:
                 elf = ELFFile(stream)
-                machines[relative] = _MACHINES.get(elf["e_machine"], str(elf["e_machine"]))
-                for version in _glibc_needs(elf):
-                    if floor is None or version_key(version) > version_key(floor):
-                        floor, floor_file = version, relative
+                machines[relative] = machine_name(str(elf["e_machine"]))
+                own = max(_glibc_needs(elf), key=version_key, default=None)
             except ELFError:
                 continue
-    return ElfFacts(floor, floor_file, machines)
+            if own is not None:
+                needs[relative] = own
+                if floor is None or version_key(own) > version_key(floor):
+                    floor, floor_file = own, relative
+    return ElfFacts(floor, floor_file, machines, needs)

@@ -9,6 +9,7 @@ from typing import Any, Literal, NewType
 __all__ = [
     "CondaPackage",
     "FetchedPackage",
+    "HostLibrary",
     "PackMeta",
     "Plan",
     "PypiAction",
@@ -117,6 +118,8 @@ class Plan:
     """The `__glibc` version the lock was solved for, if it records one."""
     notes: tuple[str, ...] = ()
     """One-line notes on how the inputs are packed (e.g. an editable folder installed as a copy)."""
+    glibc_sources: tuple[tuple[str, str], ...] = ()
+    """(version, what) known to set the glibc floor before staging, highest first."""
 
     def _downloads(self) -> list[int | None]:
         pypi = [p for p in self.pypi if p.action in ("install", "build") and p.is_download]
@@ -144,6 +147,7 @@ class Plan:
             "download_size_unknown": self.unknown_sizes,
             "problems": list(self.problems),
             "notes": list(self.notes),
+            "glibc_floor_sources": [{"version": v, "source": w} for v, w in self.glibc_sources],
         }
 
 
@@ -153,6 +157,31 @@ class FetchedPackage:
 
     package: CondaPackage
     path: Path
+
+
+@dataclass(frozen=True)
+class HostLibrary:
+    """A shared library copied into the environment from the build machine."""
+
+    name: str
+    """Its soname, which is also its file name in the environment."""
+    path: str
+    """Where it is in the environment (relative)."""
+    source: str
+    """Where it was found on the build machine."""
+    needed_by: tuple[str, ...]
+    """The files (relative) or libraries that need it."""
+    size: int
+
+    def to_json(self) -> dict[str, Any]:
+        """The entry of `.portenv/bundled.json`."""
+        return {
+            "name": self.name,
+            "path": self.path,
+            "source": self.source,
+            "needed_by": list(self.needed_by),
+            "size": self.size,
+        }
 
 
 @dataclass(frozen=True)
@@ -166,6 +195,8 @@ class StagedPrefix:
     """The interpreter, relative to the prefix (e.g. ``bin/python3.12``)."""
     site_packages: str = ""
     """Where packages go, relative; empty means ``lib/pythonX.Y/site-packages``."""
+    bundled: tuple[HostLibrary, ...] = ()
+    """Libraries staging already copied from the build machine (the portable CPython's)."""
 
 
 @dataclass(frozen=True)
@@ -235,16 +266,20 @@ class PackMeta:
     payload_cuts: tuple[tuple[int, int], ...] = ()
     """Places where the payload may be cut for parallel decompression, as (offset in the
     payload, offset in its tar stream), the last one being (payload_size, tar size)."""
+    glibc_floor_files: tuple[tuple[str, str], ...] = ()
+    """The ELF files that need the highest GLIBC_ versions, as (version, relative path)."""
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> PackMeta:
         """Read back `dataclasses.asdict` of a PackMeta (JSON turns its tuples into lists)."""
         cuts = tuple((int(packed), int(tar)) for packed, tar in data.get("payload_cuts", ()))
-        return cls(**{**data, "payload_cuts": cuts})
+        floor = tuple((str(v), str(f)) for v, f in data.get("glibc_floor_files", ()))
+        return cls(**{**data, "payload_cuts": cuts, "glibc_floor_files": floor})
 
     def lines(self) -> list[str]:
         """The ``key=value`` lines, in a fixed order."""
         cuts = " ".join(f"{packed}:{tar}" for packed, tar in self.payload_cuts)
+        floor = " ".join(f"{v}:{_meta_path(f)}" for v, f in self.glibc_floor_files)
         return [
             "format=1",
             f"portenv_version={self.portenv_version}",
@@ -252,6 +287,7 @@ class PackMeta:
             f"arch={self.arch}",
             "libc=glibc",
             f"glibc_floor={self.glibc_floor}",
+            *([f"glibc_floor_files={floor}"] if floor else []),
             f"unpacked_kib={self.unpacked_kib}",
             f"files={self.files}",
             f"compression={self.compression}",
@@ -262,3 +298,15 @@ class PackMeta:
             f"env_name={self.env_name}",
             *([f"payload_cuts={cuts}"] if cuts else []),
         ]
+
+
+def _meta_path(path: str) -> str:
+    """A path as one meta word: ``%``, whitespace and non-ASCII bytes as ``%XX``.
+
+    >>> _meta_path("lib/a b.so")
+    'lib/a%20b.so'
+    """
+    return "".join(
+        f"%{byte:02X}" if byte <= 0x20 or byte >= 0x7F or byte == 0x25 else chr(byte)
+        for byte in path.encode("utf-8", "surrogateescape")
+    )

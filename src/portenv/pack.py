@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import re
 import shutil
 import tempfile
 import urllib.request
@@ -29,6 +30,7 @@ from portenv.reporting import NullReporter, Reporter
 from portenv.seal.cache import SealCache
 from portenv.seal.listing import Entry, listing
 from portenv.source import PixiProject, plan_pixi_project
+from portenv.source.glibc import plan_glibc_sources, refuse_above_ceiling
 from portenv.source.inject import inject
 from portenv.source.pypi import decide, editable_notes, wheel_misfit
 from portenv.source.requirements import (
@@ -63,6 +65,7 @@ __all__ = [
     "PythonRequest",
     "cached_capacity",
     "check_env_name",
+    "check_glibc_option",
     "check_output",
     "default_cache",
     "pack",
@@ -117,20 +120,29 @@ class PackRequest:
     """Reuse (and keep) the sealed prefix of an earlier pack of the same inputs."""
     sbom: bool = False
     """Also write a CycloneDX SBOM of the archive beside it (``OUTPUT.cdx.json``)."""
+    allow_missing: tuple[str, ...] = ()
+    """Shared libraries (sonames or globs) left to the target: never bundled, never missing."""
+    glibc: str | None = None
+    """The oldest glibc the archive must run on: a newer floor is refused (`--glibc`)."""
 
 
 def plan(request: PlanRequest | PythonRequest) -> Plan:
     """List what packing would take, without downloading anything."""
     if isinstance(request, PythonRequest):
+        from portenv.stage.cpython_inspect import interpreter_glibc
+
         with base_interpreter(request.python, default_cache()) as base:
-            return _plan_python(request, base)
+            the_plan = _plan_python(request, base)
+            own = interpreter_glibc(base)
+            return replace(the_plan, glibc_sources=plan_glibc_sources(the_plan, own))
     project = PixiProject.from_path(request.project)
-    return plan_pixi_project(
+    the_plan = plan_pixi_project(
         project,
         environment=request.environment,
         platform=request.platform,
         skip_pypi=request.skip_pypi,
     )
+    return replace(the_plan, glibc_sources=plan_glibc_sources(the_plan))
 
 
 @contextlib.contextmanager
@@ -146,7 +158,7 @@ def base_interpreter(python: Path, cache: Path) -> Iterator[BaseInterpreter]:
         yield inspect_interpreter(executable)
 
 
-def _plan_python(request: PythonRequest, base: BaseInterpreter) -> Plan:
+def _plan_python(request: PythonRequest, base: BaseInterpreter, glibc: str | None = None) -> Plan:
     """The plan of a CPython + requirements: the interpreter's own platform, locked PyPI files."""
     subdir = host_subdir()
     if request.platform not in (None, subdir):
@@ -154,7 +166,7 @@ def _plan_python(request: PythonRequest, base: BaseInterpreter) -> Plan:
         raise InputError(msg, hint="pack on a machine of the target's platform, or drop -p")
     version = (base.version[0], base.version[1])
     pypi = resolve_requirements(
-        request.requirements, base.version, subdir, interpreter=base.executable
+        request.requirements, base.version, subdir, interpreter=base.executable, glibc=glibc
     )
     decided = tuple(
         decide(p, python_version=version, subdir=subdir, host_subdir=subdir, skip=request.skip_pypi)
@@ -192,6 +204,13 @@ def check_output(output: Path, cache: Path, *, portenv_format: bool = True) -> N
     if parent == cache or cache in parent.parents:
         msg = f"output {output} is inside the cache folder {cache}"
         raise OutputError(msg, hint="write the archive somewhere else")
+
+
+def check_glibc_option(glibc: str | None) -> None:
+    """`--glibc` names a glibc release: 2.N."""
+    if glibc is not None and not re.fullmatch(r"2\.[0-9]{1,3}", glibc):
+        msg = f"invalid --glibc version: {glibc!r}"
+        raise InputError(msg, hint="give a glibc release such as 2.28")
 
 
 def check_env_name(name: str) -> None:
@@ -337,6 +356,10 @@ class ArchiveJob:
     """For the conda-free source: the interpreter made portable as the prefix."""
     seal_key: Mapping[str, object] | None = None
     """Everything the sealed prefix is made from, when it may be cached (see seal.cache)."""
+    allow_missing: tuple[str, ...] = ()
+    """Shared libraries left to the target (see PackRequest)."""
+    glibc: str | None = None
+    """The newest glibc floor allowed (see PackRequest)."""
 
     def make_prefix(self, dest: Path) -> StagedPrefix:
         """Install the env's base into `dest`: a portable CPython, or the conda packages."""
@@ -390,6 +413,7 @@ def stage_seal_write(
         staged = job.make_prefix(folder / "prefix")
         wheels = wheels_for(staged)
         install_wheels(wheels, staged)
+        _complete_closure(job, staged, reporter)
         reporter.on_task_complete(token)
         token = reporter.on_task_start("sealing", None)
         sealed = seal(
@@ -397,6 +421,7 @@ def stage_seal_write(
             lock_glibc=job.lock_glibc,
             depends=[d for f in job.conda for d in f.package.depends],
             inventory=inventory_of(wheels),
+            glibc_ceiling=job.glibc,
         )
         reporter.on_task_complete(token)
         entries = listing(sealed.path)
@@ -406,6 +431,25 @@ def stage_seal_write(
         return written
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _complete_closure(job: ArchiveJob, staged: StagedPrefix, reporter: Reporter) -> None:
+    """Bundle the shared libraries the target lacks (from this machine, for its own platform)."""
+    from portenv.stage.bundle import complete_closure
+
+    bundle = complete_closure(
+        staged, allow_missing=job.allow_missing, from_host=staged.subdir == host_subdir()
+    )
+    if bundle.bundled:
+        size = sum(b.size for b in bundle.bundled)
+        names = ", ".join(b.name for b in bundle.bundled)
+        reporter.on_info(f"bundled {len(bundle.bundled)} libraries ({size:,} bytes): {names}")
+    for left in bundle.left_to_target:
+        why = "a driver library" if left.reason == "driver" else "--allow-missing-library"
+        reporter.on_warning(
+            f"{left.name} is left to the target ({why}), needed by {left.needed_by[0]}"
+            + (f" and {len(left.needed_by) - 1} more" if len(left.needed_by) > 1 else "")
+        )
 
 
 def _write(
@@ -480,11 +524,12 @@ def _pack(request: PackRequest, reporter: Reporter | None) -> WrittenArchive:
     check_output(request.output, cache)
     check_env_name(request.env_name)
     check_level(request.compression, request.level)
+    check_glibc_option(request.glibc)
     with contextlib.ExitStack() as stack:
         base: BaseInterpreter | None = None
         if isinstance(request.source, PythonRequest):
             base = stack.enter_context(base_interpreter(request.source.python, cache))
-            the_plan = _plan_python(request.source, base)
+            the_plan = _plan_python(request.source, base, request.glibc)
         else:
             the_plan = plan(request.source)
         return _pack_plan(request, the_plan, base, cache, reporter)
@@ -506,11 +551,19 @@ def _pack_plan(
 ) -> WrittenArchive:
     """Fetch, stage, seal and write what `the_plan` lists (`base`: the conda-free source's)."""
     _refuse_problems(the_plan, reporter)
+    if request.glibc is not None:  # what is known now is refused before any download
+        from portenv.stage.cpython_inspect import interpreter_glibc
+
+        own = interpreter_glibc(base, limit=8) if base is not None else ()
+        refuse_above_ceiling(plan_glibc_sources(the_plan, own), request.glibc)
     fetched = fetch_conda(
         the_plan.conda, cache, base=the_plan.project_dir, reporter=reporter, jobs=request.jobs
     )
     pypi_sources = _fetch_pypi(the_plan, cache, reporter, request.jobs)
     reuse = request.reuse_sealed and base is None
+    key = seal_inputs(the_plan, fetched, pypi_sources) if reuse else None
+    if key is not None:
+        key = {**key, "allow_missing": sorted(request.allow_missing), "glibc": request.glibc}
     job = ArchiveJob(
         fetched,
         the_plan.subdir,
@@ -521,7 +574,9 @@ def _pack_plan(
         cache,
         the_plan.lock_glibc,
         base,
-        seal_inputs(the_plan, fetched, pypi_sources) if reuse else None,
+        key,
+        request.allow_missing,
+        request.glibc,
     )
     return stage_seal_write(
         job,

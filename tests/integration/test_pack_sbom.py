@@ -19,6 +19,7 @@ from typing import Any
 from packageurl import PackageURL
 
 from tests.conftest import portenv
+from tests.integration.test_pack import payload_of
 from tests.integration.test_pack_pypi import packages_json
 from tests.support.pypilock import make_wheel, write_pypi_project
 from tests.support.sbom import by_name, read_sbom, sha256_of_file
@@ -59,8 +60,13 @@ def check_archive_component(sbom: Mapping[str, Any], archive: Path, stdout: str)
 
 
 def check_against_inventory(sbom: Mapping[str, Any], inventory: list[dict[str, Any]]) -> None:
-    """One component per package, with the inventory's name, version, hashes and licence."""
-    components = by_name(sbom["components"])
+    """One component per package, with the inventory's name, version, hashes and licence
+    (the bundled libraries are checked by `check_bundled_libraries`)."""
+    components = {
+        name: c
+        for name, c in by_name(sbom["components"]).items()
+        if {"name": "portenv:kind", "value": "library"} not in c["properties"]
+    }
     assert set(components) == {e["name"] for e in inventory}
     for entry in inventory:
         component = components[entry["name"]]
@@ -69,6 +75,29 @@ def check_against_inventory(sbom: Mapping[str, Any], inventory: list[dict[str, A
         assert hashes(component).get("MD5") == entry.get("md5"), entry["name"]
         if entry.get("license"):
             assert component["licenses"], entry["name"]
+
+
+def check_bundled_libraries(sbom: Mapping[str, Any], archive: Path) -> int:
+    """One component per library `.portenv/bundled.json` lists, with the sha256 of its file
+    in the payload; returns how many."""
+    payload = payload_of(archive)
+    listed = payload.extractfile(".portenv/bundled.json")
+    assert listed is not None
+    bundled = json.loads(listed.read())["bundled"]
+    libraries = {
+        c["name"]: c
+        for c in sbom["components"]
+        if {"name": "portenv:kind", "value": "library"} in c["properties"]
+    }
+    assert set(libraries) == {b["name"] for b in bundled}
+    for entry in bundled:
+        file = payload.extractfile(entry["path"])
+        assert file is not None
+        assert hashes(libraries[entry["name"]]) == {
+            "SHA-256": hashlib.sha256(file.read()).hexdigest()
+        }
+        assert "purl" not in libraries[entry["name"]]
+    return len(bundled)
 
 
 def test_pixi_project_sbom(core_project: Path, package_cache: Path, tmp_path: Path) -> None:
@@ -130,6 +159,7 @@ def test_python_source_sbom(package_cache: Path, tmp_path: Path) -> None:
     inventory: list[dict[str, Any]] = packages_json(out)
     assert sorted(e["name"] for e in inventory) == ["idna", "python"]
     check_against_inventory(sbom, inventory)
+    assert check_bundled_libraries(sbom, out) > 5, "libssl, libffi ... come from this machine"
     idna = next(e for e in inventory if e["kind"] == "pypi")
     python = next(e for e in inventory if e["kind"] == "cpython")
     version = "{}.{}.{}".format(*sys.version_info[:3])

@@ -11,7 +11,10 @@ import sqlite3  # noqa: F401
 import ssl  # noqa: F401
 import sys
 
-GLIBC = ("libc.so", "libm.so", "ld-linux", "libpthread", "libdl.so", "librt.so", "libutil.so")
+GLIBC = (
+    *("libc.so", "libm.so", "ld-linux", "libpthread", "libdl.so", "librt.so", "libutil.so"),
+    *("libresolv.so", "libanl.so", "libmvec.so", "libnss_"),  # glibc's own too (libpq: resolv)
+)
 
 
 def outside(prefix: str) -> list[str]:

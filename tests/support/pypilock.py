@@ -309,15 +309,15 @@ def make_wheel(
     version: str,
     *,
     tag: str = "py3-none-any",
-    files: Mapping[str, str],
+    files: Mapping[str, str | bytes],
     console_scripts: Mapping[str, str] | None = None,
     requires_dist: Sequence[str] = (),
     requires_python: str | None = None,
 ) -> Path:
     """Write a minimal valid wheel; ``tag`` may be anything (e.g. a foreign platform).
 
-    ``files`` maps archive paths (``pkg/__init__.py``) to text; ``console_scripts`` maps a
-    command to ``module:function``. The wheel has METADATA, WHEEL (one ``Tag:`` per
+    ``files`` maps archive paths (``pkg/__init__.py``) to text or bytes; ``console_scripts``
+    maps a command to ``module:function``. The wheel has METADATA, WHEEL (one ``Tag:`` per
     expanded tag), entry_points.txt and a RECORD with sha256 digests and sizes.
     """
     stem = f"{dist_filename_name(name)}-{version}"
@@ -331,7 +331,7 @@ def make_wheel(
     metadata += [f"Requires-Python: {requires_python}"] if requires_python else []
     members: dict[str, bytes] = {}
     for member, text in files.items():
-        members[_safe_member(member)] = text.encode()
+        members[_safe_member(member)] = text.encode() if isinstance(text, str) else text
     members[f"{dist_info}/METADATA"] = ("\n".join(metadata) + "\n").encode()
     members[f"{dist_info}/WHEEL"] = ("\n".join(wheel_lines) + "\n").encode()
     if console_scripts:

@@ -69,6 +69,7 @@ def _print_plan(the_plan: Plan, capacity: int | None) -> None:
         )
     else:
         out.write(f"longest destination path: {capacity} bytes\n")
+    _print_glibc(the_plan)
     for problem in the_plan.problems:
         out.write(f"refused: {problem}\n")
     for note in the_plan.notes:
@@ -84,6 +85,20 @@ def _download_size(the_plan: Plan) -> str:
     if not known:
         return f"unknown (the lock records no size for the {files})"
     return f"{known:,} bytes + {files} of unknown size"
+
+
+def _print_glibc(the_plan: Plan, shown: int = 5) -> None:
+    """What sets the glibc floor, as far as the plan knows (pack names the files)."""
+    out = sys.stdout
+    sources = the_plan.glibc_sources
+    if not sources:
+        out.write("glibc floor: set by the ELF files only (pack measures it and names them)\n")
+        return
+    out.write(f"glibc floor: at least {sources[0][0]} (pack adds what the ELF files need), from:\n")
+    for version, what in sources[:shown]:
+        out.write(f"  {version:<6} {what}\n")
+    if len(sources) > shown:
+        out.write(f"  ... and {len(sources) - shown} more (--json lists them all)\n")
 
 
 def output_opt(default: str, text: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
@@ -203,6 +218,21 @@ def plan_cmd(
     "-q", "--quiet", is_flag=True, help="No progress and no notes (errors and warnings still)."
 )
 @skip_pypi_opt
+@click.option(
+    "--allow-missing-library",
+    "allow_missing",
+    multiple=True,
+    metavar="SONAME",
+    help="Leave this shared library (or glob) to the target: it is not bundled, and its "
+    "absence on this machine is no error (repeatable).",
+)
+@click.option(
+    "--glibc",
+    default=None,
+    metavar="2.N",
+    help="Refuse to pack an environment that needs a newer glibc than this; with --python, "
+    "PyPI wheels are resolved for that manylinux level (default 2.28).",
+)
 @python_source
 def pack_cmd(
     project: Path,
@@ -219,6 +249,8 @@ def pack_cmd(
     sbom: bool,
     quiet: bool,
     skip_pypi: tuple[str, ...],
+    allow_missing: tuple[str, ...],
+    glibc: str | None,
     python_source: PythonOptions,
 ) -> None:
     """Pack an environment into a self-extracting env.sh or an env.tar."""
@@ -241,6 +273,8 @@ def pack_cmd(
                 inject=inject,
                 reuse_sealed=not no_reuse,
                 sbom=sbom,
+                allow_missing=allow_missing,
+                glibc=glibc,
             ),
             reporter,
         )
@@ -262,6 +296,9 @@ def _print_written(written: WrittenArchive) -> None:
             f"wrote {written.path} ({size}, {meta.files} files, glibc >= {meta.glibc_floor}, "
             f"destination paths up to {meta.prefix_max} bytes)\n"
         )
+        if meta.glibc_floor_files:
+            files = ", ".join(f"{f} ({v})" for v, f in meta.glibc_floor_files)
+            sys.stderr.write(f"glibc floor set by: {files}\n")
     if written.sbom is not None:
         count = len(written.inventory)
         sys.stderr.write(f"wrote {written.sbom} (CycloneDX SBOM, {count} components)\n")

@@ -17,6 +17,8 @@ from portenv.seal.manifest import scan_prefix, walk_files
 __all__ = ["SealedPrefix", "seal"]
 
 BLOCK = 4096
+FLOOR_FILES = 5
+"""The files with the highest GLIBC_ versions named in the meta block (glibc_floor_files)."""
 
 
 @dataclass(frozen=True)
@@ -75,18 +77,20 @@ def seal(
     lock_glibc: str | None,
     depends: Iterable[str],
     inventory: Sequence[Mapping[str, object]] = (),
+    glibc_ceiling: str | None = None,
 ) -> SealedPrefix:
     """Write `.portenv/` into the staged prefix and describe what the target must offer.
 
     `inventory` lists the packages inside (with the hashes they were verified or recorded
     with); it lands in `.portenv/packages.json` for `--list` and audits, with what the
-    installed files tell of each (seal.inventory: source, licence, size).
+    installed files tell of each (seal.inventory: source, licence, size). With
+    `glibc_ceiling` (`pack --glibc`), an environment that needs a newer glibc is refused.
     """
     # Imported here: a pack from the sealed-prefix cache (seal.cache) loads neither the ELF
     # reader nor the wheel installer.
     from portenv.elf import scan_elf
     from portenv.seal.certs import add_certificate_hook
-    from portenv.seal.checks import check_machines, glibc_floor
+    from portenv.seal.checks import check_glibc_ceiling, check_machines, glibc_floor
     from portenv.seal.inventory import describe_installed
 
     root = staged.path
@@ -101,6 +105,9 @@ def seal(
     arch = arch_of(staged.subdir)
     elf = scan_elf(root, files)
     check_machines(elf, arch)
+    depends = list(depends)
+    if glibc_ceiling is not None:
+        check_glibc_ceiling(elf, glibc_ceiling, lock_glibc, depends)
     manifest = RelocationManifest(
         prefix=staged.placeholder,
         prefix_max=len(staged.placeholder),
@@ -121,5 +128,6 @@ def seal(
         prefix_max=manifest.prefix_max,
         python=staged.python,
         portenv_version=__version__,
+        glibc_floor_files=tuple(elf.floor_files(FLOOR_FILES)),
     )
     return SealedPrefix(root, manifest, meta)

@@ -2,26 +2,31 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 
 from portenv.elf import ElfFacts, version_key
 from portenv.errors import CompatibilityError
+from portenv.source.glibc import lock_glibc_sources, refuse_above_ceiling
 
-__all__ = ["check_machines", "glibc_floor"]
+__all__ = ["check_glibc_ceiling", "check_machines", "glibc_floor"]
 
 _SHOWN = 3
-_GLIBC_DEP = re.compile(r"^__glibc\s*>=\s*([0-9.]+)")
 
 
 def glibc_floor(elf: ElfFacts, lock_glibc: str | None, depends: Iterable[str]) -> str:
     """The highest of: the ELF symbol versions, the lock's `__glibc`, the records' `__glibc >=`."""
-    candidates = [v for v in (elf.glibc_floor, lock_glibc) if v]
-    for dep in depends:
-        match = _GLIBC_DEP.match(dep)
-        if match:
-            candidates.append(match.group(1).rstrip("."))
+    candidates = [v for v in (elf.glibc_floor,) if v]
+    candidates += [version for version, _what in lock_glibc_sources(lock_glibc, depends)]
     return max(candidates, key=version_key, default="2.17")
+
+
+def check_glibc_ceiling(
+    elf: ElfFacts, ceiling: str, lock_glibc: str | None, depends: Iterable[str]
+) -> None:
+    """Refuse an environment that needs a newer glibc than ``ceiling`` (``pack --glibc``),
+    naming every file (and lock entry) above it with the version it needs."""
+    sources = lock_glibc_sources(lock_glibc, depends) + elf.floor_files(above=ceiling)
+    refuse_above_ceiling(sources, ceiling)
 
 
 def check_machines(elf: ElfFacts, arch: str) -> None:

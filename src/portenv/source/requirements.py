@@ -69,8 +69,22 @@ class _Project:
     """It has a build system (uv's rule), so it can be built and installed itself."""
 
 
-def _uv_platform(subdir: str) -> str:
-    return f"{SUBDIR_ARCH[subdir]}-manylinux_2_28"
+_UV_MANYLINUX = (17, 28, *range(31, 41))
+"""The glibc 2.x levels uv's --python-platform names (x86_64-manylinux_2_17 ...)."""
+
+
+def _uv_platform(subdir: str, glibc: str | None = None) -> str:
+    """uv's platform for the target: the highest manylinux level ``glibc`` runs (default 2.28).
+
+    >>> _uv_platform("linux-64", "2.30"), _uv_platform("linux-aarch64")
+    ('x86_64-manylinux_2_28', 'aarch64-manylinux_2_28')
+    """
+    minor = int(glibc.split(".")[1]) if glibc else 28
+    levels = [level for level in _UV_MANYLINUX if level <= minor]
+    if not levels:
+        msg = f"--glibc {glibc} is below manylinux 2.17, the oldest level PyPI wheels are built for"
+        raise InputError(msg, hint="pass --glibc 2.17 or newer")
+    return f"{SUBDIR_ARCH[subdir]}-manylinux_2_{levels[-1]}"
 
 
 def _project(folder: Path) -> _Project:
@@ -164,7 +178,9 @@ def _resolve_failure(stderr: str, python: str) -> ResolveError:
     return ResolveError(msg, hint="fix what uv names above")
 
 
-def _compile(source: RequirementsInput, version: tuple[int, int], subdir: str) -> _Resolution:
+def _compile(
+    source: RequirementsInput, version: tuple[int, int], subdir: str, glibc: str | None
+) -> _Resolution:
     """Run uv's resolver for the target and return the pylock.toml it writes."""
     project = _installed_project(source)
     with tempfile.TemporaryDirectory(prefix="portenv-resolve-") as scratch_name:
@@ -181,7 +197,7 @@ def _compile(source: RequirementsInput, version: tuple[int, int], subdir: str) -
         out = scratch / "pylock.toml"
         argv = ["pip", "compile", "--quiet", "--no-config", "--format", "pylock.toml"]
         argv += ["--python-version", f"{version[0]}.{version[1]}"]
-        argv += ["--python-platform", _uv_platform(subdir), "-o", str(out), *files]
+        argv += ["--python-platform", _uv_platform(subdir, glibc), "-o", str(out), *files]
         done = run_uv(argv)
         if done.returncode != 0:
             stderr = done.stderr
@@ -249,17 +265,21 @@ def resolve_requirements(
     subdir: str,
     *,
     interpreter: Path | None = None,
+    glibc: str | None = None,
 ) -> tuple[PypiPackage, ...]:
     """The locked PyPI files for the target, from the project's lock or resolved by uv.
 
     ``python_version`` is the interpreter's full version (markers may test
-    python_full_version); ``interpreter`` is its path, for uv to check a uv.lock with.
+    python_full_version); ``interpreter`` is its path, for uv to check a uv.lock with;
+    ``glibc`` the target's (``--glibc``): uv resolves wheels of that manylinux level.
     Nothing asked for gives nothing (the bare interpreter), without running uv.
     """
     if source.empty:
         return ()
     version = (python_version[0], python_version[1])
-    resolution = _locked(source, python_version, interpreter) or _compile(source, version, subdir)
+    resolution = _locked(source, python_version, interpreter) or _compile(
+        source, version, subdir, glibc
+    )
     document = _lock_document(resolution, python_version)
     environment = marker_environment(subdir, ".".join(map(str, python_version)))
     entries = for_target(

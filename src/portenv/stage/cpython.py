@@ -18,7 +18,7 @@ from pathlib import Path
 
 from portenv.elf import scan_elf
 from portenv.errors import StageError
-from portenv.model import StagedPrefix, Subdir
+from portenv.model import HostLibrary, StagedPrefix, Subdir
 from portenv.stage import DEFAULT_PREFIX_MAX, make_placeholder
 from portenv.stage.cpython_closure import (
     Closure,
@@ -281,10 +281,15 @@ def stage_portable_python(base: BaseInterpreter, dest: Path, subdir: Subdir) -> 
     """
     portable = make_portable(base, dest)
     python = f"bin/python{portable.version[0]}.{portable.version[1]}"
+    bundled = tuple(
+        HostLibrary(b.soname, f"lib/{b.soname}", str(b.source), (b.needed_by,), b.size)
+        for b in portable.bundled
+    )
     return StagedPrefix(
         dest,
         make_placeholder(DEFAULT_PREFIX_MAX),
         subdir,
         python,
         str(portable.site_packages.relative_to(dest)),
+        bundled,
     )

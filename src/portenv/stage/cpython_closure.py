@@ -195,7 +195,18 @@ class LibraryResolver:
     env_dirs: tuple[str, ...] = ()
     cache: Sequence[tuple[str, Path]] = field(default_factory=_ld_cache)
     defaults: Sequence[Path] = field(default_factory=default_dirs)
+    within: Path | None = None
+    """Accept only files inside this folder: an environment's own search path, never the host's."""
     _facts: dict[Path, ElfInfo | None] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def inside(cls, root: Path) -> LibraryResolver:
+        """A resolver that finds only what ``root`` holds, through DT_RPATH/DT_RUNPATH alone.
+
+        Nothing of the build machine counts (no LD_LIBRARY_PATH, ld.so.cache or default
+        directories): what it finds, the loader finds wherever ``root`` is unpacked.
+        """
+        return cls(cache=(), defaults=(), within=root)
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> LibraryResolver:
@@ -228,6 +239,10 @@ class LibraryResolver:
         yield from _expand(needer.info.runpath, needer.origin)
 
     def _accept(self, path: Path, wanted: ElfInfo) -> Path | None:
+        if self.within is not None:
+            path = Path(os.path.normpath(path))
+            if self.within not in path.parents:
+                return None
         if path not in self._facts:
             self._facts[path] = read_elf(path) if path.is_file() else None
         info = self._facts[path]

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from portenv.elf import scan_elf
 from portenv.errors import InputError
 from portenv.stage.cpython_closure import read_elf
 
@@ -18,6 +19,7 @@ __all__ = [
     "BaseInterpreter",
     "check_supported",
     "inspect_interpreter",
+    "interpreter_glibc",
     "is_standalone_build",
 ]
 
@@ -197,3 +199,19 @@ def is_standalone_build(info: dict[str, Any]) -> bool:
     prefix = Path(info["base_prefix"])
     markers = (prefix / "PYTHON.json", prefix.parent / "PYTHON.json")
     return info["build_prefix"] == "/install" or any(m.is_file() for m in markers)
+
+
+def interpreter_glibc(base: BaseInterpreter, limit: int = 3) -> list[tuple[str, str]]:
+    """(version, file) of the base's own ELF files that need the newest glibc: the executable,
+    libpython and the standard library's extension modules (what `plan` can know cheaply)."""
+    files = [base.executable, *sorted((base.platstdlib / "lib-dynload").glob("*.so"))]
+    if base.libdir is not None and base.ldlibrary and base.ldlibrary.endswith(".so"):
+        files.append((base.libdir / base.ldlibrary).resolve())
+    relative = [str(f.absolute().relative_to("/")) for f in files if f.is_file()]
+    facts = scan_elf(Path("/"), relative)
+    found = []
+    for version, file in facts.floor_files(limit):
+        path = Path("/", file)
+        shown = path.relative_to(base.prefix) if base.prefix in path.parents else path
+        found.append((version, str(shown)))
+    return found

@@ -1,4 +1,4 @@
-"""Edit copied ELF files in place: $ORIGIN-relative DT_RPATH (patchelf), no debug info (strip)."""
+"""Edit ELF files: $ORIGIN-relative search paths (patchelf), no debug info (strip)."""
 
 from __future__ import annotations
 
@@ -6,13 +6,13 @@ import importlib.metadata
 import os
 import shutil
 import subprocess
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from portenv.errors import StageError
 
-__all__ = ["origin_rpath", "patchelf_binary", "set_rpaths", "strip_debug"]
+__all__ = ["origin_rpath", "patchelf_binary", "rewrite_search_paths", "set_rpaths", "strip_debug"]
 
 
 def patchelf_binary() -> Path:
@@ -73,6 +73,36 @@ def set_rpaths(rpaths: dict[Path, str]) -> None:
         for path, rpath in sorted(rpaths.items())
     ]
     _run_all(commands, "patchelf")
+
+
+def rewrite_search_paths(paths: Mapping[Path, str], *, runpath: Collection[Path] = ()) -> None:
+    """Give each file its new search path, patching a copy that is then renamed over it.
+
+    The files of an installed environment may be hard links into the package cache: editing
+    one in place would edit the cache. Files in ``runpath`` keep a DT_RUNPATH; the others get
+    a DT_RPATH (see set_rpaths). An empty path removes the entry.
+    """
+    patchelf = str(patchelf_binary())
+    copies: dict[Path, Path] = {}
+    commands = []
+    try:
+        for path, rpath in sorted(paths.items()):
+            copy = path.with_name(f".{path.name}.portenv-patch")
+            shutil.copyfile(path, copy)
+            copies[path] = copy
+            if not rpath:
+                commands.append([patchelf, "--remove-rpath", str(copy)])
+            elif path in runpath:
+                commands.append([patchelf, "--set-rpath", rpath, str(copy)])
+            else:
+                commands.append([patchelf, "--force-rpath", "--set-rpath", rpath, str(copy)])
+        _run_all(commands, "patchelf")
+        for path, copy in copies.items():
+            copy.chmod(path.stat().st_mode & 0o7777)
+            os.replace(copy, path)
+    finally:
+        for copy in copies.values():
+            copy.unlink(missing_ok=True)
 
 
 def strip_debug(files: Sequence[Path]) -> bool:

@@ -9,6 +9,7 @@ docs/format.md ("The SBOM") for the purl and licence rules.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -42,6 +43,7 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 _MD5 = re.compile(r"[0-9a-f]{32}")
 _PROPERTIES = (
     "source",
+    "path",
     "channel",
     "build",
     "subdir",
@@ -55,17 +57,38 @@ _PROPERTIES = (
 
 
 def read_inventory(prefix: Path) -> list[dict[str, object]]:
-    """The inventory a sealed prefix ships (``.portenv/packages.json``).
-
-    Bundled system libraries belong here too once `.portenv/` records them: as entries of
-    kind ``library`` (name, version when known, sha256, path), which `sbom_document` turns
-    into components without a purl.
-    """
+    """The inventory a sealed prefix ships: `.portenv/packages.json`, then one entry of kind
+    ``library`` per shared library `.portenv/bundled.json` says was copied from the build
+    machine (name, its path in the env, the sha256 of that file), which `sbom_document` turns
+    into components without a purl."""
     path = prefix / ".portenv" / "packages.json"
+    entries: list[dict[str, object]] = []
+    if path.is_file():
+        data = json.loads(path.read_text(encoding="utf-8"))
+        entries = [dict(entry) for entry in data if isinstance(entry, dict)]
+    return entries + _bundled_libraries(prefix)
+
+
+def _bundled_libraries(prefix: Path) -> list[dict[str, object]]:
+    path = prefix / ".portenv" / "bundled.json"
     if not path.is_file():
         return []
     data = json.loads(path.read_text(encoding="utf-8"))
-    return [dict(entry) for entry in data if isinstance(entry, dict)]
+    entries: list[dict[str, object]] = []
+    for library in data.get("bundled", []) if isinstance(data, dict) else []:
+        inside = prefix / str(library.get("path", ""))
+        digest = hashlib.sha256(inside.read_bytes()).hexdigest() if inside.is_file() else None
+        entries.append(
+            {
+                "kind": "library",
+                "name": str(library.get("name", "")),
+                "path": str(library.get("path", "")),
+                "source": "file",
+                "sha256": digest,
+                "installed_size": library.get("size"),
+            }
+        )
+    return entries
 
 
 def sbom_timestamp(environ: Mapping[str, str] | None = None) -> str | None:
