@@ -24,6 +24,7 @@ from portenv._rattler.lock import (
 )
 from portenv._rattler.records import (
     conda_package_of,
+    extract_package,
     package_placeholders,
     read_package_file,
     record_channel,
@@ -41,6 +42,7 @@ __all__ = [
     "conda_package_of",
     "environment_names",
     "environment_platforms",
+    "extract_package",
     "install",
     "load_lock",
     "lock_platforms",

@@ -16,6 +16,7 @@ from portenv.model import CondaPackage
 
 __all__ = [
     "conda_package_of",
+    "extract_package",
     "hex_or_none",
     "package_placeholders",
     "read_package_file",
@@ -74,6 +75,15 @@ def package_placeholders(archive: Path) -> list[tuple[str, str, str]]:
             mode = "binary" if placeholder.file_mode.binary else "text"
             found.append((str(entry.relative_path), placeholder.placeholder, mode))
     return found
+
+
+def extract_package(archive: Path, dest: Path) -> None:
+    """Lay out a .conda / .tar.bz2 file's content (``info/`` included) in the folder `dest`."""
+    try:
+        rattler.package_streaming.extract(archive, dest)
+    except Exception as exc:
+        msg = f"cannot read the conda package {archive.name}: {exc}"
+        raise InputError(msg, hint="the archive is damaged: get it again from its source") from exc
 
 
 def read_package_file(path: Path) -> CondaPackage:

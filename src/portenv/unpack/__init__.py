@@ -17,10 +17,29 @@ from portenv.reporting import NullReporter, Reporter
 from portenv.source.pixipack import is_pixi_pack
 from portenv.unpack._model import ArchiveKind, UnpackRequest, UnpackResult
 from portenv.unpack._pixipack import unpack_pixi_pack
-from portenv.unpack._portenv import embedded_offset, packages_text, read_archive, unpack_portenv
+from portenv.unpack._portenv import (
+    PortenvArchive,
+    check_payload,
+    embedded_offset,
+    packages_text,
+    payload_tar,
+    read_archive,
+    unpack_portenv,
+)
 from portenv.write.container import META_NAME
 
-__all__ = ["ArchiveKind", "UnpackRequest", "UnpackResult", "archive_kind", "describe", "unpack"]
+__all__ = [
+    "ArchiveKind",
+    "PortenvArchive",
+    "UnpackRequest",
+    "UnpackResult",
+    "archive_kind",
+    "check_payload",
+    "describe",
+    "payload_tar",
+    "read_archive",
+    "unpack",
+]
 
 _HEAD = 1 << 16
 

@@ -45,8 +45,10 @@ from portenv.write.container import META_NAME, META_SIZE, PAYLOAD_OFFSET, payloa
 
 __all__ = [
     "PortenvArchive",
+    "check_payload",
     "embedded_offset",
     "packages_text",
+    "payload_tar",
     "read_archive",
     "unpack_portenv",
 ]
@@ -236,8 +238,9 @@ def _decompressed(compression: str, window: _Window) -> BinaryIO:
 
 
 @contextmanager
-def _payload_tar(archive: PortenvArchive) -> Iterator[tarfile.TarFile]:
-    """The payload as a streamed tar; damaged compressed data is one clear InputError."""
+def payload_tar(archive: PortenvArchive) -> Iterator[tarfile.TarFile]:
+    """The payload as a streamed tar (``r|``: members in order, memory bounded); damaged
+    compressed data is one clear InputError."""
     with archive.path.open("rb") as stream:
         window = _Window(stream, archive.offset + PAYLOAD_OFFSET, archive.number("payload_size"))
         try:
@@ -255,7 +258,7 @@ def packages_text(archive: PortenvArchive) -> str:
     """``.portenv/packages.txt`` of a verified payload: what ``--list`` prints, nothing written."""
     check_payload(archive)
     wanted = ".portenv/packages.txt"
-    with _payload_tar(archive) as payload:
+    with payload_tar(archive) as payload:
         for member in payload:
             data = payload.extractfile(member) if member.name == wanted else None
             if data is not None:
@@ -266,7 +269,7 @@ def packages_text(archive: PortenvArchive) -> str:
 
 def _extract(archive: PortenvArchive, work: Path) -> None:
     """Stream the payload out through portenv's checks into the work folder."""
-    with _payload_tar(archive) as payload:
+    with payload_tar(archive) as payload:
         what = f"the payload of {archive.path.name}"
         count = extract_safely(payload, work, what=what, symlinks=True)
     paths = sum(len(d) + len(f) for _, d, f in os.walk(work))
