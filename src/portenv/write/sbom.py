@@ -15,7 +15,7 @@ import os
 import re
 import urllib.parse
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -27,10 +27,12 @@ from portenv.errors import InputError
 
 __all__ = [
     "SBOM_SUFFIX",
+    "inventory_entries",
     "publish_sbom",
     "read_inventory",
     "sbom_document",
     "sbom_timestamp",
+    "shipped_inventory",
 ]
 
 SBOM_SUFFIX = ".cdx.json"
@@ -61,30 +63,51 @@ def read_inventory(prefix: Path) -> list[dict[str, object]]:
     ``library`` per shared library `.portenv/bundled.json` says was copied from the build
     machine (name, its path in the env, the sha256 of that file), which `sbom_document` turns
     into components without a purl."""
-    path = prefix / ".portenv" / "packages.json"
-    entries: list[dict[str, object]] = []
-    if path.is_file():
-        data = json.loads(path.read_text(encoding="utf-8"))
-        entries = [dict(entry) for entry in data if isinstance(entry, dict)]
-    return entries + _bundled_libraries(prefix)
+    records = [prefix / ".portenv" / name for name in ("packages.json", "bundled.json")]
+    packages, bundled = (path.read_bytes() if path.is_file() else None for path in records)
+    return shipped_inventory(packages, bundled, lambda relative: _sha256_of(prefix / relative))
 
 
-def _bundled_libraries(prefix: Path) -> list[dict[str, object]]:
-    path = prefix / ".portenv" / "bundled.json"
-    if not path.is_file():
+def _sha256_of(path: Path) -> str | None:
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+
+
+def shipped_inventory(
+    packages: bytes | None, bundled: bytes | None, sha256_of: Callable[[str], str | None]
+) -> list[dict[str, object]]:
+    """`read_inventory` from the two records' bytes, for readers of archives that are not
+    unpacked; `sha256_of` gives the digest of a file of the environment (path relative)."""
+    return inventory_entries(packages) + _library_entries(bundled, sha256_of)
+
+
+def inventory_entries(data: bytes | None) -> list[dict[str, object]]:
+    """The entries of a `.portenv/packages.json` (none when it is missing or not a JSON list)."""
+    try:
+        entries = json.loads(data) if data is not None else []
+    except ValueError:
         return []
-    data = json.loads(path.read_text(encoding="utf-8"))
+    return [dict(e) for e in entries if isinstance(e, dict)] if isinstance(entries, list) else []
+
+
+def _library_entries(
+    data: bytes | None, sha256_of: Callable[[str], str | None]
+) -> list[dict[str, object]]:
+    try:
+        record = json.loads(data) if data is not None else {}
+    except ValueError:
+        return []
+    listed = record.get("bundled", []) if isinstance(record, dict) else []
     entries: list[dict[str, object]] = []
-    for library in data.get("bundled", []) if isinstance(data, dict) else []:
-        inside = prefix / str(library.get("path", ""))
-        digest = hashlib.sha256(inside.read_bytes()).hexdigest() if inside.is_file() else None
+    for library in listed if isinstance(listed, list) else []:
+        if not isinstance(library, dict):
+            continue
         entries.append(
             {
                 "kind": "library",
                 "name": str(library.get("name", "")),
                 "path": str(library.get("path", "")),
                 "source": "file",
-                "sha256": digest,
+                "sha256": sha256_of(str(library.get("path", ""))),
                 "installed_size": library.get("size"),
             }
         )
@@ -228,11 +251,16 @@ def sbom_document(
     inventory: Sequence[Mapping[str, object]],
     *,
     archive_name: str,
-    archive_sha256: str,
+    archive_sha256: str | None,
     properties: Mapping[str, str] | None = None,
     timestamp: str | None = None,
 ) -> dict[str, object]:
-    """The CycloneDX 1.6 document of an archive and the packages its inventory lists."""
+    """The CycloneDX 1.6 document of an archive and the packages its inventory lists.
+
+    `archive_sha256` is None for what has no file to hash (an unpacked environment, a
+    pixi-pack folder): the archive component then has no hash, and the serial number derives
+    from the components instead, so it stays reproducible.
+    """
     ordered = sorted(
         inventory, key=lambda e: (str(e.get("kind")), str(e.get("name")), str(e.get("version")))
     )
@@ -242,8 +270,9 @@ def sbom_document(
         "type": "file",
         "bom-ref": ARCHIVE_REF,
         "name": archive_name,
-        "hashes": [{"alg": "SHA-256", "content": archive_sha256}],
     }
+    if archive_sha256 is not None:
+        archive["hashes"] = [{"alg": "SHA-256", "content": archive_sha256}]
     if properties:
         archive["properties"] = [
             {"name": f"portenv:{k}", "value": v} for k, v in sorted(properties.items())
@@ -257,7 +286,7 @@ def sbom_document(
         "$schema": "http://cyclonedx.org/schema/bom-1.6.schema.json",
         "bomFormat": "CycloneDX",
         "specVersion": SPEC_VERSION,
-        "serialNumber": f"urn:uuid:{uuid.uuid5(_SERIALS, archive_sha256)}",
+        "serialNumber": f"urn:uuid:{uuid.uuid5(_SERIALS, archive_sha256 or _digest(components))}",
         "version": 1,
         "metadata": metadata,
         "components": components,
@@ -267,15 +296,22 @@ def sbom_document(
     }
 
 
+def _digest(components: Sequence[Mapping[str, object]]) -> str:
+    """A stand-in for the archive's sha256 in the serial number: that of the components."""
+    return hashlib.sha256(json.dumps(components, sort_keys=True).encode()).hexdigest()
+
+
 def publish_sbom(
     written: Path,
     inventory: Sequence[Mapping[str, object]],
-    sha256: str,
+    sha256: str | None,
     *,
     properties: Mapping[str, str] | None = None,
     timestamp: str | None = None,
+    output: Path | None = None,
 ) -> Path:
-    """Write ``OUTPUT.cdx.json`` beside the archive `written` (atomically, like OUTPUT.sha256).
+    """Write ``OUTPUT.cdx.json`` beside the archive `written` (atomically, like OUTPUT.sha256),
+    or to `output`.
 
     `timestamp` comes from `sbom_timestamp`, read before any work so that a bad
     ``SOURCE_DATE_EPOCH`` stops the pack before anything is written.
@@ -289,7 +325,7 @@ def publish_sbom(
         properties=properties,
         timestamp=timestamp,
     )
-    path = written.with_name(written.name + SBOM_SUFFIX)
+    path = output or written.with_name(written.name + SBOM_SUFFIX)
     with atomic_output(path) as stream:
         stream.write((json.dumps(document, indent=2) + "\n").encode())
     return path
