@@ -17,12 +17,13 @@ from portenv.model import Subdir
 from portenv.pack import ArchiveJob, check_env_name, check_output, default_cache, stage_seal_write
 from portenv.platforms import arch_of
 from portenv.reporting import NullReporter, Reporter
+from portenv.seal.inventory import conda_entry, wheel_facts
 from portenv.source.pixipack import PixiPack, open_pixi_pack, read_metadata
 from portenv.stage.wheels import FetchedWheel
 from portenv.write import WrittenArchive
 from portenv.write.codecs import check_level
 
-__all__ = ["ConvertRequest", "convert"]
+__all__ = ["ConvertRequest", "convert", "pixi_pack_inventory"]
 
 
 @dataclass(frozen=True)
@@ -41,24 +42,25 @@ class ConvertRequest:
     compression: str = "gzip"
 
 
-def _inventory(pack: PixiPack) -> list[dict[str, object]]:
-    """``.portenv/packages.json``: each package, where in the pixi-pack it was, its hash."""
+def pixi_pack_inventory(pack: PixiPack) -> list[dict[str, object]]:
+    """Each package of a pixi-pack, where in it it was, its hash, source and licence (from its
+    record, or its wheel's METADATA): ``.portenv/packages.json`` of the converted archive, and
+    what ``portenv inspect`` lists of the pack itself."""
     entries: list[dict[str, object]] = []
     for fetched in pack.conda:
-        entries.append({"kind": "conda", **fetched.package.to_json(), "from": "pixi-pack"})
+        entries.append({**conda_entry(fetched.package), "from": "pixi-pack"})
     for wheel in pack.wheels:
-        entries.append(
-            {
-                "kind": "pypi",
-                "name": wheel.package.name,
-                "version": wheel.package.version,
-                "url": pack.location(wheel.path),
-                "built_from_source": False,
-                "sha256": wheel.sha256,
-                "sha256_from": "computed",
-                "from": "pixi-pack",
-            }
-        )
+        entry: dict[str, object] = {
+            "kind": "pypi",
+            "name": wheel.package.name,
+            "version": wheel.package.version,
+            "url": pack.location(wheel.path),
+            "built_from_source": False,
+            "sha256": wheel.sha256,
+            "sha256_from": "computed",
+            "from": "pixi-pack",
+        }
+        entries.append({**wheel_facts(entry, wheel.path), **entry})
     return entries
 
 
@@ -85,6 +87,8 @@ def convert(request: ConvertRequest, reporter: Reporter | None = None) -> Writte
             cache,
         )
         wheels = [FetchedWheel(w.package, w.path, w.sha256, w.package.url) for w in pack.wheels]
-        return stage_seal_write(job, lambda _staged: wheels, lambda _w: _inventory(pack), reporter)
+        return stage_seal_write(
+            job, lambda _staged: wheels, lambda _w: pixi_pack_inventory(pack), reporter
+        )
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
