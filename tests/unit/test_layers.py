@@ -27,6 +27,7 @@ ORDER = [
     "convert",
     "unpack",
     "author",
+    "inspect",
     "cli",
     "__main__",
 ]
@@ -90,3 +91,14 @@ def test_only_the_rattler_package_imports_rattler() -> None:
     importers = {str(p.relative_to(SRC)) for p in MODULES if "rattler" in third_party(p)}
     assert importers, "nothing imports rattler: the check itself is broken"
     assert all(name.startswith("_rattler/") for name in importers), importers
+
+
+def test_only_the_cli_imports_inspect() -> None:
+    """inspect reads what the pipeline wrote, at its end: no stage may depend on it."""
+    importers = {
+        str(p.relative_to(SRC))
+        for p in MODULES
+        if stage_of(".".join(["portenv", *p.relative_to(SRC).parts])) != "inspect"
+        and any(name.split(".")[:2] == ["portenv", "inspect"] for name in imports(p))
+    }
+    assert importers == {"cli/inspect.py"}, importers

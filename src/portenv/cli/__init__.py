@@ -14,6 +14,7 @@ import click
 
 from portenv import __version__
 from portenv.cli.author import COMMANDS as AUTHOR_COMMANDS
+from portenv.cli.inspect import inspect_cmd
 from portenv.cli.pysource import PythonOptions, python_source, source_request
 from portenv.errors import PortenvError
 from portenv.model import Plan
@@ -404,6 +405,7 @@ def convert_cmd(
 
 for _command in AUTHOR_COMMANDS:
     app.add_command(_command)
+app.add_command(inspect_cmd)
 
 
 def _report(error: PortenvError) -> None:
