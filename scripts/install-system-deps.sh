@@ -19,13 +19,15 @@
 #   qemu-user-static     runs arm64 programs (the aarch64 env in an arm64 rootfs) via binfmt_misc
 #   zstd                 `zstd -dc` of the --compression zstd payloads (the sh unpacker's tool)
 #   libpq-dev            builds psycopg2 from its sdist: a wheel whose libpq.so.5 portenv bundles
+#   chromium             a headless browser renders `portenv inspect --html` reports (no console
+#                        errors, every package shown: tests/integration/test_inspect_html.py)
 #
 # `apt-get update` runs at most once, and only when something is missing.
 # Needs root (uses sudo when run as another user and sudo exists).
 set -eu
 
 PKGS="gcc dpkg apt util-linux mount tar coreutils"
-TEST_PKGS="debootstrap debian-archive-keyring gpgv wget busybox-static dash shellcheck gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static zstd libpq-dev"
+TEST_PKGS="debootstrap debian-archive-keyring gpgv wget busybox-static dash shellcheck gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static zstd libpq-dev chromium"
 case ${1:-} in
 --tests) PKGS="$PKGS $TEST_PKGS" ;;
 '') ;;
