@@ -22,7 +22,7 @@ import jsonschema
 import pytest
 
 from tests.conftest import Archives, portenv
-from tests.integration.test_pack import meta_of
+from tests.integration.test_pack import meta_of, payload_of
 from tests.integration.test_pack_pypi import packages_json
 from tests.integration.test_pack_user_code import python
 from tests.integration.test_unpack_convert import core_pixi_pack, extracted
@@ -185,7 +185,7 @@ def test_a_python_source_pack(python: Path, package_cache: Path, tmp_path: Path)
     make_wheel(links, "small-tool", "1.0", files={"small_tool.py": "X = 1\n"})
     source = ["--with=--no-index", f"--with=--find-links {links}"]
     source += ["--with=bigdata", "--with=small-tool"]
-    out = tmp_path / "app.sh"
+    out = tmp_path / "app.tar"
     args: list[str | Path] = ["pack", "--python", python, *source, "-o", out]
     packing = run(*args, "--use-cache", package_cache, "--sbom", env=EPOCH)
     assert packing.returncode == 0, packing.stderr
@@ -198,17 +198,25 @@ def test_a_python_source_pack(python: Path, package_cache: Path, tmp_path: Path)
     assert {"path": blob, "size": 500_001, "package": "bigdata", "group": None} in report[
         "largest_files"
     ]
-    assert report["glibc"]["floor"] == meta_of_sh(out)["glibc_floor"]
+    assert report["glibc"]["floor"] == meta_of(out)["glibc_floor"]
     check_sizes_add_up(report)
+    member = payload_of(out).extractfile(".portenv/bundled.json")
+    assert member is not None
+    bundled = {lib["name"]: lib for lib in json.loads(member.read())["bundled"]}
+    shown = {lib["name"]: lib for lib in report["libraries"] if lib["bundled"]}
+    assert set(shown) == set(bundled) and shown, "the interpreter's libraries, as recorded"
+    for name, library in shown.items():
+        assert (library["path"], library["source"]) == (
+            bundled[name]["path"],
+            bundled[name]["source"],
+        )
+    [group] = [g for g in report["groups"] if g["key"] == "group:libraries"]
+    assert group["size"] == sum(lib["size"] for lib in shown.values())
     done = run("inspect", out, f"--sbom={tmp_path / 'again.json'}", env=EPOCH)
     assert done.returncode == 0, done.stderr
-    assert (tmp_path / "again.json").read_bytes() == (tmp_path / "app.sh.cdx.json").read_bytes()
-
-
-def meta_of_sh(archive: Path) -> dict[str, str]:
-    """The meta block, as `portenv unpack --info` prints it."""
-    lines = portenv("unpack", archive, "--info").stdout.splitlines()
-    return dict(line.split("=", 1) for line in lines)
+    again = (tmp_path / "again.json").read_bytes()
+    assert again == (tmp_path / "app.tar.cdx.json").read_bytes(), "with the libraries' sha256"
+    assert set(bundled) <= set(by_name(read_sbom(tmp_path / "again.json")["components"]))
 
 
 @pytest.mark.network

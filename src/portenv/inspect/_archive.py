@@ -12,18 +12,21 @@ from pathlib import Path
 from portenv.fetch import file_digest
 from portenv.inspect._model import ArchiveFacts
 from portenv.inspect._report import Found
-from portenv.inspect._scan import Scanner
+from portenv.inspect._scan import Scan, Scanner
+from portenv.stage.bundle import BUNDLED_JSON
 from portenv.unpack import check_payload, payload_tar, read_archive
-from portenv.write.sbom import inventory_entries
+from portenv.write.sbom import shipped_inventory
 
 __all__ = ["INVENTORY", "inventory_of", "read_portenv_archive"]
 
 INVENTORY = ".portenv/packages.json"
 
 
-def inventory_of(data: bytes | None) -> list[dict[str, object]]:
-    """The entries of a `.portenv/packages.json` (none when it is missing)."""
-    return inventory_entries(data) if data is not None else []
+def inventory_of(scan: Scan) -> list[dict[str, object]]:
+    """What `pack` lists of a sealed prefix (portenv.write.sbom.read_inventory) from the
+    records read: `.portenv/packages.json`, and the libraries `.portenv/bundled.json` names."""
+    records = scan.records
+    return shipped_inventory(records.get(INVENTORY), records.get(BUNDLED_JSON), scan.digests.get)
 
 
 def read_portenv_archive(path: Path, scratch: Path) -> Found:
@@ -48,7 +51,7 @@ def read_portenv_archive(path: Path, scratch: Path) -> Found:
         path=str(path),
         kind="portenv",
         scan=scan,
-        inventory=inventory_of(scan.records.get(INVENTORY)),
+        inventory=inventory_of(scan),
         archive=facts,
         platform=meta.get("platform"),
         python=meta.get("python"),

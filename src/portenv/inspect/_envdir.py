@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 from portenv.errors import InputError
-from portenv.inspect._archive import INVENTORY, inventory_of
+from portenv.inspect._archive import inventory_of
 from portenv.inspect._owners import conda_meta
 from portenv.inspect._report import Found
 from portenv.inspect._scan import Scan, Scanner
@@ -56,7 +56,7 @@ def read_environment(path: Path, scratch: Path) -> Found:
         path=str(path),
         kind="env",
         scan=scan,
-        inventory=inventory_of(scan.records.get(INVENTORY)),
+        inventory=inventory_of(scan),
         platform=subdirs[0] if len(subdirs) == 1 else None,
         python=_python(scan, conda),
     )

@@ -13,10 +13,9 @@ import json
 from collections.abc import Mapping, Sequence
 
 from portenv.inspect._model import Library
+from portenv.stage.bundle import BUNDLED_JSON
 
-__all__ = ["BUNDLED_RECORD", "read_libraries"]
-
-BUNDLED_RECORD = ".portenv/bundled.json"
+__all__ = ["read_libraries"]
 
 
 def _strings(value: object) -> tuple[str, ...]:
@@ -66,7 +65,7 @@ def read_libraries(
     records: Mapping[str, bytes], inventory: Sequence[Mapping[str, object]]
 ) -> tuple[Library, ...]:
     """The bundled libraries (and those left to the target) that the records name."""
-    found = _bundled_record(records.get(BUNDLED_RECORD))
+    found = _bundled_record(records.get(BUNDLED_JSON))
     found += [
         library
         for entry in inventory

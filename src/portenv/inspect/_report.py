@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from portenv.elf import version_key
+from portenv.elf import ElfFacts
 from portenv.inspect._libraries import read_libraries
 from portenv.inspect._model import ArchiveFacts, FileRow, Glibc, InputKind, Package, Report
 from portenv.inspect._owners import GROUP_NAMES, OTHER, attribute, package_key, record_entries
@@ -74,20 +74,18 @@ def _package(entry: Mapping[str, object], measured: Mapping[str, tuple[int, int]
 
 
 def _glibc(scan: Scan, recorded: str | None) -> Glibc:
-    ordered = sorted(scan.glibc.items(), key=lambda pair: (_descending(pair[1]), pair[0]))
-    files = tuple((version, path) for path, version in ordered[:FLOOR_FILES])
+    files = tuple(ElfFacts(None, None, {}, scan.glibc).floor_files(FLOOR_FILES))
     return Glibc(files[0][0] if files else None, recorded, files)
-
-
-def _descending(version: str) -> tuple[int, ...]:
-    return tuple(-n for n in version_key(version))
 
 
 def build_report(found: Found) -> Report:
     """The report of one input: packages measured from their files, largest first."""
     scan = found.scan
     entries = _entries(found)
-    libraries = read_libraries(scan.records, entries)
+    libraries = tuple(  # their size in this environment (a copy's search path was patched)
+        replace(lib, size=scan.sizes.get(lib.path or "", lib.size))
+        for lib in read_libraries(scan.records, entries)
+    )
     keys = {package_key(e) for e in entries}
     rest = "cpython:python" if "cpython:python" in keys else OTHER
     bundled = [lib.path for lib in libraries if lib.bundled and lib.path]

@@ -2,17 +2,17 @@
 
 Each regular file is seen once: its path and size are kept; the few small records inspect
 needs (`.portenv/*.json`, conda-meta, dist-info RECORD and METADATA) are read whole; an ELF
-file's needed glibc version is read by portenv.elf, from the file itself or, inside an
-archive, from a copy in a scratch file that the next ELF member overwrites. Nothing else of
-a member is read, and no member name ever becomes a path on disk.
+file's needed glibc version is read by portenv.elf, and its sha256 kept, from the file itself
+or, inside an archive, from a copy in a scratch file that the next ELF member overwrites.
+Nothing else of a member is read, and no member name ever becomes a path on disk.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import posixpath
 import re
-import shutil
 import stat
 import tarfile
 import zipfile
@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import IO
 
 from portenv.elf import ELF_MAGIC, scan_elf
+from portenv.fetch import file_digest
 
 __all__ = ["Scan", "Scanner", "is_record"]
 
@@ -33,6 +34,7 @@ _RECORDS = re.compile(
 _RECORD_MAX = 64 << 20
 """A record larger than this is not read (no real one comes near)."""
 _SPOOL = "elf"
+_CHUNK = 1 << 20
 
 
 def is_record(path: str) -> bool:
@@ -52,6 +54,8 @@ class Scan:
     records: dict[str, bytes] = field(default_factory=dict)
     glibc: dict[str, str] = field(default_factory=dict)
     """ELF files and the highest GLIBC_ version each needs."""
+    digests: dict[str, str] = field(default_factory=dict)
+    """ELF files and their sha256 (a bundled library's is in the SBOM)."""
 
 
 def _normalized(name: str) -> str | None:
@@ -88,10 +92,13 @@ class Scanner:
         head = data.read(len(ELF_MAGIC))
         if head != ELF_MAGIC:
             return
-        copy = self._scratch / _SPOOL
-        with copy.open("wb") as out:
+        digest = hashlib.sha256(head)
+        with (self._scratch / _SPOOL).open("wb") as out:
             out.write(head)
-            shutil.copyfileobj(data, out, 1 << 20)
+            while chunk := data.read(_CHUNK):
+                digest.update(chunk)
+                out.write(chunk)
+        self.scan.digests[path] = digest.hexdigest()
         self._elf(path, self._scratch, _SPOOL)
 
     def local(self, path: str, file: Path, owner: str | None = None) -> None:
@@ -104,6 +111,7 @@ class Scanner:
         with file.open("rb") as data:
             if data.read(len(ELF_MAGIC)) != ELF_MAGIC:
                 return
+        self.scan.digests[path] = file_digest(file)
         self._elf(path, file.parent, file.name)
 
     def folder(
