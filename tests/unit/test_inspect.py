@@ -8,6 +8,7 @@ as env.tar / env.sh archives built with the real container writers (gzip and zst
 
 from __future__ import annotations
 
+import gzip
 import json
 import shutil
 import sys
@@ -261,3 +262,18 @@ def test_where_a_pixi_packs_files_are_installed() -> None:
     assert wheel("pkg-1.0.data/platlib/ext.so") == f"{SITE}/ext.so"
     assert wheel("pkg-1.0.data/data/share/x") == "share/x"
     assert wheel("pkg-1.0.data/headers/x.h") == "include/python3.12/x.h"
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        pytest.param(b"not gzip data " * 100, id="not-gzip"),
+        pytest.param(gzip.compress(b"\0" * 20000)[:40], id="cut-gzip-stream"),
+        pytest.param(gzip.compress(b"no tar header here" * 100), id="gzip-without-a-tar"),
+    ],
+)
+def test_a_payload_that_matches_its_hash_but_is_no_payload(payload: bytes, tmp_path: Path) -> None:
+    """The meta's sha256 vouches for bytes that do not decompress to a tar: one clear line."""
+    archive = write_archive(tmp_path / "odd.tar", payload, 1)
+    with pytest.raises(InputError, match=r"the payload of odd\.tar is damaged"):
+        inspect(archive)

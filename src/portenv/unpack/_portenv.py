@@ -17,6 +17,7 @@ import json
 import os
 import re
 import tarfile
+import zlib
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import BinaryIO, cast
 
 import zstandard
+from isal import igzip, isal_zlib
 
 from portenv.errors import CompatibilityError, HashMismatchError, InputError, RelocationError
 from portenv.reporting import Reporter
@@ -58,6 +60,15 @@ _OFFSET_LINE = re.compile(rb"^PORTENV_EMBEDDED_OFFSET=([0-9]{10})$", re.M)
 _NUMBERS = ("payload_size", "files", "unpacked_kib", "prefix_max")
 _CHUNK = 1 << 20
 _AGAIN = "copy it again, or pack it again"
+_DAMAGED: tuple[type[Exception], ...] = (
+    gzip.BadGzipFile,
+    cast("type[Exception]", isal_zlib.error),  # an exception class its stubs call an instance
+    zlib.error,
+    EOFError,
+    zstandard.ZstdError,
+    tarfile.ReadError,
+)
+"""What a damaged payload raises (a bad header, bad compressed data, a cut stream, no tar)."""
 
 
 @dataclass(frozen=True)
@@ -201,6 +212,15 @@ class _Window:
         self._left -= len(data)
         return data
 
+    def readinto(self, buffer: bytearray | memoryview) -> int:
+        """What ISA-L's reader calls."""
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def readable(self) -> bool:
+        return True
+
     def seek(self, offset: int, /) -> int:
         """Streams go forward only."""
         msg = "the payload is read as a stream"
@@ -226,15 +246,17 @@ def check_payload(archive: PortenvArchive) -> None:
 def _decompressed(compression: str, window: _Window) -> BinaryIO:
     """The payload's tar stream.
 
-    gzip.GzipFile reads all the gzip members the writer makes (tarfile's own ``r|gz`` stops
-    after the first one); zstd frames are read with the window the writer allows.
+    ISA-L's GzipFile reads all the gzip members the writer makes (tarfile's own ``r|gz`` stops
+    after the first one), about three times as fast as the gzip module (an 1.8 GB payload:
+    7 s instead of 20 s here); zstd frames are read with the window the writer allows.
     """
     if compression == "zstd":
         reader = zstandard.ZstdDecompressor(max_window_size=1 << ZSTD_WINDOW_LOG).stream_reader(
             cast("BinaryIO", window), read_across_frames=True
         )
         return cast("BinaryIO", reader)
-    return cast("BinaryIO", gzip.GzipFile(fileobj=window, mode="rb"))
+    gzipped = igzip.GzipFile(fileobj=window, mode="rb")  # type: ignore[no-untyped-call]
+    return cast("BinaryIO", gzipped)
 
 
 @contextmanager
@@ -249,7 +271,7 @@ def payload_tar(archive: PortenvArchive) -> Iterator[tarfile.TarFile]:
                 tarfile.open(fileobj=unzipped, mode="r|") as payload,
             ):
                 yield payload
-        except (gzip.BadGzipFile, zstandard.ZstdError, tarfile.ReadError) as exc:
+        except _DAMAGED as exc:
             msg = f"the payload of {archive.path.name} is damaged: {exc}"
             raise InputError(msg, hint=_AGAIN) from exc
 
