@@ -16,7 +16,10 @@ from typing import Any
 import pytest
 
 from tests.conftest import Archives, portenv
+from tests.integration.test_unpack_convert import core_pixi_pack
 from tests.support.browser import render, screenshot
+
+__all__ = ["core_pixi_pack"]  # a fixture
 
 CLICK_NAME_THEN_PYTHON = """
 <script>
@@ -38,18 +41,31 @@ def report(core_archives: Archives, tmp_path_factory: pytest.TempPathFactory) ->
     return page
 
 
-def report_json(core_archives: Archives) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(
-        portenv("inspect", core_archives.self_extracting, "--json").stdout
-    )
+def report_json(path: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(portenv("inspect", path, "--json").stdout)
     return data
 
 
-def test_the_page_renders_every_package(report: Path, core_archives: Archives) -> None:
-    rendered = render(report)
+@pytest.fixture(params=["env.sh", "pixi-pack", "unpacked"])
+def inspected(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
+    """Each kind of input: a portenv archive, a pixi-pack tar, an unpacked env."""
+    archives: Archives = request.getfixturevalue("core_archives")
+    if request.param == "env.sh":
+        return archives.self_extracting
+    if request.param == "pixi-pack":
+        pixi_pack: Path = request.getfixturevalue("core_pixi_pack")
+        return pixi_pack
+    portenv("unpack", archives.tar, "-o", tmp_path)
+    return tmp_path / "env"
+
+
+def test_the_page_renders_every_package(inspected: Path, tmp_path: Path) -> None:
+    page = tmp_path / "report.html"
+    portenv("inspect", inspected, "--html", page)
+    rendered = render(page)
     assert rendered.console == []
     assert 'data-ready="1"' in rendered.dom, "the script ran to its end"
-    data = report_json(core_archives)
+    data = report_json(inspected)
     table = rendered.dom.split('id="packages"')[1].split("</table>")[0]
     for package in data["packages"]:
         assert f"</span>{package['name']}</td>" in table, package["name"]
@@ -57,7 +73,8 @@ def test_the_page_renders_every_package(report: Path, core_archives: Archives) -
     assert sorted(boxes) == sorted(node["key"] for node in data["tree"]["children"])
     assert {p["key"] for p in data["packages"]} <= set(boxes), "one box per package"
     assert "GLIBC_" + data["glibc"]["floor"] in rendered.dom
-    assert data["archive"]["sha256"] in rendered.dom
+    if data["archive"] is not None and data["archive"]["sha256"]:
+        assert data["archive"]["sha256"] in rendered.dom
 
 
 def test_sorting_and_zooming(report: Path, core_archives: Archives, tmp_path: Path) -> None:
@@ -67,7 +84,7 @@ def test_sorting_and_zooming(report: Path, core_archives: Archives, tmp_path: Pa
     assert rendered.console == []
     sorted_names = re.search(r'data-sorted="([^"]*)"', rendered.dom)
     assert sorted_names is not None
-    names = [p["name"] for p in report_json(core_archives)["packages"]]
+    names = [p["name"] for p in report_json(core_archives.self_extracting)["packages"]]
     packages = [n for n in sorted_names.group(1).split(",") if n in names]
     assert packages == sorted(names), "sorted by name after one click on its header"
     assert '<th class="sortable" data-sort="name" aria-sort="ascending">' in rendered.dom
