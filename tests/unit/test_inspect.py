@@ -18,8 +18,15 @@ import jsonschema
 import pytest
 
 from portenv.elf import scan_elf
-from portenv.errors import HashMismatchError, InputError
-from portenv.inspect import inspect, render_html, render_text, report_json
+from portenv.errors import HashMismatchError, InputError, OutputError
+from portenv.inspect import (
+    InspectRequest,
+    inspect,
+    read_report,
+    render_html,
+    render_text,
+    report_json,
+)
 from portenv.inspect._libraries import read_libraries
 from portenv.inspect._model import Report
 from portenv.inspect._owners import LIBRARIES, OTHER, PORTENV, attribute
@@ -118,7 +125,7 @@ def check_report(report: Report, env: Path) -> None:
 
 
 def test_an_unpacked_env(env: Path) -> None:
-    report = inspect(env)
+    report = read_report(env)
     assert report.kind == "env" and report.archive is None and report.python == "bin/python3.12"
     check_report(report, env)
 
@@ -131,7 +138,7 @@ def test_an_unpacked_env(env: Path) -> None:
 def test_an_archive(env: Path, tmp_path: Path, name: str, compression: str) -> None:
     payload, files = payload_of(env, compression)
     archive = write_archive(tmp_path / name, payload, files, compression=compression)
-    report = inspect(archive)
+    report = read_report(archive)
     check_report(report, env)
     assert report.archive is not None
     assert report.archive.shape == name and report.archive.compression == compression
@@ -141,7 +148,7 @@ def test_an_archive(env: Path, tmp_path: Path, name: str, compression: str) -> N
 
 
 def test_the_text_summary(env: Path) -> None:
-    text = render_text(inspect(env))
+    text = render_text(read_report(env))
     assert "glibc >= " in text and f"{SITE}/demo_pkg/_ext.so" in text
     assert "2 packages, largest first:" in text and "(bundled libraries)" in text
     assert "1 bundled libraries (copied from the build machine):" in text
@@ -151,7 +158,7 @@ def test_the_text_summary(env: Path) -> None:
 def test_no_library_section_without_a_record(tmp_path: Path) -> None:
     env = fake_env(tmp_path / "env")
     (env / ".portenv" / "bundled.json").unlink()
-    report = inspect(env)
+    report = read_report(env)
     assert report.libraries == ()
     assert "libraries" not in render_text(report)
     assert LIBRARIES not in {node.key for node in report.tree.children}
@@ -221,7 +228,7 @@ def test_the_page_embeds_the_json_safely(env: Path) -> None:
     hostile = {"name": "</script><script>alert(1)</script>", "amp": "&"}
     text = _script_json(hostile)
     assert "<" not in text and ">" not in text and json.loads(text) == hostile
-    page = render_html(inspect(env))
+    page = render_html(read_report(env))
     assert "__REPORT_DATA__" not in page and "__TITLE__" not in page
     assert "http://" not in page.replace("http://www.w3.org/2000/svg", "")
     assert "https://" not in page and "<link" not in page and "src=" not in page
@@ -229,23 +236,23 @@ def test_the_page_embeds_the_json_safely(env: Path) -> None:
 
 def test_errors(tmp_path: Path, env: Path) -> None:
     with pytest.raises(InputError, match="does not exist"):
-        inspect(tmp_path / "missing.sh")
+        read_report(tmp_path / "missing.sh")
     (tmp_path / "notes.txt").write_text("hello\n")
     with pytest.raises(InputError, match="neither a portenv archive nor a pixi-pack"):
-        inspect(tmp_path / "notes.txt")
+        read_report(tmp_path / "notes.txt")
     (tmp_path / "folder").mkdir()
     with pytest.raises(InputError, match=r"neither \.portenv/ nor conda-meta/"):
-        inspect(tmp_path / "folder")
+        read_report(tmp_path / "folder")
     payload, files = payload_of(env)
     archive = write_archive(tmp_path / "env.tar", payload, files)
     data = bytearray(archive.read_bytes())
     data[PAYLOAD_OFFSET + len(payload) // 2] ^= 0xFF
     archive.write_bytes(bytes(data))
     with pytest.raises(HashMismatchError):
-        inspect(archive)
+        read_report(archive)
     archive.write_bytes(bytes(data[: PAYLOAD_OFFSET + 100]))
     with pytest.raises(InputError, match="truncated"):
-        inspect(archive)
+        read_report(archive)
 
 
 def test_where_a_pixi_packs_files_are_installed() -> None:
@@ -276,4 +283,33 @@ def test_a_payload_that_matches_its_hash_but_is_no_payload(payload: bytes, tmp_p
     """The meta's sha256 vouches for bytes that do not decompress to a tar: one clear line."""
     archive = write_archive(tmp_path / "odd.tar", payload, 1)
     with pytest.raises(InputError, match=r"the payload of odd\.tar is damaged"):
-        inspect(archive)
+        read_report(archive)
+
+
+def test_the_outputs_are_checked_before_anything_is_read_or_written(
+    env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    payload, files = payload_of(env)
+    archive = write_archive(tmp_path / "env.tar", payload, files)
+    before = archive.read_bytes()
+    with pytest.raises(OutputError, match="is the input"):
+        inspect(InspectRequest(archive, sbom=tmp_path / "env.tar"))
+    with pytest.raises(OutputError, match="is the input"):
+        inspect(InspectRequest(archive, html=archive))
+    with pytest.raises(OutputError, match="is a folder"):
+        inspect(InspectRequest(archive, html=tmp_path))
+    with pytest.raises(OutputError, match="output folder does not exist"):
+        inspect(InspectRequest(archive, html=tmp_path / "no" / "r.html"))
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "soon")
+    with pytest.raises(InputError, match="SOURCE_DATE_EPOCH"):
+        inspect(InspectRequest(archive, html=tmp_path / "r.html", sbom_beside=True))
+    assert archive.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["env.tar"]
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    done = inspect(InspectRequest(archive, html=tmp_path / "r.html", sbom_beside=True))
+    assert done.sbom == tmp_path / "env.tar.cdx.json" and done.html == tmp_path / "r.html"
+    sbom = json.loads(done.sbom.read_text())
+    assert sbom["metadata"]["timestamp"] == "2023-11-14T22:13:20Z"
+    assert {c["name"] for c in sbom["components"]} == {"pkga", "Demo-Pkg", "libz.so.1"}
+    [libz] = [c for c in sbom["components"] if c["name"] == "libz.so.1"]
+    assert "hashes" not in libz, "the fake libz.so.1 is no ELF file: inspect hashes ELF files"

@@ -10,11 +10,12 @@ from __future__ import annotations
 import html
 import json
 from importlib import resources
+from pathlib import Path
 
 from portenv.inspect._model import Report
 from portenv.inspect.jsonout import report_json
 
-__all__ = ["render_html"]
+__all__ = ["render_html", "write_html"]
 
 _TEMPLATE = "report.html"
 
@@ -32,3 +33,12 @@ def render_html(report: Report) -> str:
     # The data first: the title placeholder still comes first in the page after it.
     page = page.replace("__REPORT_DATA__", _script_json(report_json(report)), 1)
     return page.replace("__TITLE__", title, 1)
+
+
+def write_html(report: Report, output: Path) -> Path:
+    """Write the page to `output` (atomically); its path."""
+    from portenv.write import atomic_output
+
+    with atomic_output(output) as sink:
+        sink.write(render_html(report).encode("utf-8"))
+    return output

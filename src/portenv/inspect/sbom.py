@@ -12,9 +12,9 @@ import os
 from pathlib import Path
 
 from portenv.inspect._model import Report
-from portenv.write.sbom import publish_sbom, sbom_timestamp
+from portenv.write.sbom import SBOM_SUFFIX, publish_sbom
 
-__all__ = ["sbom_properties", "write_sbom"]
+__all__ = ["sbom_path", "sbom_properties", "write_sbom"]
 
 
 def sbom_properties(report: Report) -> dict[str, str]:
@@ -31,13 +31,18 @@ def sbom_properties(report: Report) -> dict[str, str]:
     return {"platform": report.platform} if report.platform else {}
 
 
-def write_sbom(report: Report, output: Path | None = None) -> Path:
-    """Write the SBOM to `output`, or beside the input as ``INPUT.cdx.json``; its path.
+def sbom_path(source: Path) -> Path:
+    """``INPUT.cdx.json`` beside the input, as `pack` names it beside its archive."""
+    absolute = Path(os.path.abspath(source))  # names ".", keeps a symlink's own name
+    return absolute.with_name(absolute.name + SBOM_SUFFIX)
 
-    A bad ``SOURCE_DATE_EPOCH`` is refused before anything is written.
+
+def write_sbom(report: Report, output: Path, timestamp: str | None) -> Path:
+    """Write the SBOM of the report's input to `output` (atomically); its path.
+
+    `timestamp` is `sbom_timestamp()`'s, read before any work as `pack` does.
     """
-    timestamp = sbom_timestamp()
-    source = Path(os.path.abspath(report.path))  # names ".", keeps a symlink's own name
+    source = Path(os.path.abspath(report.path))
     sha256 = report.archive.sha256 if report.archive is not None else None
     return publish_sbom(
         source,
