@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import shutil
 import tempfile
@@ -45,6 +46,7 @@ from portenv.write.pixipack import write_pixi_pack
 
 if TYPE_CHECKING:
     from portenv.seal import SealedPrefix
+    from portenv.seal.bytecode import Bytecode
     from portenv.stage.cpython import BaseInterpreter
     from portenv.stage.wheels import FetchedWheel
 
@@ -91,6 +93,8 @@ class PythonRequest:
     requirements: RequirementsInput = field(default_factory=RequirementsInput)
     platform: str | None = None
     skip_pypi: tuple[str, ...] = ()
+    pip: bool = True
+    """Install the interpreter's own ensurepip wheel of pip, as ``python -m venv`` does."""
 
 
 @dataclass(frozen=True)
@@ -110,6 +114,8 @@ class PackRequest:
     """Local conda package files added to the environment (pixi-pack format only)."""
     reuse_sealed: bool = True
     """Reuse (and keep) the sealed prefix of an earlier pack of the same inputs."""
+    bytecode: bool = True
+    """Ship a .pyc for every .py (see seal.bytecode)."""
 
 
 def plan(request: PlanRequest | PythonRequest) -> Plan:
@@ -311,6 +317,7 @@ class ArchiveJob:
     """For the conda-free source: the interpreter made portable as the prefix."""
     seal_key: Mapping[str, object] | None = None
     """Everything the sealed prefix is made from, when it may be cached (see seal.cache)."""
+    bytecode: bool = True
 
     def make_prefix(self, dest: Path) -> StagedPrefix:
         """Install the env's base into `dest`: a portable CPython, or the conda packages."""
@@ -342,7 +349,8 @@ def stage_seal_write(
     instead, if it still is what it was; a new one is kept for the next pack.
     """
     cache = SealCache(job.cache / "sealed") if job.seal_key is not None else None
-    key = cache.key(job.seal_key) if cache is not None and job.seal_key is not None else ""
+    inputs = {**(job.seal_key or {}), "bytecode": job.bytecode}
+    key = cache.key(inputs) if cache is not None else ""
     hit = cache.lookup(key) if cache is not None else None
     if cache is not None and hit is not None:
         reporter.on_info(f"reusing the sealed environment cached in {hit.sealed.path.parent}")
@@ -370,6 +378,7 @@ def stage_seal_write(
             lock_glibc=job.lock_glibc,
             depends=[d for f in job.conda for d in f.package.depends],
             inventory=inventory_of(wheels),
+            bytecode=_compiler(staged, job.cache, reporter) if job.bytecode else None,
         )
         entries = listing(sealed.path)
         written = _write(job, sealed, reporter, entries, None)
@@ -378,6 +387,17 @@ def stage_seal_write(
         return written
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _compiler(staged: StagedPrefix, cache: Path, reporter: Reporter) -> Bytecode | None:
+    """Who compiles the bytecode; without anyone, the pack goes on with one warning."""
+    from portenv.seal.bytecode import find_compiler
+
+    found = find_compiler(staged)
+    if isinstance(found, str):
+        reporter.on_warning(f"packing without bytecode: {found}")
+        return None
+    return dataclasses.replace(found, cache=cache / "bytecode")
 
 
 def _write(
@@ -469,6 +489,7 @@ def _pack_plan(
         the_plan.lock_glibc,
         base,
         seal_inputs(the_plan, fetched, pypi_sources) if reuse else None,
+        request.bytecode,
     )
     return stage_seal_write(
         job,

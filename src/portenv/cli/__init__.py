@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -249,6 +250,18 @@ def plan_cmd(
     help="Stage and seal afresh: neither reuse nor keep the sealed environment that a "
     "pack of the same lock leaves in the cache.",
 )
+@click.option(
+    "--no-bytecode",
+    is_flag=True,
+    help="Ship no .pyc files: smaller, but the first start on the target compiles what it "
+    "imports, and a user who cannot write into the environment compiles it at every start.",
+)
+@click.option(
+    "--no-pip",
+    is_flag=True,
+    help="With --python: leave pip out (by default the interpreter's own ensurepip wheel "
+    "is installed, as `python -m venv` does).",
+)
 @skip_pypi_opt
 @python_source
 def pack_cmd(
@@ -263,6 +276,8 @@ def pack_cmd(
     compression: str,
     level: int | None,
     no_reuse: bool,
+    no_bytecode: bool,
+    no_pip: bool,
     skip_pypi: tuple[str, ...],
     python: Path | None,
     requirements: tuple[Path, ...],
@@ -270,17 +285,23 @@ def pack_cmd(
 ) -> None:
     """Pack an environment into a self-extracting env.sh or an env.tar."""
     from portenv.cli.progress import RichReporter
-    from portenv.pack import PackRequest, pack
+    from portenv.pack import PackRequest, PythonRequest, pack
 
     reporter = RichReporter()
     if python is None:
         _warn_if_stale(project, reporter)
+    source = _source(
+        project, environment, platform, skip_pypi, python, requirements, python_project
+    )
+    if no_pip:
+        if not isinstance(source, PythonRequest):
+            msg = "--no-pip applies to --python packs only"
+            raise InputError(msg, hint="a pixi project has pip only if its lock lists it")
+        source = dataclasses.replace(source, pip=False)
     try:
         written = pack(
             PackRequest(
-                _source(
-                    project, environment, platform, skip_pypi, python, requirements, python_project
-                ),
+                source,
                 output,
                 cache=use_cache,
                 env_name=env_name,
@@ -289,6 +310,7 @@ def pack_cmd(
                 level=level,
                 inject=inject,
                 reuse_sealed=not no_reuse,
+                bytecode=not no_bytecode,
             ),
             reporter,
         )

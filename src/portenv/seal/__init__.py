@@ -11,6 +11,7 @@ from pathlib import Path
 from portenv import __version__
 from portenv.model import PackMeta, RelocationManifest, StagedPrefix
 from portenv.platforms import arch_of
+from portenv.seal.bytecode import Bytecode, clear_bytecode, compile_prefix
 from portenv.seal.files import target_file, write_text
 from portenv.seal.manifest import scan_prefix, walk_files
 
@@ -75,11 +76,14 @@ def seal(
     lock_glibc: str | None,
     depends: Iterable[str],
     inventory: Sequence[Mapping[str, object]] = (),
+    bytecode: Bytecode | None = None,
 ) -> SealedPrefix:
     """Write `.portenv/` into the staged prefix and describe what the target must offer.
 
     `inventory` lists the packages inside (with the hashes they were verified or recorded
-    with); it lands in `.portenv/packages.json` for `--list` and audits.
+    with); it lands in `.portenv/packages.json` for `--list` and audits. With `bytecode`,
+    every .py (the start-up hook's too) gets its .pyc first (see seal.bytecode); without,
+    the environment ships none.
     """
     # Imported here: a pack from the sealed-prefix cache (seal.cache) loads neither the ELF
     # reader nor the wheel installer.
@@ -94,6 +98,10 @@ def seal(
     packages_json = json.dumps(list(inventory), indent=1, sort_keys=True) + "\n"
     write_text(root / ".portenv" / "packages.json", packages_json, 0o644)
     write_text(root / ".portenv" / "packages.txt", packages_text(inventory), 0o644)
+    if bytecode is not None:
+        compile_prefix(root, bytecode, staged.placeholder)
+    else:
+        clear_bytecode(root)  # what came along is stale: the payload's mtimes are 0
     files = list(walk_files(root))
     arch = arch_of(staged.subdir)
     elf = scan_elf(root, files)
