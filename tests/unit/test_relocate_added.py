@@ -108,11 +108,16 @@ def test_the_unpackers_relocation_does_not_walk_the_env(
     """Right after extraction nothing can have been added: relocating from the placeholder
     reads only the manifest's files, so the unpack stays as fast as before."""
     walked: list[str] = []
-    monkeypatch.setattr(engine.os, "walk", lambda *a, **k: walked.append("walk") or iter(()))
+
+    def walk(top: str) -> list[tuple[str, list[str], list[str]]]:
+        walked.append(top)
+        return []
+
+    monkeypatch.setattr(os, "walk", walk)
     unpacked_env(tmp_path)
     assert walked == []
     engine.relocate(str(tmp_path), SECOND)
-    assert walked == ["walk"]
+    assert walked == [str(tmp_path)]
 
 
 def test_main_warns_naming_the_binary_file(
