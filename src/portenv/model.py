@@ -144,6 +144,9 @@ class StagedPrefix:
     """The interpreter, relative to the prefix (e.g. ``bin/python3.12``)."""
     site_packages: str = ""
     """Where packages go, relative; empty means ``lib/pythonX.Y/site-packages``."""
+    sources: tuple[str, ...] = ()
+    """Files of the build machine the prefix was copied from (a --python base's): a cached
+    sealed prefix is reused only while they are unchanged."""
 
 
 @dataclass(frozen=True)

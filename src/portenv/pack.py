@@ -21,6 +21,7 @@ from portenv.fetch import (
     fetch_conda,
     fetch_files,
     fetch_git,
+    file_digest,
     pypi_download,
     resolve_location,
 )
@@ -64,6 +65,7 @@ __all__ = [
     "default_cache",
     "pack",
     "plan",
+    "python_seal_inputs",
     "seal_inputs",
     "stage_seal_write",
 ]
@@ -318,6 +320,9 @@ class ArchiveJob:
     seal_key: Mapping[str, object] | None = None
     """Everything the sealed prefix is made from, when it may be cached (see seal.cache)."""
     bytecode: bool = True
+    unchecked: str | None = None
+    """A folder whose files the prefix is copied from but that the seal key covers: an
+    extracted python-build-standalone archive (gone after the pack)."""
 
     def make_prefix(self, dest: Path) -> StagedPrefix:
         """Install the env's base into `dest`: a portable CPython, or the conda packages."""
@@ -383,10 +388,15 @@ def stage_seal_write(
         entries = listing(sealed.path)
         written = _write(job, sealed, reporter, entries, None)
         if cache is not None:
-            cache.store(key, folder, sealed, entries, written.tar_sha256)
+            outside = (s for s in staged.sources if not _under(s, job.unchecked))
+            cache.store(key, folder, sealed, entries, written.tar_sha256, outside)
         return written
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _under(path: str, folder: str | None) -> bool:
+    return folder is not None and path.startswith(folder.rstrip("/") + "/")
 
 
 def _compiler(staged: StagedPrefix, cache: Path, reporter: Reporter) -> Bytecode | None:
@@ -426,8 +436,8 @@ def seal_inputs(
 ) -> dict[str, object] | None:
     """What a conda-based prefix is staged and sealed from, or None when that is not all known.
 
-    Local source folders can change under the same lock, so they are never cached; nor is the
-    conda-free source, whose base is an installation on this machine.
+    Local source folders can change under the same lock, so they are never cached (for the
+    conda-free source, see python_seal_inputs).
     """
     if any(sha256.startswith("dir-") for _, _, sha256 in pypi_sources):
         return None
@@ -477,7 +487,13 @@ def _pack_plan(
         the_plan.conda, cache, base=the_plan.project_dir, reporter=reporter, jobs=request.jobs
     )
     pypi_sources = _fetch_pypi(the_plan, cache, reporter, request.jobs)
-    reuse = request.reuse_sealed and base is None
+    source = request.source if isinstance(request.source, PythonRequest) else None
+    if not request.reuse_sealed:
+        inputs = None
+    elif source is not None and base is not None:
+        inputs = python_seal_inputs(source, base, the_plan, pypi_sources)
+    else:
+        inputs = seal_inputs(the_plan, fetched, pypi_sources)
     job = ArchiveJob(
         fetched,
         the_plan.subdir,
@@ -488,12 +504,60 @@ def _pack_plan(
         cache,
         the_plan.lock_glibc,
         base,
-        seal_inputs(the_plan, fetched, pypi_sources) if reuse else None,
+        inputs,
         request.bytecode,
+        _extracted(source, base),
     )
-    return stage_seal_write(
-        job,
-        lambda staged: _wheels(pypi_sources, staged, the_plan, cache),
-        lambda wheels: _inventory(the_plan, wheels),
-        reporter,
-    )
+
+    def wheels_for(staged: StagedPrefix) -> list[FetchedWheel]:
+        wheels = _wheels(pypi_sources, staged, the_plan, cache)
+        if source is not None and base is not None and source.pip:
+            wheels += _pip_wheels(staged, base, the_plan, reporter)
+        return wheels
+
+    return stage_seal_write(job, wheels_for, lambda wheels: _inventory(the_plan, wheels), reporter)
+
+
+def _pip_wheels(
+    staged: StagedPrefix, base: BaseInterpreter, the_plan: Plan, reporter: Reporter
+) -> list[FetchedWheel]:
+    """pip (and setuptools before 3.12) from the interpreter's ensurepip, unless required."""
+    from portenv.stage.ensurepip import ensurepip_wheels
+
+    required = {p.name for p in the_plan.pypi if p.action in ("install", "build")}
+    wheels, missing = ensurepip_wheels(staged, base, required)
+    for name in missing:
+        reporter.on_warning(f"{base.executable} bundles no {name} wheel: the env has no {name}")
+    return wheels
+
+
+def _extracted(source: PythonRequest | None, base: BaseInterpreter | None) -> str | None:
+    """The scratch folder a python-build-standalone archive was extracted into, if any."""
+    from portenv.stage.cpython_archive import is_python_archive
+
+    if source is None or base is None or not is_python_archive(source.python):
+        return None
+    return str(base.prefix)
+
+
+def python_seal_inputs(
+    source: PythonRequest,
+    base: BaseInterpreter,
+    the_plan: Plan,
+    pypi_sources: Sequence[tuple[PypiPackage, Path, str]],
+) -> dict[str, object] | None:
+    """What a --python prefix is made from: the interpreter, the requirements, pip or not.
+
+    The interpreter is named by its path and version (an archive by its digest): every file
+    copied from it is checked again before reuse (seal.cache), so a changed stdlib, libpython
+    or bundled system library makes a new entry.
+    """
+    from portenv.stage.cpython_archive import is_python_archive
+
+    inputs = seal_inputs(the_plan, (), pypi_sources)
+    if inputs is None:
+        return None
+    identity: dict[str, object] = {"executable": str(base.executable)}
+    if is_python_archive(source.python):
+        identity = {"archive": str(source.python.resolve()), "sha256": file_digest(source.python)}
+    return {**inputs, "python": {**identity, "version": list(base.version)}, "pip": source.pip}

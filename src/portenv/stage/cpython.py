@@ -92,6 +92,8 @@ class PortableInterpreter:
     site_packages: Path
     """The (empty) folder the copy installs packages into: its sysconfig purelib."""
     stripped: bool
+    sources: tuple[Path, ...] = ()
+    """Every file of the installation and the system that the copy was made from."""
 
 
 def make_portable(
@@ -140,6 +142,7 @@ def make_portable(
         floor_file=facts.floor_file,
         site_packages=site_packages,
         stripped=stripped,
+        sources=tuple(sorted({*copied.values(), *(s for s, _ in closure.found.values())})),
     )
 
 
@@ -284,4 +287,5 @@ def stage_portable_python(base: BaseInterpreter, dest: Path, subdir: Subdir) -> 
         subdir,
         python,
         str(portable.site_packages.relative_to(dest)),
+        tuple(str(p) for p in portable.sources),
     )
