@@ -13,11 +13,13 @@ import pytest
 
 from portenv.errors import SealError
 from portenv.model import StagedPrefix, Subdir
+from portenv.pack import _compiler
 from portenv.platforms import host_subdir
 from portenv.seal.bytecode import Bytecode, clear_bytecode, compile_prefix, find_compiler
 from portenv.seal.pyc_worker import canonical_refs, checked_hash_pyc
 from portenv.stage import make_placeholder
 from tests.support.pyrelocate import installed_pythons
+from tests.unit.test_fetch import RecordingReporter
 
 PLACEHOLDER = make_placeholder(40)
 HERE = "{}.{}".format(*sys.version_info[:2])
@@ -66,6 +68,8 @@ def make_tree(root: Path) -> None:
     (root / "pkg" / "__pycache__" / "prefixed.cpython-39.pyc").write_bytes(b"stale")
     (root / "pkg" / "broken.py").write_text("def (:\n")
     (root / "pkg" / "sourceless.pyc").write_bytes(b"kept")
+    (root / "pkg" / "alias.py").symlink_to("__init__.py")
+    (root / "pkg" / "outside.py").symlink_to("/nonexistent/x.py")
     (root / ".portenv").mkdir()
     (root / ".portenv" / "relocate.py").write_text("print('run as a script')\n")
 
@@ -73,7 +77,7 @@ def make_tree(root: Path) -> None:
 def test_clear_bytecode_removes_the_old_caches_only(tmp_path: Path) -> None:
     make_tree(tmp_path)
     sources = clear_bytecode(tmp_path)
-    assert sources == ["pkg/__init__.py", "pkg/broken.py", "pkg/prefixed.py"]
+    assert sources == ["pkg/__init__.py", "pkg/alias.py", "pkg/broken.py", "pkg/prefixed.py"]
     assert not list((tmp_path / "pkg" / "__pycache__").iterdir())
     assert (tmp_path / "pkg" / "sourceless.pyc").read_bytes() == b"kept"
 
@@ -81,9 +85,11 @@ def test_clear_bytecode_removes_the_old_caches_only(tmp_path: Path) -> None:
 def test_compile_prefix_leaves_what_holds_the_placeholder(tmp_path: Path) -> None:
     make_tree(tmp_path)
     counts = compile_prefix(tmp_path, running(), PLACEHOLDER)
-    assert (counts.compiled, counts.held, counts.failed) == (1, 1, 1)
+    assert (counts.compiled, counts.held, counts.failed) == (2, 1, 1)
     cache = sorted(p.name for p in (tmp_path / "pkg" / "__pycache__").iterdir())
-    assert cache == [Path(importlib.util.cache_from_source("__init__.py")).name]
+    assert cache == [
+        Path(importlib.util.cache_from_source(n)).name for n in ("__init__.py", "alias.py")
+    ]
     assert PLACEHOLDER.encode() not in (tmp_path / "pkg" / "__pycache__" / cache[0]).read_bytes()
     assert not (tmp_path / ".portenv" / "__pycache__").exists()
 
@@ -92,9 +98,9 @@ def test_the_bytecode_cache_gives_the_same_files(tmp_path: Path) -> None:
     for name in ("a", "b"):
         make_tree(tmp_path / name)
     compiler = Bytecode(Path(sys.executable), HERE, sys.version, tmp_path / "cache")
-    assert compile_prefix(tmp_path / "a", compiler, PLACEHOLDER).reused == 0
+    assert compile_prefix(tmp_path / "a", compiler, PLACEHOLDER).compiled == 2
     counts = compile_prefix(tmp_path / "b", compiler, PLACEHOLDER)
-    assert (counts.compiled, counts.reused) == (0, 1)
+    assert (counts.compiled, counts.reused) == (0, 2)
     pyc = Path(importlib.util.cache_from_source("pkg/__init__.py"))
     assert (tmp_path / "a" / pyc).read_bytes() == (tmp_path / "b" / pyc).read_bytes()
 
@@ -198,3 +204,15 @@ def test_the_worker_runs_under_python_3_8(tmp_path: Path) -> None:
         check=True,
     )
     assert done.stdout == "True\n"
+
+
+def test_a_pack_without_a_compiler_warns_once_and_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    reporter = RecordingReporter()
+    assert _compiler(staged(tmp_path, FOREIGN, "3.7"), tmp_path, reporter) is None
+    assert [kind for kind, _ in reporter.calls] == ["warning"]
+    assert "packing without bytecode: no CPython 3.7" in str(reporter.calls[0][1])
+    found = _compiler(staged(tmp_path, FOREIGN, HERE), tmp_path, reporter)
+    assert found is not None and found.cache == tmp_path / "bytecode"

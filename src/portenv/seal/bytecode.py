@@ -130,13 +130,20 @@ def clear_bytecode(root: Path) -> list[str]:
         dirnames.sort()
         for name in sorted(filenames):
             path = os.path.join(dirpath, name)
-            if os.path.islink(path):
+            if os.path.islink(path) and not _inside(path, root):
                 continue
             if name.endswith(".pyc") and os.path.basename(dirpath) == "__pycache__":
                 os.unlink(path)  # stale on the target: the payload's mtimes are 0
             elif name.endswith(".py"):
                 found.append(name if here == "." else os.path.join(here, name))
     return found
+
+
+def _inside(link: str, root: Path) -> bool:
+    """A symlink to a file of the env: Python imports it by its own name (Debian's
+    ``_sysconfigdata__linux_*`` is one), so it needs bytecode of its own."""
+    target = os.path.realpath(link)
+    return os.path.isfile(target) and Path(target).is_relative_to(root.resolve())
 
 
 def _groups(root: Path, sources: list[str], jobs: int) -> list[list[str]]:
