@@ -21,7 +21,7 @@ STEPS = {
     "tar_xzf": "limit: `tar -xzf payload.tar.gz` into the same place",
     "envsh": "portenv `sh env.sh -o DIR` (checks + sha256 + extract + relocate)",
     "envsh_j1": "portenv `sh env.sh -o DIR -j 1` (one stream, as before `payload_cuts`)",
-    "import_cold": "first import after `env.sh` (no .pyc yet)",
+    "import_cold": "first import after `env.sh` (as root, with the shipped .pyc files)",
     "import_warm": "second import (warm)",
     "relocate_moved": "`bin/portenv-relocate` after `mv env moved`",
     "import_moved": "import in the moved env (relocation check)",

@@ -1,0 +1,179 @@
+"""First start on the target: root unpacks, a user who cannot write into the env imports.
+
+``python -m bench.first_import [--envs S,M] [--reps N]`` packs each benchmark environment
+twice (with its bytecode, and ``--no-bytecode``) from the suite's warm caches, then in the
+bare trixie rootfs unpacks each as root into a tmpfs and times, as the user ``nobody``
+(``setpriv``), the environment's import line twice: the first start after the unpack and the
+second. It writes ``first-import.json`` in the bench cache and replaces the "First start"
+section of BENCHMARKS.md (the rest of the file is the full suite's, ``sh bench/run.sh``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+from bench.config import REPO, EnvSpec, cache_root, environments
+from bench.envs import log_path, portenv_argv, project_for, read_meta, say
+from bench.timing import Sample, median, parse_line, ptime_binary, run_timed
+
+VARIANTS = {"bytecode": (), "none": ("--no-bytecode",)}
+"""Archive name -> extra `portenv pack` options."""
+SCRIPT = r"""
+set -u
+A=/in R=/res/times.txt
+i=1
+while [ "$i" -le {reps} ]; do
+    for v in {variants}; do
+        rm -rf "/t/$v"
+        sh "$A/$v.sh" -o "/t/$v" 2>>/res/unpack.log
+        for when in first second; do
+            "$A/ptime" "$R" "${v}_$when" setpriv --reuid=65534 --regid=65534 --clear-groups \
+                "/t/$v/env/{py}" -c {imports} 2>>/res/import.log
+        done
+    done
+    i=$((i + 1))
+done
+echo done >/res/finished
+"""
+BEGIN, END = "<!-- first-import: begin -->", "<!-- first-import: end -->"
+
+
+def pack_variants(spec: EnvSpec, out: Path) -> dict[str, dict[str, object]]:
+    """env.sh with and without bytecode; their sizes and what the meta says."""
+    project = project_for(spec)
+    pcache = cache_root() / "pcache"
+    facts: dict[str, dict[str, object]] = {}
+    for name, extra in VARIANTS.items():
+        archive = out / f"{name}.sh"
+        argv = [*portenv_argv(), "pack", str(project), "-o", str(archive)]
+        sample = run_timed([*argv, "--use-cache", str(pcache), *extra], log=log_path())
+        if sample.code != 0:
+            msg = f"portenv pack {' '.join(extra)} failed for {spec.name} (see {log_path()})"
+            raise RuntimeError(msg)
+        tar = out / f"{name}.tar"
+        data = archive.read_bytes()
+        offset = data.index(b"PORTENV_EMBEDDED_OFFSET=") + len(b"PORTENV_EMBEDDED_OFFSET=")
+        tar.write_bytes(data[int(data[offset : offset + 10]) :])
+        meta = read_meta(tar)
+        tar.unlink()
+        facts[name] = {
+            "archive_bytes": archive.stat().st_size,
+            "unpacked_kib": int(meta["unpacked_kib"]),
+            "files": int(meta["files"]),
+            "python": meta["python"],
+        }
+    return facts
+
+
+def measure(spec: EnvSpec, rootfs: Path, reps: int) -> dict[str, object]:
+    """Pack both variants of ``spec`` and time their first and second start as nobody."""
+    from tests.support.rootfs import run_in_rootfs
+
+    out = cache_root() / "run" / "first-import" / spec.name
+    res = out / "res"
+    res.mkdir(parents=True, exist_ok=True)
+    for old in res.iterdir():
+        old.unlink()
+    say(f"{spec.name}: packing with and without bytecode")
+    facts = pack_variants(spec, out)
+    (out / "ptime").write_bytes(ptime_binary().read_bytes())
+    (out / "ptime").chmod(0o755)
+    python = str(facts["bytecode"]["python"])
+    script = SCRIPT.replace("{reps}", str(reps)).replace("{variants}", " ".join(VARIANTS))
+    script = script.replace("{py}", python).replace("{imports}", shlex.quote(spec.imports))
+    (out / "first-import.sh").write_text(script)
+    say(f"{spec.name}: first and second start as nobody ({reps} reps)")
+    result = run_in_rootfs(
+        rootfs,
+        ["sh", "/in/first-import.sh"],
+        binds=[(out, "/in"), (res, "/res")],
+        tmpfs=[("/t", "12g")],
+        timeout=3600,
+    )
+    if result.returncode != 0 or not (res / "finished").exists():
+        msg = f"the rootfs run failed ({result.returncode}): {result.stderr[-2000:]}"
+        raise RuntimeError(msg)
+    samples: dict[str, list[Sample]] = defaultdict(list)
+    for line in (res / "times.txt").read_text().splitlines():
+        label, sample = parse_line(line)
+        samples[label].append(sample)
+    failed = sorted(label for label, got in samples.items() if any(s.code for s in got))
+    if failed:
+        msg = f"{spec.name}: imports failed in the rootfs: {failed} (see {res}/import.log)"
+        raise RuntimeError(msg)
+    walls = {label: [s.wall for s in got] for label, got in samples.items()}
+    return {"imports": spec.imports, "reps": reps, "facts": facts, "walls": walls}
+
+
+def section(results: dict[str, dict[str, object]], command: str) -> str:
+    """The BENCHMARKS.md section, between its markers."""
+    lines = [
+        BEGIN,
+        "## First start: a user who cannot write into the environment",
+        "",
+        "Root unpacks (`sh env.sh -o /t/V`), then `nobody` runs the environment's import line"
+        " twice: the first start after the unpack, and the second. Without bytecode (`pack"
+        " --no-bytecode`, as before issue 14) that user compiles every module at every start,"
+        " since no .pyc can be written; with it, the shipped checked-hash .pyc files are used"
+        " as they are. Medians of wall seconds; measured with",
+        "",
+        "```sh",
+        command,
+        "```",
+        "",
+        "| env | import | bytecode | first (s) | second (s) | first/second | archive (MB) |"
+        " unpacked (MB) |",
+        "|---|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, data in results.items():
+        walls: dict[str, list[float]] = data["walls"]  # type: ignore[assignment]
+        facts: dict[str, dict[str, int]] = data["facts"]  # type: ignore[assignment]
+        for variant in VARIANTS:
+            first, second = median(walls[f"{variant}_first"]), median(walls[f"{variant}_second"])
+            size = facts[variant]["archive_bytes"] / 1e6
+            unpacked = facts[variant]["unpacked_kib"] / 1024
+            lines.append(
+                f"| {name} | `{data['imports']}` | {'yes' if variant == 'bytecode' else 'no'} |"
+                f" {first:.2f} | {second:.2f} | {first / second:.2f}x | {size:.1f} |"
+                f" {unpacked:.0f} |"
+            )
+    lines += ["", END]
+    return "\n".join(lines)
+
+
+def update_report(report: Path, text: str) -> None:
+    """Replace the section in ``report`` (or append it)."""
+    old = report.read_text() if report.exists() else ""
+    if BEGIN in old and END in old:
+        head, rest = old.split(BEGIN, 1)
+        new = head + text + rest.split(END, 1)[1]
+    else:
+        new = old.rstrip() + "\n\n" + text + "\n"
+    report.write_text(new)
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.first_import", description=__doc__)
+    parser.add_argument("--envs", default="S,M", help="comma-separated subset of S,M,L")
+    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--output", default=str(REPO / "BENCHMARKS.md"))
+    args = parser.parse_args(argv)
+    from tests.support.rootfs import debian_rootfs
+
+    wanted = [e.strip() for e in args.envs.split(",") if e.strip()]
+    rootfs = debian_rootfs("trixie")
+    results = {s.name: measure(s, rootfs, args.reps) for s in environments() if s.name in wanted}
+    (cache_root() / "first-import.json").write_text(json.dumps(results, indent=1))
+    command = f"python -m bench.first_import --envs {','.join(results)} --reps {args.reps}"
+    update_report(Path(args.output), section(results, command))
+    say(f"wrote the first-start section of {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
