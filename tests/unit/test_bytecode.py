@@ -216,3 +216,16 @@ def test_a_pack_without_a_compiler_warns_once_and_goes_on(
     assert "packing without bytecode: no CPython 3.7" in str(reporter.calls[0][1])
     found = _compiler(staged(tmp_path, FOREIGN, HERE), tmp_path, reporter)
     assert found is not None and found.cache == tmp_path / "bytecode"
+
+
+def test_no_pip_without_python_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """pip comes from ensurepip for --python packs only: a pixi project's lock says."""
+    from portenv.cli import main
+
+    assert main(["pack", str(tmp_path), "--no-pip", "-o", str(tmp_path / "env.sh")]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == "error: --no-pip applies to --python packs only"
+    assert err[1].startswith("  hint: ")
+    assert not (tmp_path / "env.sh").exists()
