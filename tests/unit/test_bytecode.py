@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from portenv.errors import SealError
 from portenv.model import StagedPrefix, Subdir
 from portenv.pack import _compiler
 from portenv.platforms import host_subdir
@@ -153,12 +152,19 @@ def test_the_env_compiles_with_its_own_python(tmp_path: Path) -> None:
     assert found.python == tmp_path / "bin" / f"python{HERE}" and found.version == HERE
 
 
-def test_an_env_python_that_does_not_run_is_an_error(tmp_path: Path) -> None:
+def test_an_env_python_that_does_not_run_here_gives_way_to_a_local_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A conda python for a newer glibc than the build machine's, say: same X.Y, or none."""
     (tmp_path / "bin").mkdir()
-    (tmp_path / "bin" / "python3.12").write_text("#!/bin/sh\nexit 1\n")
-    (tmp_path / "bin" / "python3.12").chmod(0o755)
-    with pytest.raises(SealError, match="does not run on this machine"):
-        find_compiler(staged(tmp_path, host_subdir(), "3.12"))
+    (tmp_path / "bin" / f"python{HERE}").write_text("#!/bin/sh\nexit 1\n")
+    (tmp_path / "bin" / f"python{HERE}").chmod(0o755)
+    found = find_compiler(staged(tmp_path, host_subdir(), HERE))
+    assert isinstance(found, Bytecode) and found.python == Path(sys.executable)
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    (tmp_path / "bin" / "python3.7").symlink_to(f"python{HERE}")
+    found = find_compiler(staged(tmp_path, host_subdir(), "3.7"))
+    assert isinstance(found, str) and "no CPython 3.7 that runs on this machine" in found
 
 
 FOREIGN = "linux-aarch64" if host_subdir() != "linux-aarch64" else "linux-64"
@@ -175,7 +181,7 @@ def test_a_foreign_env_without_a_local_python_of_its_version_is_skipped(
 ) -> None:
     monkeypatch.setattr(shutil, "which", lambda name: None)
     found = find_compiler(staged(tmp_path, FOREIGN, "3.7"), [])
-    assert isinstance(found, str) and "no CPython 3.7 on this machine" in found
+    assert isinstance(found, str) and "no CPython 3.7 that runs on this machine" in found
 
 
 def test_a_local_python_with_another_magic_number_is_not_taken(tmp_path: Path) -> None:

@@ -99,15 +99,14 @@ def find_compiler(staged: StagedPrefix, candidates: Sequence[str] = ()) -> Bytec
     number (``candidates``, then the running interpreter, then ``pythonX.Y`` on PATH).
 
     Returns the reason as a string when there is none: the environment is then packed without
-    bytecode, which only costs its first start on the target.
+    bytecode, which costs the first start on the target, and every start of a user who cannot
+    write into the environment.
     """
     version = Path(staged.python).name.removeprefix("python")
     if staged.subdir == host_subdir():
         found = _query(str(staged.path / staged.python))
-        if found is None or found[0] != version:
-            msg = f"the environment's {staged.python} does not run on this machine"
-            raise SealError(msg, hint="pass --no-bytecode to pack without bytecode")
-        return Bytecode(staged.path / staged.python, version, found[2])
+        if found is not None and found[0] == version:
+            return Bytecode(staged.path / staged.python, version, found[2])
     wanted = _shipped_magic(staged.path, version)
     on_path = shutil.which(f"python{version}")
     for candidate in dict.fromkeys([*candidates, sys.executable, *([on_path] if on_path else [])]):
@@ -115,8 +114,8 @@ def find_compiler(staged: StagedPrefix, candidates: Sequence[str] = ()) -> Bytec
         if found is not None and found[0] == version and wanted in (None, found[1]):
             return Bytecode(Path(candidate), version, found[2])
     return (
-        f"no CPython {version} on this machine to compile the bytecode of a {staged.subdir}"
-        f" environment: its first start on the target compiles what it imports"
+        f"no CPython {version} that runs on this machine to compile the bytecode of this"
+        f" {staged.subdir} environment"
     )
 
 
