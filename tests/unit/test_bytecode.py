@@ -15,8 +15,8 @@ from portenv.model import StagedPrefix, Subdir
 from portenv.pack import _compiler
 from portenv.platforms import host_subdir
 from portenv.seal.bytecode import Bytecode, clear_bytecode, compile_prefix, find_compiler
-from portenv.seal.pyc_worker import canonical_refs, checked_hash_pyc
 from portenv.stage import make_placeholder
+from portenv.target.pyc_worker import canonical_refs, checked_hash_pyc
 from tests.support.pyrelocate import installed_pythons
 from tests.unit.test_fetch import RecordingReporter
 

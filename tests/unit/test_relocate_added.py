@@ -6,10 +6,14 @@ import importlib.util
 import json
 import marshal
 import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from portenv.seal.files import target_file
 from portenv.stage import make_placeholder
 from portenv.target import relocate as engine
 
@@ -28,6 +32,8 @@ def unpacked_env(root: Path) -> None:
         (root / relative).parent.mkdir(parents=True, exist_ok=True)
         (root / relative).write_text(text)
     (root / ".portenv").mkdir()
+    (root / ".portenv" / "pyc_worker.py").write_text(target_file("pyc_worker.py"))
+    (root / "bin" / "python3").symlink_to(sys.executable)
     manifest = {"format": 1, "prefix": PLACEHOLDER, "prefix_max": MAX, "python": "bin/python3"}
     manifest["files"] = [{"path": "bin/tool", "mode": "text"}]
     (root / ".portenv" / "manifest.json").write_text(json.dumps(manifest))
@@ -87,6 +93,24 @@ def test_a_rewritten_module_gets_checked_hash_bytecode(tmp_path: Path) -> None:
     namespace: dict[str, object] = {}
     exec(marshal.loads(data[16:]), namespace)
     assert namespace["HOME"] == SECOND
+
+
+def test_the_same_env_relocated_to_the_same_place_gives_the_same_bytecode(tmp_path: Path) -> None:
+    """Whatever hash seed the relocating process has (the unpacker runs it with -I)."""
+    unpacked_env(tmp_path / "a")
+    module = tmp_path / "a" / "lib/python3/site-packages/sets.py"
+    module.parent.mkdir(parents=True)
+    module.write_text(f"WHERE = {FIRST!r}\nOK = {{'alpha', 'beta', 'gamma', 'delta', 'eps'}}\n")
+    shutil.copytree(tmp_path / "a", tmp_path / "b", symlinks=True)
+    pycs = []
+    for name, seed in (("a", "1"), ("b", "2")):
+        script = str(tmp_path / name / ".portenv" / "relocate.py")
+        shutil.copyfile(engine.__file__, script)
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        subprocess.run([sys.executable, script, "--to", SECOND], env=env, check=True)
+        source = tmp_path / name / "lib/python3/site-packages/sets.py"
+        pycs.append(Path(importlib.util.cache_from_source(str(source))).read_bytes())
+    assert pycs[0] == pycs[1]
 
 
 def test_payload_files_are_not_read_again(tmp_path: Path) -> None:

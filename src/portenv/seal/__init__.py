@@ -45,6 +45,7 @@ def _relativize_symlinks(root: Path, placeholder: str) -> None:
 def _add_support_files(staged: StagedPrefix) -> None:
     root = staged.path
     write_text(root / ".portenv" / "relocate.py", target_file("relocate.py"), 0o644)
+    write_text(root / ".portenv" / "pyc_worker.py", target_file("pyc_worker.py"), 0o644)
     relocate_sh = target_file("portenv-relocate.sh").replace("@PYTHON@", staged.python)
     write_text(root / "bin" / "portenv-relocate", relocate_sh, 0o755)
     activate = target_file("activate.sh").replace("@PREFIX@", staged.placeholder)

@@ -4,8 +4,8 @@ Without it, the first start on the target compiles every module it imports, and 
 cannot write into the environment (a root-owned install) compiles them again at every start.
 The .pyc files that conda packages or the base interpreter bring are stale anyway: the payload
 stores every mtime as 0. So every old ``__pycache__/*.pyc`` is removed and every source
-compiled again into checked-hash bytecode (see ``pyc_worker``), by the environment's own
-interpreter, or for a foreign platform by a CPython of the same X.Y found on this machine.
+compiled again into checked-hash bytecode (see target/pyc_worker.py), by the environment's
+own interpreter, or for a foreign platform by a CPython of the same X.Y found on this machine.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from pathlib import Path
 from portenv.errors import SealError
 from portenv.model import StagedPrefix
 from portenv.platforms import host_subdir
+from portenv.seal.files import target_file
 
 __all__ = [
     "Bytecode",
@@ -175,7 +176,7 @@ def compile_prefix(
 
     With ``bytecode.cache``, each .pyc is kept there and reused by later packs."""
     sources = clear_bytecode(root)
-    worker = Path(__file__).with_name("pyc_worker.py").read_text(encoding="utf-8")
+    worker = target_file("pyc_worker.py")
     argv = [str(bytecode.python), "-s", "-S", "-c", worker, str(root), placeholder]
     if bytecode.cache is not None:
         argv.append(str(cache_folder(bytecode.cache, bytecode, worker)))

@@ -6,7 +6,8 @@ portenv import): the unpacker calls it before renaming the env into place, and
 (see docs/format.md): text files get every occurrence of the old prefix replaced, binary files
 get each recorded C-string region rewritten and NUL-padded to its reserved length. Every file
 is written to a new file beside it and renamed over the original, so a running interpreter or
-a mapped shared library is never written in place. A rewritten .py gets its bytecode again.
+a mapped shared library is never written in place. A rewritten .py gets its bytecode again,
+from the packer's own worker (.portenv/pyc_worker.py).
 
 What was installed after unpacking (pip's console scripts with absolute shebangs, .pth files)
 is not in the manifest. Every file of the payload was unpacked with mtime 0, so a relocation
@@ -168,28 +169,27 @@ def _new_binary(path: str, regions: list[list[int]], old: bytes, new: bytes) -> 
     return bytes(data)
 
 
-def compile_sources(paths: list[str]) -> None:
-    """Write the checked-hash bytecode of each rewritten .py (the packed one is stale or absent).
+def compile_sources(root: str, sources: list[str], manifest: dict) -> None:  # type: ignore[type-arg]
+    """Write the bytecode of each rewritten .py (`sources`, relative): the packed one is absent.
 
-    As the packer's: valid whatever mtimes a later copy sets, and never rewritten on import.
+    The packer's worker (.portenv/pyc_worker.py) does it with the env's python, in a process with
+    a fixed hash seed, so the same archive unpacked at the same place gives the same bytes. Best
+    effort: where that python cannot run (`portenv unpack` of another machine's env), the
+    sources are compiled when first imported, as without bytecode.
     """
-    if not paths:
+    worker = os.path.join(root, ".portenv", "pyc_worker.py")
+    if not sources or not os.path.isfile(worker):
         return
-    import importlib.util
-    import marshal
+    import subprocess
 
-    for path in paths:
-        with open(path, "rb") as stream:
-            source = stream.read()
-        try:
-            code = compile(source, path, "exec", dont_inherit=True)
-        except (SyntaxError, ValueError):
-            continue
-        header = importlib.util.MAGIC_NUMBER + (3).to_bytes(4, "little")
-        data = header + importlib.util.source_hash(source) + marshal.dumps(code)
-        target = importlib.util.cache_from_source(path)
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        _replace_file(target, data, 0o644)
+    python = os.path.join(root, manifest["python"])
+    argv = [python, "-s", "-S", worker, root, placeholder(int(manifest["prefix_max"]))]
+    env = {"PYTHONHASHSEED": "0", "LC_ALL": "C"}
+    names = "\0".join(sources).encode("utf-8", "surrogateescape")
+    try:
+        subprocess.run(argv, input=names, capture_output=True, env=env, check=False)
+    except OSError:
+        return
 
 
 def placeholder(prefix_max: int) -> str:
@@ -269,9 +269,9 @@ def relocate(root: str, prefix: str, warn: list[str] | None = None) -> int:
             with open(path, "rb") as stream:
                 content = rewrite_text(stream.read(), old, new)
             if path.endswith(".py"):
-                sources.append(path)
+                sources.append(entry["path"])
         _replace_file(path, content)
-    compile_sources(sources)
+    compile_sources(root, sources, manifest)
     manifest["prefix"] = prefix
     _replace_file(
         os.path.join(root, ".portenv", "manifest.json"),

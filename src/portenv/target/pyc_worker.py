@@ -1,9 +1,10 @@
 """Compile .py files into checked-hash .pyc files that are the same bytes on every build.
 
-Runs under the interpreter whose bytecode it writes (the environment's own, or a CPython of the
-same X.Y for a foreign platform), as ``python -s -S -c SOURCE ROOT PLACEHOLDER [CACHE]``
-with PYTHONHASHSEED=0 and the NUL-separated source paths (relative to ROOT) on stdin; it
-prints ``compiled N reused N held N failed N``. Standard library only, and Python 3.8 syntax:
+Runs under the interpreter whose bytecode it writes: the environment's own (or a CPython of the
+same X.Y for a foreign platform) at pack time, and on the target, as .portenv/pyc_worker.py,
+for the sources the relocation rewrote. ``python -s -S pyc_worker.py ROOT PLACEHOLDER [CACHE]``
+with PYTHONHASHSEED=0 and the NUL-separated source paths (relative to ROOT) on stdin prints
+``compiled N reused N held N failed N``. Standard library only, and Python 3.8 syntax:
 this file runs under every CPython that portenv packs, never under portenv's own.
 
 Why each choice (see docs/format.md, "Bytecode"):
