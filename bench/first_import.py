@@ -14,12 +14,12 @@ import argparse
 import json
 import shlex
 import sys
-from collections import defaultdict
 from pathlib import Path
 
 from bench.config import REPO, EnvSpec, cache_root, environments
 from bench.envs import log_path, portenv_argv, project_for, read_meta, say
-from bench.timing import Sample, median, parse_line, ptime_binary, run_timed
+from bench.target import run_script
+from bench.timing import median, ptime_binary, run_timed
 
 VARIANTS = {"bytecode": (), "none": ("--no-bytecode",)}
 """Archive name -> extra `portenv pack` options."""
@@ -88,8 +88,6 @@ def pack_variants(spec: EnvSpec, out: Path) -> dict[str, dict[str, object]]:
 
 def measure(spec: EnvSpec, rootfs: Path, reps: int) -> dict[str, object]:
     """Pack both variants of ``spec`` and time their first and second start as nobody."""
-    from tests.support.rootfs import run_in_rootfs
-
     out = cache_root() / "run" / "first-import" / spec.name
     res = out / "res"
     res.mkdir(parents=True, exist_ok=True)
@@ -105,20 +103,7 @@ def measure(spec: EnvSpec, rootfs: Path, reps: int) -> dict[str, object]:
     (out / "first-import.sh").write_text(script)
     (out / "hash_cost.py").write_text(HASH_COST)
     say(f"{spec.name}: first and second start as nobody ({reps} reps)")
-    result = run_in_rootfs(
-        rootfs,
-        ["sh", "/in/first-import.sh"],
-        binds=[(out, "/in"), (res, "/res")],
-        tmpfs=[("/t", "12g")],
-        timeout=3600,
-    )
-    if result.returncode != 0 or not (res / "finished").exists():
-        msg = f"the rootfs run failed ({result.returncode}): {result.stderr[-2000:]}"
-        raise RuntimeError(msg)
-    samples: dict[str, list[Sample]] = defaultdict(list)
-    for line in (res / "times.txt").read_text().splitlines():
-        label, sample = parse_line(line)
-        samples[label].append(sample)
+    samples = run_script(rootfs, out, "first-import.sh")
     failed = sorted(label for label, got in samples.items() if any(s.code for s in got))
     if failed:
         msg = f"{spec.name}: imports failed in the rootfs: {failed} (see {res}/import.log)"
