@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench import first_import
 from bench.config import REPO, cache_root, environments
 from bench.envs import build, say
 from bench.facts import load_average, machine_facts
@@ -96,6 +97,8 @@ def main(argv: list[str]) -> int:
     results["facts"]["load average at the end"] = load_average()
     (cache_root() / "results.json").write_text(json.dumps(results, indent=1))
     write_report(results, Path(args.output), tools)
+    first = {spec.name: first_import.measure(spec, rootfs, spec.reps_unpack) for spec in specs}
+    first_import.update_report(Path(args.output), first_import.section(first, args.command))
     say(f"wrote {args.output} in {results['elapsed'] / 60:.1f} min")
     return 0
 

@@ -668,8 +668,9 @@ def _method() -> list[str]:
         " into the same place. `env.tar` is the tail of `env.sh` (the format guarantees the same"
         " bytes). The unpacker's phases are re-run one by one with the same commands the"
         " unpacker uses.",
-        '- **Cold start**: the first `python -c "import ..."` right after the unpack (no .pyc:'
-        " wheels are installed without compiling), then a second one.",
+        '- **Cold start**: the first `python -c "import ..."` right after the unpack (with the'
+        " .pyc files portenv ships), then a second one; as a user who cannot write into the"
+        ' environment, see "First start" at the end.',
         "",
     ]
 
@@ -712,7 +713,7 @@ def _caveats(results: dict[str, Any], envs: list[Env]) -> list[str]:
         " sees `torch`, so no CUDA build is downloaded) + numpy and torch's requirements"
         " (networkx < 3.6: see the note in `bench/config.py`).",
         '- **M** has fewer files than the issue expected ("tens of thousands"): these four'
-        " wheels and their dependencies install about 8,000 files, no .pyc.",
+        " wheels and their dependencies install about 8,000 files, .pyc files aside.",
         "- **pixi-pack**: the format is written by portenv's own writer (pixi-pack and"
         " pixi-unpack cannot be installed here), so only its size and write time are shown.",
         "- **uv venv + `tar -czhf`** has no interpreter and no stdlib (a venv points at its base"

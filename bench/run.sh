@@ -9,6 +9,8 @@
 # (conda-pack, zstandard, matplotlib, isal: the `bench` extra) go into their own venv in the cache.
 # Cache: $PORTENV_BENCH_CACHE (default ~/.cache/portenv-bench); L needs the CPU torch 2.13.0
 # wheel for CPython 3.11 on disk (pip's find-links, or $PORTENV_BENCH_TORCH_WHEEL).
+# One piece alone: `.venv/bin/python -m bench.first_import --envs S,M` (first start of a user
+# who cannot write into the env, with and without bytecode; its section of BENCHMARKS.md).
 set -eu
 cd "$(dirname "$0")/.."
 PY=${PORTENV_BENCH_PYTHON:-.venv/bin/python}

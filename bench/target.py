@@ -21,7 +21,7 @@ STEPS = {
     "tar_xzf": "limit: `tar -xzf payload.tar.gz` into the same place",
     "envsh": "portenv `sh env.sh -o DIR` (checks + sha256 + extract + relocate)",
     "envsh_j1": "portenv `sh env.sh -o DIR -j 1` (one stream, as before `payload_cuts`)",
-    "import_cold": "first import after `env.sh` (no .pyc yet)",
+    "import_cold": "first import after `env.sh` (as root, with the shipped .pyc files)",
     "import_warm": "second import (warm)",
     "relocate_moved": "`bin/portenv-relocate` after `mv env moved`",
     "import_moved": "import in the moved env (relocation check)",
@@ -115,24 +115,16 @@ def script_for(built: Built) -> str:
     )
 
 
-def measure_unpacking(built: Built, rootfs: Path) -> dict[str, list[Sample]]:
-    """Run the script in the rootfs; return label -> samples (in run order)."""
+def run_script(rootfs: Path, folder: Path, name: str) -> dict[str, list[Sample]]:
+    """Run ``folder/name`` in the rootfs (``folder`` at /in, ``folder/res`` at /res, a tmpfs
+    at /t); the ``ptime`` samples it appended to /res/times.txt, label -> samples."""
     from tests.support.rootfs import run_in_rootfs
 
-    res = built.out / "res"
-    res.mkdir(exist_ok=True)
-    for old in res.iterdir():
-        old.unlink()
-    binary = ptime_binary()
-    (built.out / "ptime").write_bytes(binary.read_bytes())
-    (built.out / "ptime").chmod(0o755)
-    script = built.out / "unpack-bench.sh"
-    script.write_text(script_for(built))
-    say(f"{built.spec.name}: unpack measurements in the rootfs ({built.spec.reps_unpack} reps)")
+    res = folder / "res"
     result = run_in_rootfs(
         rootfs,
-        ["sh", "/in/unpack-bench.sh"],
-        binds=[(built.out, "/in"), (res, "/res")],
+        ["sh", f"/in/{name}"],
+        binds=[(folder, "/in"), (res, "/res")],
         tmpfs=[("/t", "12g")],
         timeout=3600,
     )
@@ -143,6 +135,22 @@ def measure_unpacking(built: Built, rootfs: Path) -> dict[str, list[Sample]]:
     for line in (res / "times.txt").read_text().splitlines():
         label, sample = parse_line(line)
         samples[label].append(sample)
+    return dict(samples)
+
+
+def measure_unpacking(built: Built, rootfs: Path) -> dict[str, list[Sample]]:
+    """Run the script in the rootfs; return label -> samples (in run order)."""
+    res = built.out / "res"
+    res.mkdir(exist_ok=True)
+    for old in res.iterdir():
+        old.unlink()
+    binary = ptime_binary()
+    (built.out / "ptime").write_bytes(binary.read_bytes())
+    (built.out / "ptime").chmod(0o755)
+    script = built.out / "unpack-bench.sh"
+    script.write_text(script_for(built))
+    say(f"{built.spec.name}: unpack measurements in the rootfs ({built.spec.reps_unpack} reps)")
+    samples = run_script(rootfs, built.out, script.name)
     failed = sorted({k for k, v in samples.items() if any(s.code for s in v)})
     if failed:
         say(f"{built.spec.name}: FAILED in the rootfs: {failed}; see {res}/*.log")

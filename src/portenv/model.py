@@ -197,6 +197,9 @@ class StagedPrefix:
     """Where packages go, relative; empty means ``lib/pythonX.Y/site-packages``."""
     bundled: tuple[HostLibrary, ...] = ()
     """Libraries staging already copied from the build machine (the portable CPython's)."""
+    sources: tuple[str, ...] = ()
+    """Files of the build machine the prefix was copied from (a --python base's): a cached
+    sealed prefix is reused only while they are unchanged."""
 
 
 @dataclass(frozen=True)

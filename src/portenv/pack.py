@@ -21,6 +21,7 @@ from portenv.fetch import (
     fetch_conda,
     fetch_files,
     fetch_git,
+    file_digest,
     pypi_download,
     resolve_location,
 )
@@ -52,6 +53,8 @@ from portenv.write.sbom import publish_sbom, sbom_timestamp
 
 if TYPE_CHECKING:
     from portenv.seal import SealedPrefix
+    from portenv.seal.bytecode import Bytecode
+    from portenv.stage.bundle import Bundle
     from portenv.stage.cpython import BaseInterpreter
     from portenv.stage.wheels import FetchedWheel
 
@@ -70,6 +73,7 @@ __all__ = [
     "default_cache",
     "pack",
     "plan",
+    "python_seal_inputs",
     "seal_inputs",
     "stage_seal_write",
 ]
@@ -99,6 +103,8 @@ class PythonRequest:
     requirements: RequirementsInput = field(default_factory=RequirementsInput)
     platform: str | None = None
     skip_pypi: tuple[str, ...] = ()
+    pip: bool = True
+    """Install the interpreter's own ensurepip wheel of pip, as ``python -m venv`` does."""
 
 
 @dataclass(frozen=True)
@@ -124,6 +130,8 @@ class PackRequest:
     """Shared libraries (sonames or globs) left to the target: never bundled, never missing."""
     glibc: str | None = None
     """The oldest glibc the archive must run on: a newer floor is refused (`--glibc`)."""
+    bytecode: bool = True
+    """Ship a .pyc for every .py (see seal.bytecode)."""
 
 
 def plan(request: PlanRequest | PythonRequest) -> Plan:
@@ -360,6 +368,10 @@ class ArchiveJob:
     """Shared libraries left to the target (see PackRequest)."""
     glibc: str | None = None
     """The newest glibc floor allowed (see PackRequest)."""
+    bytecode: bool = True
+    unchecked: str | None = None
+    """A folder whose files the prefix is copied from but that the seal key covers: an
+    extracted python-build-standalone archive (gone after the pack)."""
 
     def make_prefix(self, dest: Path) -> StagedPrefix:
         """Install the env's base into `dest`: a portable CPython, or the conda packages."""
@@ -391,7 +403,8 @@ def stage_seal_write(
     instead, if it still is what it was; a new one is kept for the next pack.
     """
     cache = SealCache(job.cache / "sealed") if job.seal_key is not None else None
-    key = cache.key(job.seal_key) if cache is not None and job.seal_key is not None else ""
+    inputs = {**(job.seal_key or {}), "bytecode": job.bytecode}
+    key = cache.key(inputs) if cache is not None else ""
     hit = cache.lookup(key) if cache is not None else None
     if cache is not None and hit is not None:
         reporter.on_info(f"reusing the sealed environment cached in {hit.sealed.path.parent}")
@@ -413,7 +426,7 @@ def stage_seal_write(
         staged = job.make_prefix(folder / "prefix")
         wheels = wheels_for(staged)
         install_wheels(wheels, staged)
-        _complete_closure(job, staged, reporter)
+        bundle = _complete_closure(job, staged, reporter)
         reporter.on_task_complete(token)
         token = reporter.on_task_start("sealing", None)
         sealed = seal(
@@ -422,18 +435,22 @@ def stage_seal_write(
             depends=[d for f in job.conda for d in f.package.depends],
             inventory=inventory_of(wheels),
             glibc_ceiling=job.glibc,
+            bytecode=_compiler(staged, job.cache, reporter) if job.bytecode else None,
         )
         reporter.on_task_complete(token)
         entries = listing(sealed.path)
         written = _write(job, sealed, reporter, entries, None)
         if cache is not None:
-            cache.store(key, folder, sealed, entries, written.tar_sha256)
+            # the build machine's files the prefix holds copies of: checked before each reuse
+            copied = (*staged.sources, *(b.source for b in bundle.bundled))
+            outside = (s for s in copied if not _under(s, job.unchecked))
+            cache.store(key, folder, sealed, entries, written.tar_sha256, outside)
         return written
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _complete_closure(job: ArchiveJob, staged: StagedPrefix, reporter: Reporter) -> None:
+def _complete_closure(job: ArchiveJob, staged: StagedPrefix, reporter: Reporter) -> Bundle:
     """Bundle the shared libraries the target lacks (from this machine, for its own platform)."""
     from portenv.stage.bundle import complete_closure
 
@@ -450,6 +467,22 @@ def _complete_closure(job: ArchiveJob, staged: StagedPrefix, reporter: Reporter)
             f"{left.name} is left to the target ({why}), needed by {left.needed_by[0]}"
             + (f" and {len(left.needed_by) - 1} more" if len(left.needed_by) > 1 else "")
         )
+    return bundle
+
+
+def _under(path: str, folder: str | None) -> bool:
+    return folder is not None and path.startswith(folder.rstrip("/") + "/")
+
+
+def _compiler(staged: StagedPrefix, cache: Path, reporter: Reporter) -> Bytecode | None:
+    """Who compiles the bytecode; without anyone, the pack goes on with one warning."""
+    from portenv.seal.bytecode import find_compiler
+
+    found = find_compiler(staged)
+    if isinstance(found, str):
+        reporter.on_warning(f"packing without bytecode: {found}")
+        return None
+    return replace(found, cache=cache / "bytecode")
 
 
 def _write(
@@ -478,8 +511,8 @@ def seal_inputs(
 ) -> dict[str, object] | None:
     """What a conda-based prefix is staged and sealed from, or None when that is not all known.
 
-    Local source folders can change under the same lock, so they are never cached; nor is the
-    conda-free source, whose base is an installation on this machine.
+    Local source folders can change under the same lock, so they are never cached (for the
+    conda-free source, see python_seal_inputs).
     """
     if any(sha256.startswith("dir-") for _, _, sha256 in pypi_sources):
         return None
@@ -560,10 +593,15 @@ def _pack_plan(
         the_plan.conda, cache, base=the_plan.project_dir, reporter=reporter, jobs=request.jobs
     )
     pypi_sources = _fetch_pypi(the_plan, cache, reporter, request.jobs)
-    reuse = request.reuse_sealed and base is None
-    key = seal_inputs(the_plan, fetched, pypi_sources) if reuse else None
-    if key is not None:
-        key = {**key, "allow_missing": sorted(request.allow_missing), "glibc": request.glibc}
+    source = request.source if isinstance(request.source, PythonRequest) else None
+    if not request.reuse_sealed:
+        inputs = None
+    elif source is not None and base is not None:
+        inputs = python_seal_inputs(source, base, the_plan, pypi_sources)
+    else:
+        inputs = seal_inputs(the_plan, fetched, pypi_sources)
+    if inputs is not None:
+        inputs = {**inputs, "allow_missing": sorted(request.allow_missing), "glibc": request.glibc}
     job = ArchiveJob(
         fetched,
         the_plan.subdir,
@@ -574,13 +612,67 @@ def _pack_plan(
         cache,
         the_plan.lock_glibc,
         base,
-        key,
+        inputs,
         request.allow_missing,
         request.glibc,
+        request.bytecode,
+        _extracted(source, base),
     )
+
+    def wheels_for(staged: StagedPrefix) -> list[FetchedWheel]:
+        wheels = _wheels(pypi_sources, staged, the_plan, cache)
+        if source is not None and base is not None and source.pip:
+            wheels += _pip_wheels(staged, base, the_plan, reporter)
+        return wheels
+
     return stage_seal_write(
         job,
-        lambda staged: _wheels(pypi_sources, staged, the_plan, cache),
+        wheels_for,
         lambda wheels: _inventory(the_plan, wheels) + _interpreter_entries(base),
         reporter,
     )
+
+
+def _pip_wheels(
+    staged: StagedPrefix, base: BaseInterpreter, the_plan: Plan, reporter: Reporter
+) -> list[FetchedWheel]:
+    """pip (and setuptools before 3.12) from the interpreter's ensurepip, unless required."""
+    from portenv.stage.ensurepip import ensurepip_wheels
+
+    required = {p.name for p in the_plan.pypi if p.action in ("install", "build")}
+    wheels, missing = ensurepip_wheels(staged, base, required)
+    for name in missing:
+        reporter.on_warning(f"{base.executable} bundles no {name} wheel: the env has no {name}")
+    return wheels
+
+
+def _extracted(source: PythonRequest | None, base: BaseInterpreter | None) -> str | None:
+    """The scratch folder a python-build-standalone archive was extracted into, if any."""
+    from portenv.stage.cpython_archive import is_python_archive
+
+    if source is None or base is None or not is_python_archive(source.python):
+        return None
+    return str(base.prefix)
+
+
+def python_seal_inputs(
+    source: PythonRequest,
+    base: BaseInterpreter,
+    the_plan: Plan,
+    pypi_sources: Sequence[tuple[PypiPackage, Path, str]],
+) -> dict[str, object] | None:
+    """What a --python prefix is made from: the interpreter, the requirements, pip or not.
+
+    The interpreter is named by its path and version (an archive by its digest): every file
+    copied from it is checked again before reuse (seal.cache), so a changed stdlib, libpython
+    or bundled system library makes a new entry.
+    """
+    from portenv.stage.cpython_archive import is_python_archive
+
+    inputs = seal_inputs(the_plan, (), pypi_sources)
+    if inputs is None:
+        return None
+    identity: dict[str, object] = {"executable": str(base.executable)}
+    if is_python_archive(source.python):
+        identity = {"archive": str(source.python.resolve()), "sha256": file_digest(source.python)}
+    return {**inputs, "python": {**identity, "version": list(base.version)}, "pip": source.pip}

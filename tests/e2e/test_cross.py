@@ -21,6 +21,7 @@ from tests.e2e.test_core import (
     script,
     unpack_line,
 )
+from tests.e2e.test_first_start import PROBE, probe_line
 from tests.support.rootfs import run_in_rootfs
 
 pytestmark = pytest.mark.e2e
@@ -55,3 +56,28 @@ def test_unpack_run_move_relocate_on_aarch64(
     assert_runs_from("imports ok" + second, moved)
     assert "machine aarch64" in out
     assert_only_under(result, [dest, "/home/someone/elsewhere"])
+
+
+SYSCONFIGDATA = "_sysconfigdata__linux_aarch64-linux-gnu"
+"""Names the env's prefix: relocated on the target, so its bytecode is compiled there."""
+
+
+def test_the_bytecode_compiled_on_this_machine_is_used_on_aarch64(
+    cross_archives: Archives, arm64_root: Path
+) -> None:
+    """Compiled by a CPython 3.11 of the build machine: the target's 3.11 takes it as it is,
+    and the sysconfigdata that held the placeholder was compiled by the relocation."""
+    (cross_archives.folder / "probe.py").write_text(PROBE)
+    env = "/opt/arm/env"
+    result = run(
+        arm64_root,
+        cross_archives,
+        unpack_line("self-extracting", "/opt/arm"),
+        f"{env}/bin/python /dist/probe.py json email.parser hello_py {SYSCONFIGDATA}",
+        f"{env}/bin/python -c 'import sysconfig; print(sysconfig.get_config_var(\"prefix\"))'",
+        timeout=600,
+    )
+    found = probe_line(result)
+    assert found["compiled"] == [] and found["stale"] == []
+    assert isinstance(found["checked"], int) and found["checked"] > 50
+    assert f"{env}\n" in expect_ok(result)

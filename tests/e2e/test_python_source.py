@@ -200,13 +200,15 @@ def test_old_glibc_is_refused_before_writing(python_archives: Path, bullseye_roo
 
 @pytest.fixture(scope="module")
 def standalone_archive_env(package_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """app-pbs.sh: --python cpython-3.12.X+standin-...-install_only.tar.gz -r requirements."""
+    """app-pbs.sh: --python cpython-3.12.X+standin-...-install_only.tar.gz -r requirements,
+    without the env's pip: the archive's own site-packages (PBS ships pip there) stays out."""
     archive = install_only_archive("3.12")
     dist = dist_folder(tmp_path_factory, "standalone")
     requirements = dist / "requirements.txt"
     requirements.write_text("idna\ncertifi\ncharset-normalizer\n")
     portenv(
         "pack",
+        "--no-pip",
         "--python",
         archive,
         "-r",
@@ -226,7 +228,8 @@ def test_a_standalone_archive_packs_and_relocates(
     probe = "/opt/probe/env/lib/python3.12/site-packages"
     lines = [
         "sh /dist/app-pbs.sh -o /opt/probe > /dev/null",
-        f"ls {probe} | grep -v -e idna -e certifi -e charset -e normalizer -e portenv && exit 9",
+        f"ls {probe} | grep -v -e idna -e certifi -e charset -e normalizer -e portenv"
+        " -e __pycache__ && exit 9",
         f"test -d {probe}/idna && echo 'only the requirements in site-packages'",
         "rm -rf /opt/probe",
         *unpack_move_relocate("app-pbs.sh"),

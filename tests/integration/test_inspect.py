@@ -77,7 +77,8 @@ def test_a_pixi_projects_archives(core_archives: Archives) -> None:
             listed = int(
                 str(entry["installed_files"])
             )  # symlinks included; inspect counts them apart
-            assert listed - report["links"] <= package["files"] <= listed + 1, "+ its record"
+            # + its record, and at most one .pyc (sealed bytecode) per file it lists
+            assert listed - report["links"] <= package["files"] <= 2 * listed + 1
         assert report["packages"][0]["name"] == "python", "largest first"
         meta = meta_of(core_archives.tar)
         facts = report["archive"]
@@ -170,9 +171,15 @@ def test_unpacked_environments(
         for name, package in packages(report).items():
             assert package["license"] == packages(packed)[name]["license"], name
     unpacked = inspect_json(tmp_path / "portenv-env")
-    assert {(p["name"], p["files"]) for p in unpacked["packages"]} == {
-        (p["name"], p["files"]) for p in packed["packages"]
-    }
+    before = {p["name"]: p["files"] for p in packed["packages"]}
+    after = {p["name"]: p["files"] for p in unpacked["packages"]}
+    assert set(after) == set(before)
+    # the relocation compiled what it rewrote (those sources ship without bytecode)
+    shipped = {m.name for m in payload_of(core_archives.tar).getmembers()}
+    env = tmp_path / "portenv-env"
+    compiled = [p for p in env.rglob("*.pyc") if str(p.relative_to(env)) not in shipped]
+    assert all(after[name] >= before[name] for name in before)
+    assert sum(after.values()) - sum(before.values()) == len(compiled)
     sbom_path = tmp_path / "env.cdx.json"
     portenv("inspect", tmp_path / "pp" / "env", f"--sbom={sbom_path}")
     assert set(by_name(read_sbom(sbom_path)["components"])) == CORE
@@ -191,7 +198,8 @@ def test_a_python_source_pack(python: Path, package_cache: Path, tmp_path: Path)
     assert packing.returncode == 0, packing.stderr
     report = inspect_json(out)
     found = packages(report)
-    assert set(found) == {"python", "bigdata", "small-tool"}
+    assert set(found) == {"python", "pip", "bigdata", "small-tool"}, "pip from ensurepip"
+    assert found["pip"]["source"] == "interpreter"
     assert found["python"]["kind"] == "cpython" and report["packages"][0]["name"] == "python"
     assert found["bigdata"]["size"] > 500_000 > found["small-tool"]["size"]
     blob = "lib/python3.12/site-packages/bigdata/blob.py"
@@ -228,7 +236,10 @@ def test_real_pypi_wheels(python: Path, package_cache: Path, tmp_path: Path) -> 
     idna = packages(report)["idna"]
     inventory = {e["name"]: e for e in packages_json(out)}
     assert (idna["source"], idna["license"]) == ("index", inventory["idna"]["license"])
-    assert idna["files"] == inventory["idna"]["installed_files"]
+    names = payload_of(out).getnames()
+    compiled = [n for n in names if "/site-packages/idna/__pycache__/" in n and n.endswith(".pyc")]
+    assert compiled, "the seal compiled idna's modules"
+    assert idna["files"] == inventory["idna"]["installed_files"] + len(compiled), "+ bytecode"
 
 
 def lines(stderr: str) -> list[str]:

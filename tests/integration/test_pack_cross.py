@@ -14,9 +14,11 @@ import rattler
 from portenv.platforms import host_subdir
 from tests.conftest import Archives, portenv
 from tests.integration.test_pack import meta_of, payload_of, readelf_glibc_floor
+from tests.integration.test_pack_python import CHECK
 from tests.support.channel import write_project
 from tests.support.condapkg import PackageFile, make_conda_package
 from tests.support.crosschannel import cross_python_spec
+from tests.support.pyrelocate import installed_pythons
 
 EM_AARCH64 = 183
 """e_machine of an AArch64 ELF file (the ELF specification's number, read independently)."""
@@ -58,12 +60,24 @@ def test_meta_names_the_target_and_its_glibc_floor(
     assert meta["glibc_floor"] == readelf_glibc_floor(tmp_path / "env")
 
 
-def test_nothing_is_compiled_for_the_target(cross_archives: Archives) -> None:
-    """No bytecode for what portenv installed: compiling needs the target's interpreter."""
-    names = payload_of(cross_archives.tar).getnames()
-    assert "lib/python3.11/site-packages/hello_py/__init__.py" in names
-    compiled = [n for n in names if "site-packages/" in n and n.endswith(".pyc")]
-    assert compiled == []
+def test_the_bytecode_is_compiled_by_a_local_python_of_the_targets_version(
+    cross_archives: Archives, tmp_path: Path
+) -> None:
+    """Nothing of the target runs: a CPython 3.11 of this machine (the same magic number as
+    the target's) compiles it, and the bytecode is as valid there as the target's own."""
+    payload = payload_of(cross_archives.tar)
+    names = payload.getnames()
+    assert "lib/python3.11/site-packages/hello_py/__pycache__/__init__.cpython-311.pyc" in names
+    payload.extractall(tmp_path / "env", filter="data")
+    python = installed_pythons(["3.11"])["3.11"]
+    done = subprocess.run(
+        [str(python), "-I", "-c", CHECK, str(tmp_path / "env")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    good, bad = done.stdout.split(" ", 1)
+    assert int(good) > 500 and bad.strip() == "[]"
 
 
 def test_the_host_refuses_the_aarch64_archive(cross_archives: Archives, tmp_path: Path) -> None:

@@ -157,10 +157,14 @@ def test_python_source_sbom(package_cache: Path, tmp_path: Path) -> None:
     sbom = read_sbom(tmp_path / "app.tar.cdx.json")
     check_archive_component(sbom, out, stdout)
     inventory: list[dict[str, Any]] = packages_json(out)
-    assert sorted(e["name"] for e in inventory) == ["idna", "python"]
+    ensurepip = ["pip"] if sys.version_info >= (3, 12) else ["pip", "setuptools"]
+    assert sorted(e["name"] for e in inventory) == sorted(["idna", "python", *ensurepip])
+    pip = next(e for e in inventory if e["name"] == "pip")
+    assert pip["source"] == "interpreter" and pip["url"].startswith("ensurepip://")
+    assert by_name(sbom["components"])["pip"]["purl"] == f"pkg:pypi/pip@{pip['version']}"
     check_against_inventory(sbom, inventory)
     assert check_bundled_libraries(sbom, out) > 5, "libssl, libffi ... come from this machine"
-    idna = next(e for e in inventory if e["kind"] == "pypi")
+    idna = next(e for e in inventory if e["name"] == "idna")
     python = next(e for e in inventory if e["kind"] == "cpython")
     version = "{}.{}.{}".format(*sys.version_info[:3])
     assert python == {

@@ -66,6 +66,11 @@ def test_licence_of_metadata(metadata: str, expected: str | None) -> None:
         pytest.param({"url": "direct+file:///w/a-1.whl"}, "file", id="file-url"),
         pytest.param({"url": "git+https://example.invalid/r.git", "commit": "ab"}, "git", id="git"),
         pytest.param({"url": "./src", "source_folder": True}, "folder", id="folder"),
+        pytest.param(
+            {"url": "ensurepip://lib/python3.12/ensurepip/_bundled/pip-24.0-py3-none-any.whl"},
+            "interpreter",
+            id="ensurepip",
+        ),
     ],
 )
 def test_pypi_source(entry: dict[str, object], expected: str) -> None:

@@ -83,6 +83,14 @@ INVENTORY: list[dict[str, object]] = [
         "license": "LicenseRef-Mine",
     },
     {"kind": "pypi", "name": "folder", "version": "1", "url": "./src", "source": "folder"},
+    {
+        "kind": "pypi",
+        "name": "pip",
+        "version": "24.0",
+        "url": "ensurepip://lib/python3.12/ensurepip/_bundled/pip-24.0-py3-none-any.whl",
+        "source": "interpreter",
+        "sha256": "ab" * 32,
+    },
     {"kind": "library", "name": "libssl.so.3", "version": "3.0.15", "sha256": "07" * 32},
     {"kind": "cpython", "name": "cpython", "version": "3.12.8", "license": "Python-2.0"},
 ]
@@ -165,6 +173,7 @@ def test_the_schema_check_can_fail() -> None:
         ),
         pytest.param("local", None, id="pypi-local-file"),
         pytest.param("folder", None, id="pypi-folder"),
+        pytest.param("pip", ("pypi", "pip", "24.0", {}), id="pypi-ensurepip"),
         pytest.param("libssl.so.3", None, id="bundled-library"),
         pytest.param("cpython", None, id="interpreter"),
     ],

@@ -171,3 +171,28 @@ def test_the_key_follows_portenv_own_code(tmp_path: Path, monkeypatch: pytest.Mo
     relocate = copy / "target" / "relocate.py"
     relocate.write_text(relocate.read_text() + "\n# changed\n")
     assert cache.key(INPUTS) != key
+
+
+@pytest.mark.parametrize("change", ["touched", "resized", "removed"])
+def test_an_entry_whose_sources_changed_is_not_reused(tmp_path: Path, change: str) -> None:
+    """A --python prefix is copied from files of this machine: a changed one (a system update
+    of libssl, a rebuilt stdlib) must give a new entry, not the old copy."""
+    libssl = tmp_path / "system" / "libssl.so.3"
+    libssl.parent.mkdir()
+    libssl.write_bytes(b"\x7fELF old")
+    cache = SealCache(tmp_path / "sealed")
+    key = cache.key(INPUTS)
+    folder = cache.new_folder()
+    sealed = sealed_tree(folder / "prefix")
+    entries = listing(sealed.path)
+    written = write_archive(sealed, tmp_path / "a.tar", entries=entries)
+    cache.store(key, folder, sealed, entries, written.tar_sha256, [str(libssl)])
+    assert cache.lookup(key) is not None, "unchanged sources: reused"
+    if change == "touched":
+        os.utime(libssl, ns=(0, libssl.stat().st_mtime_ns + 1))
+    elif change == "resized":
+        libssl.write_bytes(b"\x7fELF new build")
+    else:
+        libssl.unlink()
+    assert cache.lookup(key) is None
+    assert not (cache.root / key).exists(), "the stale entry is removed"

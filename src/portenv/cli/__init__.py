@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -16,7 +17,7 @@ from portenv import __version__
 from portenv.cli.author import COMMANDS as AUTHOR_COMMANDS
 from portenv.cli.inspect import inspect_cmd
 from portenv.cli.pysource import PythonOptions, python_source, source_request
-from portenv.errors import PortenvError
+from portenv.errors import InputError, PortenvError
 from portenv.model import Plan
 from portenv.reporting import Reporter
 
@@ -218,6 +219,18 @@ def plan_cmd(
 @click.option(
     "-q", "--quiet", is_flag=True, help="No progress and no notes (errors and warnings still)."
 )
+@click.option(
+    "--no-bytecode",
+    is_flag=True,
+    help="Ship no .pyc files: smaller, but the first start on the target compiles what it "
+    "imports, and a user who cannot write into the environment compiles it at every start.",
+)
+@click.option(
+    "--no-pip",
+    is_flag=True,
+    help="With --python: leave pip out (by default the interpreter's own ensurepip wheel "
+    "is installed, as `python -m venv` does).",
+)
 @skip_pypi_opt
 @click.option(
     "--allow-missing-library",
@@ -249,6 +262,8 @@ def pack_cmd(
     no_reuse: bool,
     sbom: bool,
     quiet: bool,
+    no_bytecode: bool,
+    no_pip: bool,
     skip_pypi: tuple[str, ...],
     allow_missing: tuple[str, ...],
     glibc: str | None,
@@ -256,15 +271,21 @@ def pack_cmd(
 ) -> None:
     """Pack an environment into a self-extracting env.sh or an env.tar."""
     from portenv.cli.progress import RichReporter
-    from portenv.pack import PackRequest, pack
+    from portenv.pack import PackRequest, PythonRequest, pack
 
     reporter = RichReporter(quiet=quiet)
     if not python_source.given:
         _warn_if_stale(project, reporter)
+    source = source_request(project, environment, platform, skip_pypi, python_source)
+    if no_pip:
+        if not isinstance(source, PythonRequest):
+            msg = "--no-pip applies to --python packs only"
+            raise InputError(msg, hint="a pixi project has pip only if its lock lists it")
+        source = dataclasses.replace(source, pip=False)
     try:
         written = pack(
             PackRequest(
-                source_request(project, environment, platform, skip_pypi, python_source),
+                source,
                 output,
                 cache=use_cache,
                 env_name=env_name,
@@ -276,6 +297,7 @@ def pack_cmd(
                 sbom=sbom,
                 allow_missing=allow_missing,
                 glibc=glibc,
+                bytecode=not no_bytecode,
             ),
             reporter,
         )

@@ -11,6 +11,7 @@ from pathlib import Path
 from portenv import __version__
 from portenv.model import PackMeta, RelocationManifest, StagedPrefix
 from portenv.platforms import arch_of
+from portenv.seal.bytecode import Bytecode, clear_bytecode, compile_prefix
 from portenv.seal.files import target_file, write_text
 from portenv.seal.manifest import scan_prefix, walk_files
 
@@ -46,6 +47,7 @@ def _relativize_symlinks(root: Path, placeholder: str) -> None:
 def _add_support_files(staged: StagedPrefix) -> None:
     root = staged.path
     write_text(root / ".portenv" / "relocate.py", target_file("relocate.py"), 0o644)
+    write_text(root / ".portenv" / "pyc_worker.py", target_file("pyc_worker.py"), 0o644)
     relocate_sh = target_file("portenv-relocate.sh").replace("@PYTHON@", staged.python)
     write_text(root / "bin" / "portenv-relocate", relocate_sh, 0o755)
     activate = target_file("activate.sh").replace("@PREFIX@", staged.placeholder)
@@ -78,6 +80,7 @@ def seal(
     depends: Iterable[str],
     inventory: Sequence[Mapping[str, object]] = (),
     glibc_ceiling: str | None = None,
+    bytecode: Bytecode | None = None,
 ) -> SealedPrefix:
     """Write `.portenv/` into the staged prefix and describe what the target must offer.
 
@@ -85,6 +88,8 @@ def seal(
     with); it lands in `.portenv/packages.json` for `--list` and audits, with what the
     installed files tell of each (seal.inventory: source, licence, size). With
     `glibc_ceiling` (`pack --glibc`), an environment that needs a newer glibc is refused.
+    With `bytecode`, every .py (the start-up hook's too) gets its .pyc first (see
+    seal.bytecode); without, the environment ships none.
     """
     # Imported here: a pack from the sealed-prefix cache (seal.cache) loads neither the ELF
     # reader nor the wheel installer.
@@ -101,6 +106,10 @@ def seal(
     packages_json = json.dumps(list(inventory), indent=1, sort_keys=True) + "\n"
     write_text(root / ".portenv" / "packages.json", packages_json, 0o644)
     write_text(root / ".portenv" / "packages.txt", packages_text(inventory), 0o644)
+    if bytecode is not None:
+        compile_prefix(root, bytecode, staged.placeholder)
+    else:
+        clear_bytecode(root)  # what came along is stale: the payload's mtimes are 0
     files = list(walk_files(root))
     arch = arch_of(staged.subdir)
     elf = scan_elf(root, files)

@@ -6,11 +6,14 @@ keeps an installed environment in the same spirit). An entry is
 
     ROOT/KEY/prefix/       the sealed prefix, never written after it was sealed
     ROOT/KEY/record.json   the meta block, the listing of every member (path, kind, size,
-                           link) and the digest of the payload's tar (write.payload.tar_digest)
+                           link), the digest of the payload's tar (write.payload.tar_digest)
+                           and the files of this machine it was copied from, with their size
+                           and mtime (a --python base: its stdlib, libpython, libssl...)
 
 It is built in a ``.new-*`` folder and renamed into place only after a pack from it
 succeeded, so a crash leaves no entry. Before reuse the listing is compared with the
-prefix; while the payload is written again its tar is hashed and must give the recorded
+prefix and the files it was copied from must be as they were (a system update of libssl
+makes a new entry); while the payload is written again its tar is hashed and must give the recorded
 digest, else the new archive is not published and the entry is rebuilt. The entries used
 least recently beyond `keep` are removed.
 """
@@ -24,7 +27,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -78,6 +81,19 @@ def _code_fingerprint() -> str:
     return digest.hexdigest()
 
 
+def _stats(paths: Iterable[str]) -> list[list[object]]:
+    """[path, size, mtime in ns] of each file (size -1 for one that is gone)."""
+    found: list[list[object]] = []
+    for path in paths:
+        try:
+            st = os.stat(path)
+        except OSError:
+            found.append([path, -1, 0])
+            continue
+        found.append([path, st.st_size, st.st_mtime_ns])
+    return found
+
+
 class SealCache:
     """The folder of cached sealed prefixes (normally PACKAGE_CACHE/sealed)."""
 
@@ -108,6 +124,8 @@ class SealCache:
             )
             recorded = [Entry.from_json(e) for e in record["entries"]]
             tar_sha256 = str(record["tar_sha256"])
+            sources = record.get("sources", [])
+            unchanged = _stats(str(source[0]) for source in sources) == sources
             found = listing(prefix)
         except FileNotFoundError:
             if folder.exists():
@@ -116,7 +134,7 @@ class SealCache:
         except (OSError, ValueError, KeyError, TypeError):
             self.discard(key)
             return None
-        if found != recorded:
+        if found != recorded or not unchanged:
             self.discard(key)
             return None
         os.utime(folder / "record.json")
@@ -128,15 +146,25 @@ class SealCache:
         return Path(tempfile.mkdtemp(dir=self.root, prefix=".new-"))
 
     def store(
-        self, key: str, folder: Path, sealed: SealedPrefix, entries: list[Entry], tar_sha256: str
+        self,
+        key: str,
+        folder: Path,
+        sealed: SealedPrefix,
+        entries: list[Entry],
+        tar_sha256: str,
+        sources: Iterable[str] = (),
     ) -> None:
-        """Record `folder` (from new_folder) as the entry for `key`, then evict old entries."""
+        """Record `folder` (from new_folder) as the entry for `key`, then evict old entries.
+
+        `sources` are files outside the prefix it was copied from: checked before each reuse.
+        """
         record = {
             "format": FORMAT,
             "key": key,
             "meta": asdict(sealed.meta),
             "entries": [e.to_json() for e in entries],
             "tar_sha256": tar_sha256,
+            "sources": _stats(sources),
         }
         (folder / "record.json").write_text(json.dumps(record), encoding="utf-8")
         try:

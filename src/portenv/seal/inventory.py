@@ -35,9 +35,10 @@ __all__ = [
     "wheel_facts",
 ]
 
-Source = Literal["channel", "file", "url", "index", "git", "folder"]
+Source = Literal["channel", "file", "url", "index", "git", "folder", "interpreter"]
 """Where a package came from: a conda channel, a file on the build machine, a URL, a Python
-package index, a git repository, or a source folder on the build machine."""
+package index, a git repository, a source folder on the build machine, or the wheels the
+interpreter bundles (ensurepip's pip)."""
 _LONG_LICENSE = 100
 """A ``License:`` field longer than this (or of several lines) is the licence's text, not its
 name: the classifiers name it better."""
@@ -89,6 +90,8 @@ def pypi_source(entry: Mapping[str, object]) -> Source:
     if entry.get("source_folder"):
         return "folder"
     plain = url.removeprefix("direct+")
+    if plain.startswith("ensurepip:"):
+        return "interpreter"
     if plain.startswith("file:") or "://" not in plain:
         return "file"
     return "url" if url.startswith("direct+") else "index"

@@ -55,9 +55,7 @@ shutdown. Without it (a bare glibc system has none) that aborts with "libgcc_s.s
 installed for pthread_exit to work". glibc's dlopen does find it next to libpython: the lookup
 on behalf of libc.so.6 falls back to the executable's DT_RPATH (``$ORIGIN/../lib``)."""
 _PROBE = """\
-import json, py_compile, sys, sysconfig
-for source in sys.argv[1:]:
-    py_compile.compile(source, doraise=True)
+import json, sys, sysconfig
 print(json.dumps({"prefix": sys.prefix, "purelib": sysconfig.get_path("purelib")}))
 """
 
@@ -94,6 +92,8 @@ class PortableInterpreter:
     site_packages: Path
     """The (empty) folder the copy installs packages into: its sysconfig purelib."""
     stripped: bool
+    sources: tuple[Path, ...] = ()
+    """Every file of the installation and the system that the copy was made from."""
 
 
 def make_portable(
@@ -127,9 +127,9 @@ def make_portable(
         libpython, bundled = _copy_libraries(base, dest, closure, elves, headers=headers)
         stripped = strip and strip_debug(sorted(elves))
         set_rpaths(_rpaths(dest, elves, closure))
-        rewritten = _relocate_text(base, dest)
+        _relocate_text(base, dest)
         python = dest / "bin" / f"python{base.short_version}"
-        site_packages = _probe(python, dest, rewritten) if probe else _site_packages(base, dest)
+        site_packages = _probe(python, dest) if probe else _site_packages(base, dest)
         facts = scan_elf(dest, [str(p.relative_to(dest)) for p in sorted(elves)])
     return PortableInterpreter(
         prefix=dest,
@@ -142,6 +142,7 @@ def make_portable(
         floor_file=facts.floor_file,
         site_packages=site_packages,
         stripped=stripped,
+        sources=tuple(sorted({*copied.values(), *(s for s, _ in closure.found.values())})),
     )
 
 
@@ -229,29 +230,28 @@ def _rpaths(dest: Path, elves: dict[Path, ElfInfo], closure: Closure) -> dict[Pa
     }
 
 
-def _relocate_text(base: BaseInterpreter, dest: Path) -> list[Path]:
-    """Rewrite the files that name the build prefix; return the Python sources rewritten."""
-    rewritten: list[Path] = []
+def _relocate_text(base: BaseInterpreter, dest: Path) -> None:
+    """Rewrite the files that name the build prefix (their copied .pyc files are stale now:
+    the seal stage compiles the bytecode of the whole environment again)."""
     for stdlib in dict.fromkeys((base.stdlib, base.platstdlib)):
         folder = dest / stdlib.relative_to(base.prefix)
         for path in sorted(folder.glob("_sysconfigdata_*.py")):
-            if not path.is_symlink() and relocate_sysconfigdata(path, base.build_prefix):
-                rewritten.append(path)
+            if not path.is_symlink():
+                relocate_sysconfigdata(path, base.build_prefix)
     for script in (dest / "bin").glob("python*-config"):
         if not script.is_symlink():
             relocate_config_script(script, base.build_prefix)
     for pc in (dest / "lib" / "pkgconfig").glob("*.pc"):
         relocate_pkgconfig(pc, base.build_prefix)
-    return rewritten
 
 
-def _probe(python: Path, dest: Path, sources: Sequence[Path]) -> Path:
-    """Run the copy: it must find itself as its prefix; compile the rewritten sources.
+def _probe(python: Path, dest: Path) -> Path:
+    """Run the copy: it must find itself as its prefix.
 
     Returns its site-packages (created empty): Debian's python installs into
     local/lib/python3.X/dist-packages, a python.org build into lib/python3.X/site-packages.
     """
-    argv = [str(python), "-I", "-c", _PROBE, *map(str, sources)]
+    argv = [str(python), "-I", "-c", _PROBE]
     proc = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=120)
     if proc.returncode != 0:
         tail = "\n".join(proc.stderr.strip().splitlines()[-5:])
@@ -292,4 +292,5 @@ def stage_portable_python(base: BaseInterpreter, dest: Path, subdir: Subdir) -> 
         python,
         str(portable.site_packages.relative_to(dest)),
         bundled,
+        tuple(str(p) for p in portable.sources),
     )

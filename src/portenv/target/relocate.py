@@ -6,21 +6,40 @@ portenv import): the unpacker calls it before renaming the env into place, and
 (see docs/format.md): text files get every occurrence of the old prefix replaced, binary files
 get each recorded C-string region rewritten and NUL-padded to its reserved length. Every file
 is written to a new file beside it and renamed over the original, so a running interpreter or
-a mapped shared library is never written in place.
+a mapped shared library is never written in place. A rewritten .py gets its bytecode again,
+from the packer's own worker (.portenv/pyc_worker.py).
+
+What was installed after unpacking (pip's console scripts with absolute shebangs, .pth files)
+is not in the manifest. Every file of the payload was unpacked with mtime 0, so a relocation
+from a real path (not the placeholder: that is the unpacker's, right after extraction) also
+reads the files whose mtime is not 0: text files holding the old prefix are rewritten and
+added to the manifest; binary ones cannot be rewritten safely and are named in a warning.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import stat
 import sys
 
 # Every unpack starts this file with a fresh interpreter: it imports what it needs and no more
 # (argparse, re and tempfile cost more than the relocation of most environments).
 
-__all__ = ["RelocationError", "check_destination", "main", "relocate", "rewrite_text"]
+__all__ = [
+    "RelocationError",
+    "check_destination",
+    "compile_sources",
+    "find_added",
+    "main",
+    "placeholder",
+    "relocate",
+    "rewrite_text",
+]
 
 FORMAT = 1
+PLACEHOLDER_UNIT = "/portenv_placehold"
+"""The payload's prefix is this string repeated and cut to ``prefix_max`` bytes."""
 SHEBANG_MAX = 127
 """The shortest kernel limit on a `#!` line still in use; longer lines get a trampoline."""
 FORBIDDEN = '\n"$`\\'
@@ -92,9 +111,11 @@ def rewrite_region(segment: bytes, old: bytes, new: bytes, where: str) -> bytes:
     return replaced + b"\0" * (len(segment) - len(replaced))
 
 
-def _replace_file(path: str, content: bytes) -> None:
-    """Write `content` to a new file beside `path` and rename it over `path`, keeping the mode."""
-    mode = os.stat(path).st_mode & 0o7777
+def _replace_file(path: str, content: bytes, mode: int | None = None) -> None:
+    """Write `content` to a new file beside `path` and rename it over `path`, keeping the mode
+    (`mode` for a `path` that does not exist yet)."""
+    if mode is None:
+        mode = os.stat(path).st_mode & 0o7777
     fd, tmp = _new_file_beside(path)
     try:
         with os.fdopen(fd, "wb") as stream:
@@ -148,6 +169,67 @@ def _new_binary(path: str, regions: list[list[int]], old: bytes, new: bytes) -> 
     return bytes(data)
 
 
+def compile_sources(root: str, sources: list[str], manifest: dict) -> None:  # type: ignore[type-arg]
+    """Write the bytecode of each rewritten .py (`sources`, relative): the packed one is absent.
+
+    The packer's worker (.portenv/pyc_worker.py) does it with the env's python, in a process with
+    a fixed hash seed, so the same archive unpacked at the same place gives the same bytes. Best
+    effort: where that python cannot run (`portenv unpack` of another machine's env), the
+    sources are compiled when first imported, as without bytecode.
+    """
+    worker = os.path.join(root, ".portenv", "pyc_worker.py")
+    if not sources or not os.path.isfile(worker):
+        return
+    import subprocess
+
+    python = os.path.join(root, manifest["python"])
+    argv = [python, "-s", "-S", worker, root, placeholder(int(manifest["prefix_max"]))]
+    env = {"PYTHONHASHSEED": "0", "LC_ALL": "C"}
+    names = "\0".join(sources).encode("utf-8", "surrogateescape")
+    try:
+        subprocess.run(argv, input=names, capture_output=True, env=env, check=False)
+    except OSError:
+        return
+
+
+def placeholder(prefix_max: int) -> str:
+    """The prefix every file of the payload holds (docs/format.md)."""
+    return (PLACEHOLDER_UNIT * (prefix_max // len(PLACEHOLDER_UNIT) + 1))[:prefix_max]
+
+
+def _changed_files(root: str, known: set[str]) -> list[str]:
+    """Regular files not in `known` whose mtime is not 0, i.e. not as the payload left them."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        if dirpath == root and ".portenv" in dirnames:
+            dirnames.remove(".portenv")
+        for name in filenames:
+            path = os.path.join(dirpath, name)
+            relative = os.path.relpath(path, root)
+            if name.endswith(".pyc") or relative in known:
+                continue  # bytecode: Python puts the real path into what it loads
+            st = os.lstat(path)
+            if st.st_mtime != 0 and stat.S_ISREG(st.st_mode):
+                found.append(relative)
+    return sorted(found)
+
+
+def find_added(root: str, known: set[str], old: bytes) -> tuple[list[str], list[str]]:
+    """(text files, binary files) not in the manifest that hold `old`, changed since unpacking."""
+    import mmap
+
+    text: list[str] = []
+    binary: list[str] = []
+    for relative in _changed_files(root, known):
+        with open(os.path.join(root, relative), "rb") as stream:
+            if os.fstat(stream.fileno()).st_size < len(old):
+                continue
+            with mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ) as data:
+                if data.find(old) != -1:
+                    (binary if data.find(b"\0") != -1 else text).append(relative)
+    return text, binary
+
+
 def _load(root: str) -> dict:  # type: ignore[type-arg]
     with open(os.path.join(root, ".portenv", "manifest.json"), encoding="utf-8") as stream:
         manifest = json.load(stream)
@@ -157,10 +239,11 @@ def _load(root: str) -> dict:  # type: ignore[type-arg]
     return manifest  # type: ignore[no-any-return]
 
 
-def relocate(root: str, prefix: str) -> int:
+def relocate(root: str, prefix: str, warn: list[str] | None = None) -> int:
     """Rewrite the env at `root` so that it works at `prefix`. Returns the files rewritten.
 
-    All binary regions are checked before the first file is written.
+    All binary regions are checked before the first file is written. Binary files added
+    after unpacking that hold the old prefix are listed in `warn` (they are left as they are).
     """
     manifest = _load(root)
     old = manifest["prefix"].encode()
@@ -171,6 +254,13 @@ def relocate(root: str, prefix: str) -> int:
     binaries = [f for f in manifest["files"] if f["mode"] == "binary"]
     for entry in binaries:  # validate every region first: nothing is written on refusal
         _new_binary(os.path.join(root, entry["path"]), entry["regions"], old, new)
+    if manifest["prefix"] != placeholder(int(manifest["prefix_max"])):
+        known = {f["path"] for f in manifest["files"]}
+        text, binary = find_added(root, known, old)
+        manifest["files"] += [{"path": p, "mode": "text"} for p in text]
+        if warn is not None:
+            warn += binary
+    sources = []
     for entry in manifest["files"]:
         path = os.path.join(root, entry["path"])
         if entry["mode"] == "binary":
@@ -178,7 +268,10 @@ def relocate(root: str, prefix: str) -> int:
         else:
             with open(path, "rb") as stream:
                 content = rewrite_text(stream.read(), old, new)
+            if path.endswith(".py"):
+                sources.append(entry["path"])
         _replace_file(path, content)
+    compile_sources(root, sources, manifest)
     manifest["prefix"] = prefix
     _replace_file(
         os.path.join(root, ".portenv", "manifest.json"),
@@ -207,14 +300,21 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     target = to or os.path.realpath(root)
+    binary: list[str] = []
     try:
-        count = relocate(root, target)
+        count = relocate(root, target, binary)
     except RelocationError as exc:
         return _failed(exc, "choose a shorter or plainer destination path")
     except OSError as exc:
         return _failed(exc, "check the free space and permissions where the environment is")
     except (ValueError, KeyError) as exc:
         return _failed(exc, "its .portenv/manifest.json is damaged: unpack the archive again")
+    for path in binary:
+        print(
+            f"warning: {path} was added after unpacking and holds the old prefix in a binary "
+            "file, which cannot be rewritten safely: reinstall it",
+            file=sys.stderr,
+        )
     if not quiet:
         print(f"portenv: relocated {count} files to {target}", file=sys.stderr)
     return 0

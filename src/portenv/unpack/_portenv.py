@@ -357,8 +357,8 @@ def unpack_portenv(request: UnpackRequest, reporter: Reporter) -> UnpackResult:
         try:
             _extract(archive, work)
             _check_manifest(work, archive)
-            _relocate(work, dest)
-            files = sum(len(d) + len(f) for _, d, f in os.walk(work))
+            files = sum(len(d) + len(f) for _, d, f in os.walk(work))  # what the archive held
+            _relocate(work, dest)  # may add bytecode for the sources it rewrites
         except OSError as exc:
             raise write_failed(dest, exc) from exc
         placement.commit(work)

@@ -136,7 +136,8 @@ def _quote(text: str) -> str:
 def _purl(entry: Mapping[str, object]) -> str | None:
     """The package URL of an entry that can be fetched again from where it came from.
 
-    Files and source folders of the build machine get none: their hashes identify them.
+    Files and source folders of the build machine get none: their hashes identify them. The
+    wheels an interpreter bundles (ensurepip's pip) are PyPI's own, so they keep theirs.
     """
     kind, source = entry.get("kind"), entry.get("source")
     name, version = str(entry.get("name", "")), str(entry.get("version", ""))
@@ -150,7 +151,7 @@ def _purl(entry: Mapping[str, object]) -> str | None:
             "subdir": str(entry.get("subdir", "")),
             "type": "tar.bz2" if file_name.endswith(".tar.bz2") else "conda",
         }
-    elif kind == "pypi" and source in ("index", "url", "git"):
+    elif kind == "pypi" and source in ("index", "url", "git", "interpreter"):
         base = f"pkg:pypi/{_quote(canonicalize_name(name))}@{_quote(version)}"
         url = str(entry.get("url", "")).removeprefix("direct+")
         if source == "url":

@@ -1,0 +1,219 @@
+"""Give every .py of the environment a .pyc that stays valid on the target, the same each build.
+
+Without it, the first start on the target compiles every module it imports, and a user who
+cannot write into the environment (a root-owned install) compiles them again at every start.
+The .pyc files that conda packages or the base interpreter bring are stale anyway: the payload
+stores every mtime as 0. So every old ``__pycache__/*.pyc`` is removed and every source
+compiled again into checked-hash bytecode (see target/pyc_worker.py), by the environment's
+own interpreter, or for a foreign platform by a CPython of the same X.Y found on this machine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from portenv.errors import SealError
+from portenv.model import StagedPrefix
+from portenv.platforms import host_subdir
+from portenv.seal.files import target_file
+
+__all__ = [
+    "Bytecode",
+    "BytecodeCounts",
+    "cache_folder",
+    "clear_bytecode",
+    "compile_prefix",
+    "find_compiler",
+]
+
+_QUERY = (
+    "import importlib.util, sys;"
+    "print('%d.%d' % sys.version_info[:2], importlib.util.MAGIC_NUMBER.hex(), sys.version)"
+)
+_SKIPPED = (".portenv",)
+"""Folders whose .py files are never imported (relocate.py runs as a script, with -B)."""
+_PER_WORKER = 64
+"""Sources per worker at least: a worker's start costs about one file's compilation."""
+
+
+@dataclass(frozen=True)
+class Bytecode:
+    """The interpreter that compiles the environment's bytecode."""
+
+    python: Path
+    version: str
+    """``3.12``: the environment's X.Y."""
+    identity: str
+    """The compiler's ``sys.version``: what the bytecode depends on besides the sources."""
+    cache: Path | None = None
+    """Where compiled .pyc files are kept for later packs (see cache_folder)."""
+
+
+@dataclass(frozen=True)
+class BytecodeCounts:
+    """What the compilation did: compiled, left to the relocation, not valid Python."""
+
+    compiled: int
+    reused: int
+    """Taken from the bytecode cache, compiled by an earlier pack."""
+    held: int
+    failed: int
+
+
+def _query(python: str) -> tuple[str, str, str] | None:
+    """(X.Y, magic number in hex, sys.version) of an interpreter, None if it does not run."""
+    try:
+        done = subprocess.run(
+            [python, "-s", "-S", "-c", _QUERY],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+            env={"LC_ALL": "C"},
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    words = done.stdout.split(" ", 2)
+    if done.returncode != 0 or len(words) != 3:
+        return None
+    return words[0], words[1], words[2].strip()
+
+
+def _shipped_magic(root: Path, version: str) -> str | None:
+    """The magic number of a .pyc the environment's python brought along, if it has one."""
+    tag = version.replace(".", "")
+    for pyc in sorted((root / "lib" / f"python{version}" / "__pycache__").glob(f"*-{tag}.pyc")):
+        with pyc.open("rb") as stream:
+            return stream.read(4).hex()
+    return None
+
+
+def find_compiler(staged: StagedPrefix, candidates: Sequence[str] = ()) -> Bytecode | str:
+    """The environment's own python when it runs here; else a CPython of the same X.Y and magic
+    number (``candidates``, then the running interpreter, then ``pythonX.Y`` on PATH).
+
+    Returns the reason as a string when there is none: the environment is then packed without
+    bytecode, which costs the first start on the target, and every start of a user who cannot
+    write into the environment.
+    """
+    version = Path(staged.python).name.removeprefix("python")
+    if staged.subdir == host_subdir():
+        found = _query(str(staged.path / staged.python))
+        if found is not None and found[0] == version:
+            return Bytecode(staged.path / staged.python, version, found[2])
+    wanted = _shipped_magic(staged.path, version)
+    on_path = shutil.which(f"python{version}")
+    for candidate in dict.fromkeys([*candidates, sys.executable, *([on_path] if on_path else [])]):
+        found = _query(candidate)
+        if found is not None and found[0] == version and wanted in (None, found[1]):
+            return Bytecode(Path(candidate), version, found[2])
+    return (
+        f"no CPython {version} that runs on this machine to compile the bytecode of this"
+        f" {staged.subdir} environment"
+    )
+
+
+def clear_bytecode(root: Path) -> list[str]:
+    """Remove every ``__pycache__`` .pyc under ``root``; the .py files (relative, sorted)."""
+    found: list[str] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        here = os.path.relpath(dirpath, root)
+        if here == ".":
+            dirnames[:] = [d for d in dirnames if d not in _SKIPPED]
+        dirnames.sort()
+        for name in sorted(filenames):
+            path = os.path.join(dirpath, name)
+            if os.path.islink(path) and not _inside(path, root):
+                continue
+            if name.endswith(".pyc") and os.path.basename(dirpath) == "__pycache__":
+                os.unlink(path)  # stale on the target: the payload's mtimes are 0
+            elif name.endswith(".py"):
+                found.append(name if here == "." else os.path.join(here, name))
+    return found
+
+
+def _inside(link: str, root: Path) -> bool:
+    """A symlink to a file of the env: Python imports it by its own name (Debian's
+    ``_sysconfigdata__linux_*`` is one), so it needs bytecode of its own."""
+    target = os.path.realpath(link)
+    return os.path.isfile(target) and Path(target).is_relative_to(root.resolve())
+
+
+def _groups(root: Path, sources: list[str], jobs: int) -> list[list[str]]:
+    """``sources`` split into ``jobs`` lists of about the same number of bytes."""
+    count = max(1, min(jobs, len(sources) // _PER_WORKER))
+    groups: list[list[str]] = [[] for _ in range(count)]
+    loads = [0] * count
+    sized = sorted(((os.path.getsize(root / s), s) for s in sources), reverse=True)
+    for size, source in sized:
+        lightest = loads.index(min(loads))
+        groups[lightest].append(source)
+        loads[lightest] += size
+    return [g for g in groups if g]
+
+
+def cache_folder(cache: Path, bytecode: Bytecode, worker: str) -> Path:
+    """Where .pyc files compiled by this compiler with this worker are kept between packs."""
+    identity = f"{bytecode.identity}\0{worker}".encode()
+    return cache / hashlib.sha256(identity).hexdigest()[:24]
+
+
+def compile_prefix(
+    root: Path,
+    bytecode: Bytecode,
+    placeholder: str,
+    jobs: int | None = None,
+) -> BytecodeCounts:
+    """Compile every .py under ``root`` in parallel; a source holding ``placeholder`` is left
+    for the relocation (its bytecode would hold the placeholder where nothing rewrites it).
+
+    With ``bytecode.cache``, each .pyc is kept there and reused by later packs."""
+    sources = clear_bytecode(root)
+    worker = target_file("pyc_worker.py")
+    argv = [str(bytecode.python), "-s", "-S", "-c", worker, str(root), placeholder]
+    if bytecode.cache is not None:
+        argv.append(str(cache_folder(bytecode.cache, bytecode, worker)))
+    env = {"PYTHONHASHSEED": "0", "LC_ALL": "C"}  # frozensets iterate in one order
+    running = [
+        (
+            subprocess.Popen(
+                argv,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=env,
+            ),
+            "\0".join(group).encode("utf-8", "surrogateescape"),
+        )
+        for group in _groups(root, sources, jobs or os.cpu_count() or 1)
+    ]
+    totals = {"compiled": 0, "reused": 0, "held": 0, "failed": 0}
+    problems: list[str] = []
+    for process, names in running:
+        out, err = process.communicate(names)
+        words = out.decode("ascii", "replace").split()
+        if process.returncode != 0 or len(words) != 2 * len(totals):
+            lines = err.decode("utf-8", "replace").strip().splitlines() or ["no output"]
+            problems.append(lines[-1])
+            continue
+        for key, value in zip(words[::2], words[1::2], strict=True):
+            totals[key] += int(value)
+    if problems:
+        msg = f"compiling the bytecode with {bytecode.python} failed: {problems[0]}"
+        raise SealError(msg, hint="pass --no-bytecode to pack without bytecode")
+    _drop_empty_caches(root)
+    return BytecodeCounts(**totals)
+
+
+def _drop_empty_caches(root: Path) -> None:
+    """A ``__pycache__`` left empty (its sources held the placeholder, or did not compile)."""
+    for dirpath, dirnames, filenames in os.walk(root, topdown=False):
+        if os.path.basename(dirpath) == "__pycache__" and not dirnames and not filenames:
+            os.rmdir(dirpath)
