@@ -8,7 +8,7 @@ import shutil
 import tempfile
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, TypeAlias
 
@@ -44,6 +44,7 @@ from portenv.write import (
     writer_for,
 )
 from portenv.write.codecs import check_level
+from portenv.write.entry import parse_entry
 from portenv.write.payload import PayloadMismatchError
 from portenv.write.pixipack import write_pixi_pack
 
@@ -61,6 +62,7 @@ __all__ = [
     "PlanRequest",
     "PythonRequest",
     "cached_capacity",
+    "check_entry_option",
     "check_env_name",
     "check_output",
     "default_cache",
@@ -114,6 +116,8 @@ class PackRequest:
     """Local conda package files added to the environment (pixi-pack format only)."""
     reuse_sealed: bool = True
     """Reuse (and keep) the sealed prefix of an earlier pack of the same inputs."""
+    entry: str = ""
+    """The command of the environment's bin/ that the env.sh runs (a one-file app)."""
 
 
 def plan(request: PlanRequest | PythonRequest) -> Plan:
@@ -189,6 +193,16 @@ def check_output(output: Path, cache: Path, *, portenv_format: bool = True) -> N
     if parent == cache or cache in parent.parents:
         msg = f"output {output} is inside the cache folder {cache}"
         raise OutputError(msg, hint="write the archive somewhere else")
+
+
+def check_entry_option(entry: str, output: Path) -> str:
+    """`--entry`'s command in the form the header holds; only an env.sh can run one."""
+    if not entry:
+        return ""
+    if output.suffix != ".sh":
+        msg = f"--entry makes a runnable env.sh, not {output.name}"
+        raise InputError(msg, hint="name the output like tool.sh")
+    return parse_entry(entry)
 
 
 def check_env_name(name: str) -> None:
@@ -318,6 +332,8 @@ class ArchiveJob:
     """For the conda-free source: the interpreter made portable as the prefix."""
     seal_key: Mapping[str, object] | None = None
     """Everything the sealed prefix is made from, when it may be cached (see seal.cache)."""
+    entry: str = ""
+    """The command the env.sh runs (see check_entry_option)."""
 
     def make_prefix(self, dest: Path) -> StagedPrefix:
         """Install the env's base into `dest`: a portable CPython, or the conda packages."""
@@ -403,6 +419,7 @@ def _write(
         entries=entries,
         expect_tar_sha256=expect_tar_sha256,
         reporter=reporter,
+        entry=job.entry,
     )
 
 
@@ -432,6 +449,9 @@ def seal_inputs(
 def pack(request: PackRequest, reporter: Reporter | None = None) -> WrittenArchive:
     """Pack one environment of a project into `request.output`."""
     if request.format == "pixi-pack":
+        if request.entry:
+            msg = "--entry makes a runnable env.sh, not a pixi-pack archive"
+            raise InputError(msg, hint="drop --format pixi-pack, or drop --entry")
         return pack_pixi_pack(request, reporter)
     if request.inject:
         msg = "--inject adds packages to pixi-pack archives only"
@@ -441,6 +461,7 @@ def pack(request: PackRequest, reporter: Reporter | None = None) -> WrittenArchi
     check_output(request.output, cache)
     check_env_name(request.env_name)
     check_level(request.compression, request.level)
+    entry = check_entry_option(request.entry, request.output)
     with contextlib.ExitStack() as stack:
         base: BaseInterpreter | None = None
         if isinstance(request.source, PythonRequest):
@@ -448,7 +469,7 @@ def pack(request: PackRequest, reporter: Reporter | None = None) -> WrittenArchi
             the_plan = _plan_python(request.source, base)
         else:
             the_plan = plan(request.source)
-        return _pack_plan(request, the_plan, base, cache, reporter)
+        return _pack_plan(replace(request, entry=entry), the_plan, base, cache, reporter)
 
 
 def _pack_plan(
@@ -476,6 +497,7 @@ def _pack_plan(
         the_plan.lock_glibc,
         base,
         seal_inputs(the_plan, fetched, pypi_sources) if reuse else None,
+        request.entry,
     )
     return stage_seal_write(
         job,

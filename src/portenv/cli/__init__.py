@@ -117,6 +117,14 @@ def compression_opts(function: Callable[..., None]) -> Callable[..., None]:
 env_name_opt = click.option(
     "--env-name", default="env", show_default=True, help="Folder name on the target."
 )
+entry_opt = click.option(
+    "--entry",
+    default="",
+    metavar="CMD",
+    help="Make the env.sh a one-file app that runs this command of the environment's bin/ "
+    "(a console script, python, or e.g. 'python -m mypkg'): ./tool.sh ARGS runs it from a "
+    "per-user cache, unpacked on the first run.",
+)
 skip_pypi_opt = click.option(
     "--skip-pypi",
     "skip_pypi",
@@ -191,6 +199,7 @@ def plan_cmd(
     help="Stage and seal afresh: neither reuse nor keep the sealed environment that a "
     "pack of the same lock leaves in the cache.",
 )
+@entry_opt
 @skip_pypi_opt
 @python_source
 def pack_cmd(
@@ -205,6 +214,7 @@ def pack_cmd(
     compression: str,
     level: int | None,
     no_reuse: bool,
+    entry: str,
     skip_pypi: tuple[str, ...],
     python_source: PythonOptions,
 ) -> None:
@@ -227,6 +237,7 @@ def pack_cmd(
                 level=level,
                 inject=inject,
                 reuse_sealed=not no_reuse,
+                entry=entry,
             ),
             reporter,
         )
@@ -320,6 +331,7 @@ def unpack_cmd(
 @env_name_opt
 @compression_opts
 @use_cache_opt
+@entry_opt
 def convert_cmd(
     archive: Path,
     output: Path,
@@ -327,6 +339,7 @@ def convert_cmd(
     compression: str,
     level: int | None,
     use_cache: Path | None,
+    entry: str,
 ) -> None:
     """Turn a pixi-pack archive into a portenv env.sh or env.tar, offline."""
     from portenv.cli.progress import RichReporter
@@ -334,7 +347,7 @@ def convert_cmd(
 
     reporter = RichReporter()
     try:
-        request = ConvertRequest(archive, output, env_name, level, use_cache, compression)
+        request = ConvertRequest(archive, output, env_name, level, use_cache, compression, entry)
         written = convert(request, reporter)
     finally:
         reporter.close()
