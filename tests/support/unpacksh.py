@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -272,6 +273,15 @@ def tree(root: Path) -> dict[str, str]:
     return found
 
 
+def wait_for_mark(proc: subprocess.Popen[bytes], mark: Path) -> None:
+    """Wait until a slow fake relocation wrote `mark` (it then sleeps), or the process ended."""
+    for _ in range(600):
+        if mark.exists() or proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    assert mark.read_text() == "relocating"
+
+
 def dead_pid() -> int:
     proc = subprocess.Popen(["true"])
     proc.wait()
@@ -280,7 +290,7 @@ def dead_pid() -> int:
 
 def assert_relocated(dest: Path, data: bytes = b"hello\n") -> None:
     assert (dest / ".portenv" / "relocated-to").read_text() == str(dest)
-    assert ".portenv-tmp.env." in (dest / ".portenv" / "relocated-in").read_text()
+    assert f".portenv-tmp.{dest.name}." in (dest / ".portenv" / "relocated-in").read_text()
     assert (dest / "share" / "data.txt").read_bytes() == data
     assert os.readlink(dest / "bin" / "python3") == "python"
     assert (dest / "share" / "empty").is_dir()
