@@ -18,9 +18,10 @@ import pytest
 from tests.conftest import Archives, portenv
 from tests.e2e.test_core import assert_only_under, expect_ok, script
 from tests.support.faults import facts, make_kit
+from tests.support.hardening import record
 from tests.support.rootfs import RootfsResult, run_in_rootfs
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.hardening]
 
 CACHE = "/home/u/.cache/portenv"
 SHOW = "import json, os, sys; print(json.dumps(sys.argv[1:])); print(sys.stdin.read()); sys.exit(3)"
@@ -109,6 +110,13 @@ def test_concurrent_first_runs_make_one_entry(busybox_root: Path, tools: Path) -
     )
     out = expect_ok(result).splitlines()
     assert out == ["ok=8", f"8 hello-py {CACHE}/{key}", key], result.stderr
+    record(
+        "fault",
+        "8 first runs of a one-file app at once (busybox sh, empty cache)",
+        "all exit 0 and run the command; the others wait for the one that unpacks",
+        injections=8,
+        destination="one cache entry, no leftover",
+    )
 
 
 DRIVER = r"""
@@ -153,6 +161,14 @@ def test_sigkill_during_a_first_run(busybox_root: Path, tools: Path, tmp_path: P
         assert (point["next"], point["out"]) == ("0", f"hello-py_{CACHE}/{key}"), point
         assert point["left"] == f"{key},", point
     assert any(p["rc"] == "137" and p["ready"] == "0" for p in points)
+    record(
+        "fault",
+        "SIGKILL of a one-file app's first run (busybox sh, 7 timed points, tar, relocation)",
+        "no incomplete entry trusted; the next run cleaned up and ran",
+        injections=len(points),
+        killed_before_the_marker=sum(p["ready"] == "0" for p in points),
+        destination="one cache entry, no leftover",
+    )
 
 
 def test_unsafe_cache_no_home_unpack_and_truncated(busybox_root: Path, tools: Path) -> None:

@@ -13,6 +13,7 @@ import re
 import shutil
 import signal
 import subprocess
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -188,7 +189,7 @@ def test_the_environment_is_the_users(rn: Runner, lc_all: str | None, warm: bool
     file = rn.write("env.sh")
     if warm:
         assert rn.run(file, "--run", "python", "-c", "pass").returncode == 0
-    users = {"TMP": "/users/tmp", "NAME": "mine", "F": "f", "DIR": "d", "DEST": "x", "OFF": "9"}
+    users = {"TMP": "/tmp/u", "NAME": "me", "F": "f", "DIR": "d", "DEST": "x", "NL": "n", "K": "k"}
     res = rn.run(file, "--run", "python", "-c", SHOW, LC_ALL=lc_all, **users)
     assert res.returncode == 0, res.stderr
     (rn.tmp / "plain.sh").write_text('exec "$@"\n')  # what any sh wrapper passes on
@@ -443,3 +444,40 @@ def test_list_cache_and_prune(rn: Runner) -> None:
     assert rn.run(new, "again").stdout == "tool:again\n"
     res = rn.run(new, "--all", PORTENV="prune")
     assert res.returncode == 0 and rn.entries() == []
+
+
+def test_a_user_without_root(shell: Shell) -> None:
+    """As uid 65534 with a loose umask: the cache and its entry are made private (0700)."""
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.fail("setpriv (util-linux) is not installed")
+    shared = Path(tempfile.mkdtemp(prefix="portenv-nobody-"))
+    try:
+        shared.chmod(0o1777)
+        tool = shared / "tool.sh"
+        quiet = Env(python=b"#!/bin/sh\n:\n", commands=(("tool", TOOL),))  # no host python
+        tool.write_bytes(build_sh(build_tar(quiet), "tool"))
+        tool.chmod(0o755)
+        argv = [
+            setpriv,
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            *shell.argv,
+            "-c",
+            'umask 002; exec "$@"',
+            "sh",
+            *shell.argv,
+            str(tool),
+            "x",
+        ]
+        environ = {"PATH": shell.path, "TMPDIR": str(shared)}
+        for _ in range(2):
+            done = subprocess.run(argv, capture_output=True, text=True, env=environ, check=False)
+            assert (done.returncode, done.stdout, done.stderr) == (7, "tool:x\n", "")
+        root = shared / "portenv-cache-65534"
+        entry = root / key_of(tool)
+        for folder in (root, entry):
+            assert (folder.stat().st_uid, folder.stat().st_mode & 0o777) == (65534, 0o700)
+    finally:
+        shutil.rmtree(shared)

@@ -10,9 +10,9 @@
 PORTENV_EMBEDDED_OFFSET=0000000000
 PORTENV_PAYLOAD_SHA256=0000000000000000000000000000000000000000000000000000000000000000
 PORTENV_ENTRY='                                                                                                                        '
-# POSIX sh only (dash, bash, busybox ash). Writes nothing before every check passed. Up to
-# the first run_cached call, only PORTENV_* variables are set, so that a command run from
-# the cache gets the user's environment as it was (LC_ALL included).
+# POSIX sh only (dash, bash, busybox ash). Writes nothing before every check passed. The shell
+# that runs a command from the cache sets only PORTENV_* variables (a first run unpacks in a
+# subshell) and puts LC_ALL back, so the command gets the user's environment as it was.
 PORTENV_LC=${LC_ALL-} PORTENV_LC_SET=${LC_ALL+1}
 
 die() { # CODE WHAT [HINT]
@@ -88,7 +88,7 @@ fi
 
 LC_ALL=C
 export LC_ALL
-NL='
+PORTENV_NL='
 '
 
 # shellcheck disable=SC2016 # the help names variables, it does not expand them
@@ -270,13 +270,13 @@ mount_of() { # FOLDER: the options, a newline, then the mount point of the file 
 
 read_only_mount() { # FOLDER: on a file system mounted read-only (busybox's [ -w ] is true for
     m=$(mount_of "$1") # root even there)
-    case ,${m%%"$NL"*}, in *,ro,*) return 0 ;; esac
+    case ,${m%%"$PORTENV_NL"*}, in *,ro,*) return 0 ;; esac
     return 1
 }
 
 mount_point() { # FOLDER: a file system is mounted right there
     m=$(mount_of "$1")
-    [ -n "$m" ] && [ "${m#*"$NL"}" = "$1" ]
+    [ -n "$m" ] && [ "${m#*"$PORTENV_NL"}" = "$1" ]
 }
 
 free_kib() { # FOLDER: free KiB on its file system (empty if df fails)
@@ -469,7 +469,7 @@ parse_head() { # sets M1, M2 (member "NAME SIZE"), META and one variable per met
         env_name=*) [ -n "$ENV_NAME" ] || ENV_NAME=$v ;;
         payload_cuts=*) [ -n "$PCUTS" ] || PCUTS=$v ;;
         esac
-        case $line in @[12]=*) ;; *) META=$META$line$NL ;; esac
+        case $line in @[12]=*) ;; *) META=$META$line$PORTENV_NL ;; esac
     done <<EOF
 $head
 EOF
@@ -499,7 +499,7 @@ check_dest() { # checks 4 to 6
         "give --env-name a plain folder name" ;; esac
     resolve_dir
     DEST=${ADIR%/}/$NAME
-    case $DEST in *"$NL"* | *'"'* | *'$'* | *'`'* | *\\*)
+    case $DEST in *"$PORTENV_NL"* | *'"'* | *'$'* | *'`'* | *\\*)
         die 5 "the destination $DEST holds a newline, \", \$, \` or \\" \
             "choose a -o DIR and --env-name without them" ;;
     esac
@@ -673,7 +673,7 @@ walk() { # one walk of TMP: the path of what a payload never holds (a device, fi
     # set-id or sticky mode, hard link, or a name with a newline or ' -> '), and "ls -ldn"
     # lines (which never start with a /) for the symlinks
     find "$TMP" \( -type b -o -type c -o -type p -o -type s -o -perm -4000 -o -perm -2000 \
-        -o -perm -1000 -o \( ! -type d -links +1 \) -o -name "*$NL*" -o -name '* -> *' \) \
+        -o -perm -1000 -o \( ! -type d -links +1 \) -o -name "*$PORTENV_NL*" -o -name '* -> *' \) \
         -print -o -type l -exec ls -ldn {} +
 }
 
@@ -694,9 +694,9 @@ links() { # LISTING: every symlink in TMP as "PATH -> TARGET", one a line
 check_tree() { # what tar made in TMP: no device, fifo, socket, hard link, set-id bit or link out
     l=$(walk)
     w=
-    case $l in "$TMP/"*) w=$l ;; *"$NL$TMP/"*) w=$TMP/${l#*"$NL$TMP/"} ;; esac
+    case $l in "$TMP/"*) w=$l ;; *"$PORTENV_NL$TMP/"*) w=$TMP/${l#*"$PORTENV_NL$TMP/"} ;; esac
     if [ -n "$w" ]; then
-        w=${w%%"$NL"*}
+        w=${w%%"$PORTENV_NL"*}
         m=${w#"$TMP/"}
         if [ -b "$w" ] || [ -c "$w" ]; then refuse "a device file: $m"
         elif [ -p "$w" ] || [ -S "$w" ]; then refuse "a fifo or socket: $m"
