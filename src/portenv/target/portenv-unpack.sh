@@ -40,7 +40,7 @@ cache_safe() { # ROOT [ENTRY]: both are this user's and writable by no other (el
         [ -O "$PORTENV_Y/" ] || die 5 "the cache folder $PORTENV_Y is not yours (another user owns it)" \
             "nothing was run from it; set PORTENV_CACHE to a folder that only you can write to"
     done
-    PORTENV_X=$(ls -ldn "$1/" ${2:+"$2/"}) || die 5 "cannot read the cache folder $1" "check its permissions"
+    PORTENV_X=$(LC_ALL=C ls -ldn "$1/" ${2:+"$2/"}) || die 5 "cannot read the cache folder $1" "check its permissions"
     while read -r PORTENV_Y _ _ _ _ _ _ _ PORTENV_Z; do
         case $PORTENV_Y in ?????w* | ????????w*)
             die 5 "the cache folder ${PORTENV_Z%/} is writable by other users" \
