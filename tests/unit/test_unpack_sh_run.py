@@ -376,6 +376,18 @@ def test_truncated_file_runs_and_caches_nothing(rn: Runner) -> None:
         assert not rn.cache.exists()
 
 
+def test_damaged_payload_runs_and_caches_nothing(rn: Runner) -> None:
+    tool = rn.write("tool.sh", "tool")
+    data = bytearray(tool.read_bytes())
+    offset = int(re.findall(rb"PORTENV_EMBEDDED_OFFSET=(\d{10})", bytes(data))[0])
+    data[offset + 5120 + 100] ^= 0xFF
+    tool.write_bytes(bytes(data))
+    res = rn.run(tool, "x")
+    assert (res.returncode, res.stdout) == (7, "")
+    assert res.stderr.startswith(f"error: the payload of {tool} is damaged (sha256 ")
+    assert rn.entries() == []
+
+
 def test_header_and_meta_must_agree(rn: Runner) -> None:
     tool = rn.write("tool.sh", "tool")
     key = key_of(tool)
