@@ -2,7 +2,7 @@
 
 Everything runs inside the glibc + busybox rootfs with no network (one case on the arm64 rootfs
 through qemu): first and warm runs from the per-user cache, arguments, stdin and exit status,
-concurrent first runs, SIGKILL at timed and exact points of a first run, unsafe caches, no HOME,
+16 concurrent first runs, SIGKILL at timed and exact points of a first run, unsafe caches, no HOME,
 PORTENV=unpack and a truncated file.
 """
 
@@ -103,18 +103,18 @@ def test_concurrent_first_runs_make_one_entry(busybox_root: Path, tools: Path) -
     result = run(
         busybox_root,
         tools,
-        "mkdir /h; i=0; while [ $i -lt 8 ]; do /dist/tool.sh >/h/out.$i 2>&1 & i=$((i + 1)); done",
+        "mkdir /h; i=0; while [ $i -lt 16 ]; do /dist/tool.sh >/h/out.$i 2>&1 & i=$((i + 1)); done",
         "ok=0; for p in $(jobs -p); do wait $p && ok=$((ok + 1)); done; echo ok=$ok",
         "cat /h/out.* | sort | uniq -c | sed 's/^ *//'",
         f"ls -A {CACHE}",
     )
     out = expect_ok(result).splitlines()
-    assert out == ["ok=8", f"8 hello-py {CACHE}/{key}", key], result.stderr
+    assert out == ["ok=16", f"16 hello-py {CACHE}/{key}", key], result.stderr
     record(
         "fault",
-        "8 first runs of a one-file app at once (busybox sh, empty cache)",
+        "16 first runs of a one-file app at once (busybox sh, empty cache)",
         "all exit 0 and run the command; the others wait for the one that unpacks",
-        injections=8,
+        injections=16,
         destination="one cache entry, no leftover",
     )
 
