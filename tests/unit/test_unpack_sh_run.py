@@ -444,6 +444,7 @@ def test_list_cache_and_prune(rn: Runner) -> None:
     new = rn.write("new.sh", "tool", data=b"v2\n")
     assert rn.run(old).returncode == rn.run(new).returncode == 7
     (rn.cache / f".portenv-tmp.{key_of(old)}.999999999").mkdir()  # a dead first run's leftover
+    (rn.cache / f".portenv-lock.{key_of(new)}").mkdir()  # killed after its marker: a stale lock
     res = rn.run(new, PORTENV="list-cache")
     lines = sorted(res.stdout.splitlines())
     assert res.returncode == 0 and len(lines) == 2, res

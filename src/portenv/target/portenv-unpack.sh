@@ -880,14 +880,16 @@ list_cache() { # one line an entry: KEY, KiB, ready or incomplete, the file that
     printf 'portenv: %s entries in %s\n' "$n" "$ADIR" >&2
 }
 
-prune_one() { # KEY: remove the entry KEY under its lock (exit 5 while a first run makes it);
-    # its marker goes first, so that no run trusts it meanwhile
+prune_one() { # KEY [keep]: under the entry's lock (exit 5 while a first run makes it), remove
+    # the leftovers of dead runs and, unless kept, the entry: its marker first, so that no run
+    # trusts it meanwhile
     NAME=$1 DEST=$ADIR/$1
     on_exit_clean
     LOCK=$ADIR/.portenv-lock.$1
     take_lock
-    rm -f "$DEST/.portenv/cache-ready"
     sweep
+    [ -z "$2" ] || return 0
+    rm -f "$DEST/.portenv/cache-ready"
     if [ -e "$DEST" ] || [ -L "$DEST" ]; then
         mv "$DEST" "$ADIR/.portenv-old.$1.$$" && rm -rf "$ADIR/.portenv-old.$1.$$"
     fi
@@ -898,8 +900,13 @@ prune() { # remove every entry but this file's (all with --all)
     cache_safe "$ADIR"
     failed=0 n=0
     for k in $(cache_keys); do
-        [ -n "$ALL" ] || [ "$k" != "$PSHA" ] || continue
-        if (prune_one "$k"); then n=$((n + 1)); else failed=1; fi
+        if [ -z "$ALL" ] && [ "$k" = "$PSHA" ]; then
+            (prune_one "$k" keep) || failed=1
+        elif (prune_one "$k"); then
+            n=$((n + 1))
+        else
+            failed=1
+        fi
     done
     printf 'portenv: removed %s entries from %s\n' "$n" "$ADIR" >&2
     [ "$failed" = 0 ] || exit 5
