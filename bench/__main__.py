@@ -19,8 +19,9 @@ from bench import first_import
 from bench.config import REPO, cache_root, environments
 from bench.envs import build, say
 from bench.facts import load_average, machine_facts
+from bench.onefile import measure_onefile
 from bench.packing import measure_packing
-from bench.report import write_report
+from bench.report import onefile_section, write_report
 from bench.target import measure_unpacking
 
 
@@ -30,14 +31,40 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--reps-scale", type=float, default=1.0, help="multiply every repetition count"
     )
-    parser.add_argument("--tools", required=True, help="the bench tool venv (conda-pack etc.)")
+    parser.add_argument("--tools", help="the bench tool venv (conda-pack etc.)")
+    parser.add_argument(
+        "--only",
+        choices=["onefile"],
+        help="run one piece: measure it, store it in results.json and print its report section",
+    )
     parser.add_argument("--output", default=str(REPO / "BENCHMARKS.md"))
     parser.add_argument("--command", default="sh bench/run.sh", help="shown in the report")
     return parser.parse_args(argv)
 
 
+def only_onefile(args: argparse.Namespace) -> int:
+    """The one-file piece alone: measured, merged into results.json, its section printed."""
+    from tests.support.rootfs import debian_rootfs
+
+    spec = next(s for s in environments(args.reps_scale) if s.name == "S")
+    piece = measure_onefile(spec, debian_rootfs("trixie"), round(201 * args.reps_scale) | 1)
+    piece["command"] = args.command
+    piece["load average"] = load_average()
+    stored = cache_root() / "results.json"
+    results = json.loads(stored.read_text()) if stored.is_file() else {}
+    results["onefile"] = piece
+    stored.write_text(json.dumps(results, indent=1))
+    sys.stdout.write("\n".join(onefile_section(piece)) + "\n")
+    return 0
+
+
 def main(argv: list[str]) -> int:
     args = parse(argv)
+    if args.only == "onefile":
+        return only_onefile(args)
+    if not args.tools:
+        sys.stderr.write("bench: --tools is needed to run the whole suite\n")
+        return 2
     from tests.support.rootfs import debian_rootfs
 
     started = time.time()

@@ -3,6 +3,8 @@
 #
 #   sh bench/run.sh [--envs S,M,L] [--reps-scale 1.0]
 #
+#   sh bench/run.sh --only onefile  # one piece: prints its section of BENCHMARKS.md
+#
 # Needs root (the unpack side runs in a bare rootfs, as the end-to-end tests do), gcc (a
 # static timer for the rootfs), and the project venv: $PORTENV_BENCH_PYTHON, else
 # .venv/bin/python (made by scripts/bootstrap.sh when missing). The peers and the plotter
@@ -21,6 +23,10 @@ fi
 CACHE=${PORTENV_BENCH_CACHE:-$HOME/.cache/portenv-bench}
 TOOLS=$CACHE/tools
 mkdir -p "$CACHE"
+if [ "${1:-}" = --only ]; then # one piece: no peers, no plot
+    "$PY" -m compileall -q src/portenv
+    exec "$PY" -m bench --command "sh bench/run.sh $*" "$@"
+fi
 if [ ! -x "$TOOLS/bin/conda-pack" ] || ! "$TOOLS/bin/python" -c 'import matplotlib, zstandard, isal' 2>/dev/null; then
     "$PY" -m venv --clear "$TOOLS"
     "$TOOLS/bin/python" -m pip install --quiet --disable-pip-version-check \

@@ -14,7 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from portenv.model import Subdir
-from portenv.pack import ArchiveJob, check_env_name, check_output, default_cache, stage_seal_write
+from portenv.pack import (
+    ArchiveJob,
+    check_entry_option,
+    check_env_name,
+    check_output,
+    default_cache,
+    stage_seal_write,
+)
 from portenv.platforms import arch_of
 from portenv.reporting import NullReporter, Reporter
 from portenv.seal.inventory import conda_entry, wheel_facts
@@ -40,6 +47,8 @@ class ConvertRequest:
     level: int | None = None
     cache: Path | None = None
     compression: str = "gzip"
+    entry: str = ""
+    """The command of the environment's bin/ that the env.sh runs (`pack --entry`)."""
 
 
 def pixi_pack_inventory(pack: PixiPack) -> list[dict[str, object]]:
@@ -71,6 +80,7 @@ def convert(request: ConvertRequest, reporter: Reporter | None = None) -> Writte
     check_output(request.output, cache)
     check_env_name(request.env_name)
     check_level(request.compression, request.level)
+    entry = check_entry_option(request.entry, request.output)
     arch_of(read_metadata(request.archive).platform)  # refuses platforms portenv cannot pack
     scratch_root = cache / "staging"
     scratch_root.mkdir(parents=True, exist_ok=True)
@@ -85,6 +95,7 @@ def convert(request: ConvertRequest, reporter: Reporter | None = None) -> Writte
             request.compression,
             request.level,
             cache,
+            entry=entry,
         )
         wheels = [FetchedWheel(w.package, w.path, w.sha256, w.package.url) for w in pack.wheels]
         return stage_seal_write(

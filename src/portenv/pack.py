@@ -47,6 +47,7 @@ from portenv.write import (
     writer_for,
 )
 from portenv.write.codecs import check_level
+from portenv.write.entry import parse_entry
 from portenv.write.payload import PayloadMismatchError
 from portenv.write.pixipack import write_pixi_pack
 from portenv.write.sbom import publish_sbom, sbom_timestamp
@@ -67,6 +68,7 @@ __all__ = [
     "PlanRequest",
     "PythonRequest",
     "cached_capacity",
+    "check_entry_option",
     "check_env_name",
     "check_glibc_option",
     "check_output",
@@ -132,6 +134,8 @@ class PackRequest:
     """The oldest glibc the archive must run on: a newer floor is refused (`--glibc`)."""
     bytecode: bool = True
     """Ship a .pyc for every .py (see seal.bytecode)."""
+    entry: str = ""
+    """The command of the environment's bin/ that the env.sh runs (a one-file app)."""
 
 
 def plan(request: PlanRequest | PythonRequest) -> Plan:
@@ -219,6 +223,16 @@ def check_glibc_option(glibc: str | None) -> None:
     if glibc is not None and not re.fullmatch(r"2\.[0-9]{1,3}", glibc):
         msg = f"invalid --glibc version: {glibc!r}"
         raise InputError(msg, hint="give a glibc release such as 2.28")
+
+
+def check_entry_option(entry: str, output: Path) -> str:
+    """`--entry`'s command in the form the header holds; only an env.sh can run one."""
+    if not entry:
+        return ""
+    if output.suffix != ".sh":
+        msg = f"--entry makes a runnable env.sh, not {output.name}"
+        raise InputError(msg, hint="name the output like tool.sh")
+    return parse_entry(entry)
 
 
 def check_env_name(name: str) -> None:
@@ -372,6 +386,8 @@ class ArchiveJob:
     unchecked: str | None = None
     """A folder whose files the prefix is copied from but that the seal key covers: an
     extracted python-build-standalone archive (gone after the pack)."""
+    entry: str = ""
+    """The command the env.sh runs (see check_entry_option)."""
 
     def make_prefix(self, dest: Path) -> StagedPrefix:
         """Install the env's base into `dest`: a portable CPython, or the conda packages."""
@@ -501,6 +517,7 @@ def _write(
         entries=entries,
         expect_tar_sha256=expect_tar_sha256,
         reporter=reporter,
+        entry=job.entry,
     )
 
 
@@ -548,6 +565,9 @@ def pack(request: PackRequest, reporter: Reporter | None = None) -> WrittenArchi
 
 def _pack(request: PackRequest, reporter: Reporter | None) -> WrittenArchive:
     if request.format == "pixi-pack":
+        if request.entry:
+            msg = "--entry makes a runnable env.sh, not a pixi-pack archive"
+            raise InputError(msg, hint="drop --format pixi-pack, or drop --entry")
         return pack_pixi_pack(request, reporter)
     if request.inject:
         msg = "--inject adds packages to pixi-pack archives only"
@@ -558,6 +578,7 @@ def _pack(request: PackRequest, reporter: Reporter | None) -> WrittenArchive:
     check_env_name(request.env_name)
     check_level(request.compression, request.level)
     check_glibc_option(request.glibc)
+    entry = check_entry_option(request.entry, request.output)
     with contextlib.ExitStack() as stack:
         base: BaseInterpreter | None = None
         if isinstance(request.source, PythonRequest):
@@ -565,7 +586,7 @@ def _pack(request: PackRequest, reporter: Reporter | None) -> WrittenArchive:
             the_plan = _plan_python(request.source, base, request.glibc)
         else:
             the_plan = plan(request.source)
-        return _pack_plan(request, the_plan, base, cache, reporter)
+        return _pack_plan(replace(request, entry=entry), the_plan, base, cache, reporter)
 
 
 def _interpreter_entries(base: BaseInterpreter | None) -> list[dict[str, object]]:
@@ -617,6 +638,7 @@ def _pack_plan(
         request.glibc,
         request.bytecode,
         _extracted(source, base),
+        request.entry,
     )
 
     def wheels_for(staged: StagedPrefix) -> list[FetchedWheel]:

@@ -135,6 +135,36 @@ def test_portable_cpython_runs_moves_and_relocates(
     assert_ran_moved_and_relocated(result, minor)
 
 
+def test_a_bare_interpreter_as_a_one_file_app(
+    package_cache: Path, busybox_root: Path, tmp_path: Path
+) -> None:
+    """`--entry python`: ./py.sh SCRIPT runs the portable CPython from the per-user cache."""
+    python = interpreters(["3.12"])["3.12"]
+    portenv(
+        "pack",
+        "--python",
+        python,
+        "-o",
+        tmp_path / "py.sh",
+        "--entry",
+        "python",
+        "--use-cache",
+        package_cache,
+    )
+    (tmp_path / "app.py").write_text("import sys\nprint('app', sys.argv[1:], sys.prefix)\n")
+    lines = [
+        "export HOME=/home/u && mkdir -p $HOME && cd /dist",
+        "./py.sh app.py 'a b' && ./py.sh app.py c",
+    ]
+    result = run_in_rootfs(
+        busybox_root, ["/bin/sh", "-c", "\n".join(lines)], binds=[(tmp_path, "/dist")]
+    )
+    assert result.returncode == 0, result.stderr
+    first, second = result.stdout.splitlines()
+    assert first.startswith("app ['a b'] /home/u/.cache/portenv/")
+    assert second == first.replace("['a b']", "['c']")
+
+
 OLD_IDNA = "3.6"
 """Not the newest idna: the lock is moved to it, so a fresh resolution would differ."""
 

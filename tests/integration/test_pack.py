@@ -149,3 +149,65 @@ def test_bad_env_name_is_refused(core_project: Path, tmp_path: Path, name: str) 
     done = portenv("pack", core_project, "-o", tmp_path / "x.sh", "--env-name", name, check=False)
     assert done.returncode == 1 and "invalid environment folder name" in done.stderr
     assert not (tmp_path / "x.sh").exists()
+
+
+def test_entry_makes_a_runnable_file(
+    core_project: Path, tmp_path: Path, package_cache: Path
+) -> None:
+    tool = tmp_path / "tool.sh"
+    portenv("pack", core_project, "-o", tool, "--use-cache", package_cache, "--entry", "hello-py")
+    assert tool.stat().st_mode & 0o777 == 0o755
+    head = tool.read_bytes()[:8192]
+    sha = meta_of_sh(tool)["payload_sha256"]
+    assert f"\nPORTENV_PAYLOAD_SHA256={sha}\n".encode() in head
+    assert re.search(rb"\nPORTENV_ENTRY='hello-py +'\n", head)
+
+
+def meta_of_sh(file: Path) -> dict[str, str]:
+    offset = int(re.findall(rb"PORTENV_EMBEDDED_OFFSET=(\d{10})", file.read_bytes()[:8192])[0])
+    block = file.read_bytes()[offset + 512 : offset + 4608].decode()
+    return dict(line.split("=", 1) for line in block.split("\n") if "=" in line)
+
+
+@pytest.mark.parametrize(
+    ("entry", "output", "first", "hint"),
+    [
+        (
+            "no-such-tool",
+            "tool.sh",
+            "error: --entry no-such-tool: the environment's bin/ has no command no-such-tool",
+            "  hint: its console scripts: ",
+        ),
+        ("hello-py", "env.tar", "error: --entry makes a runnable env.sh, not env.tar", "  hint: "),
+        ("tool $(x)", "tool.sh", "error: --entry argument '$(x)' holds a character", "  hint: "),
+    ],
+    ids=["missing", "tar", "syntax"],
+)
+def test_bad_entry_is_refused_and_nothing_written(
+    core_project: Path,
+    tmp_path: Path,
+    package_cache: Path,
+    entry: str,
+    output: str,
+    first: str,
+    hint: str,
+) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    done = portenv(
+        "pack",
+        core_project,
+        "-o",
+        out / output,
+        "--use-cache",
+        package_cache,
+        "--entry",
+        entry,
+        check=False,
+    )
+    assert done.returncode == 1
+    lines = done.stderr.splitlines()
+    assert lines[-2].startswith(first) and lines[-1].startswith(hint), done.stderr
+    if entry == "no-such-tool":
+        assert "hello-py" in lines[-1]
+    assert list(out.iterdir()) == []

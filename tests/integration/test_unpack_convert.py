@@ -264,6 +264,34 @@ def test_convert_then_unpack_in_a_bare_rootfs(
     assert "hello from greet" in run_core(here.path)
 
 
+@pytest.mark.e2e
+def test_converted_one_file_app_runs_in_a_bare_rootfs(
+    core_pixi_pack: Path, package_cache: Path, busybox_root: Path, tmp_path: Path
+) -> None:
+    """`convert --entry`: the pixi-pack's console script runs from the per-user cache."""
+    dist = tmp_path / "dist"
+    dist.mkdir()
+    portenv(
+        "convert",
+        core_pixi_pack,
+        "-o",
+        dist / "tool.sh",
+        "--entry",
+        "hello-py",
+        "--use-cache",
+        package_cache,
+    )
+    result = run_in_rootfs(
+        busybox_root,
+        ["/bin/sh", "-c", "export HOME=/home/u; mkdir -p $HOME; /dist/tool.sh && /dist/tool.sh"],
+        binds=[(dist, "/dist")],
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 2 and lines[0] == lines[1]
+    assert lines[0].startswith("hello-py /home/u/.cache/portenv/")
+
+
 def _cli_has(command: str) -> bool:
     return portenv(command, "--help", check=False).returncode == 0
 

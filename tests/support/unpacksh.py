@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +62,7 @@ class Env:
     relocate: str = RELOCATE_OK
     data: bytes = b"hello\n"
     python: bytes | None = None  # bin/python; default: a sh wrapper of the host python
+    commands: tuple[tuple[str, bytes], ...] = ()  # more executables of bin/: (name, content)
 
 
 def _payload_tar(env: Env) -> tuple[bytes, int]:
@@ -70,6 +72,7 @@ def _payload_tar(env: Env) -> tuple[bytes, int]:
         ".portenv/relocate.py": (env.relocate.encode(), 0o644),
         "bin/python": (wrapper, 0o755),
         "share/data.txt": (env.data, 0o644),
+        **{f"bin/{name}": (content, 0o755) for name, content in env.commands},
     }
     dirs = {str(Path(p).parent) for p in files} | {"share/empty"}
     links = {"bin/python3": "python"}
@@ -154,11 +157,16 @@ def build_cut_tar(env: Env, pieces: int, meta: Mapping[str, str | None] | None =
     return build_tar(env, {"payload_cuts": cuts, **(meta or {})}, payload)
 
 
-def build_sh(archive: bytes) -> bytes:
+def build_sh(archive: bytes, entry: str = "") -> bytes:
     """A self-extracting env.sh: portenv's own header (the unpacker padded to 512 bytes, its
-    offset and the whole file's size written in), then the archive."""
+    offset, the whole file's size, the payload's sha256 from the meta and `entry` written in),
+    then the archive."""
     measured = render_unpacker(embedded=True)
-    header = render_unpacker(embedded=True, total_size=len(measured) + len(archive))
+    found = re.search(rb"^payload_sha256=([0-9a-f]{64})$", archive[512:4608], re.MULTILINE)
+    sha256 = found.group(1).decode() if found else ""
+    header = render_unpacker(
+        embedded=True, total_size=len(measured) + len(archive), payload_sha256=sha256, entry=entry
+    )
     assert len(header) % 512 == 0 and len(header) == len(measured)
     return header + archive
 
@@ -265,6 +273,15 @@ def tree(root: Path) -> dict[str, str]:
     return found
 
 
+def wait_for_mark(proc: subprocess.Popen[bytes], mark: Path) -> None:
+    """Wait until a slow fake relocation wrote `mark` (it then sleeps), or the process ended."""
+    for _ in range(600):
+        if mark.exists() or proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    assert mark.read_text() == "relocating"
+
+
 def dead_pid() -> int:
     proc = subprocess.Popen(["true"])
     proc.wait()
@@ -273,7 +290,7 @@ def dead_pid() -> int:
 
 def assert_relocated(dest: Path, data: bytes = b"hello\n") -> None:
     assert (dest / ".portenv" / "relocated-to").read_text() == str(dest)
-    assert ".portenv-tmp.env." in (dest / ".portenv" / "relocated-in").read_text()
+    assert f".portenv-tmp.{dest.name}." in (dest / ".portenv" / "relocated-in").read_text()
     assert (dest / "share" / "data.txt").read_bytes() == data
     assert os.readlink(dest / "bin" / "python3") == "python"
     assert (dest / "share" / "empty").is_dir()

@@ -18,7 +18,6 @@ import shutil
 import signal
 import subprocess
 import tarfile
-import time
 from pathlib import Path
 
 import pytest
@@ -39,6 +38,7 @@ from tests.support.unpacksh import (
     build_tar,
     dead_pid,
     tree,
+    wait_for_mark,
 )
 
 # --------------------------------------------------------------------------- the script
@@ -505,11 +505,7 @@ def test_interrupted_run_leaves_old_env(up: Unpacker, sig: signal.Signals) -> No
         stderr=subprocess.DEVNULL,
     )
     try:
-        for _ in range(600):
-            if mark.exists() or proc.poll() is not None:
-                break
-            time.sleep(0.05)
-        assert mark.read_text() == "relocating"
+        wait_for_mark(proc, mark)
         assert any(p.startswith(".portenv-lock.") for p in os.listdir(out))
         os.killpg(proc.pid, sig)  # as a terminal does: the whole process group
         assert proc.wait(timeout=30) == 128 + sig

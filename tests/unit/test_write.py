@@ -7,6 +7,7 @@ import hashlib
 import io
 import itertools
 import os
+import re
 import subprocess
 import tarfile
 import zlib
@@ -33,6 +34,7 @@ from portenv.write.container import (
     write_container,
     write_self_extracting,
 )
+from portenv.write.entry import check_entry, parse_entry
 from portenv.write.payload import write_payload
 
 META = PackMeta(
@@ -259,3 +261,49 @@ def test_atomic_output_leaves_nothing_on_failure(tmp_path: Path) -> None:
         raise RuntimeError(msg)
     assert target.read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.sh"]
+
+
+def test_header_holds_the_payload_sha256_and_the_entry() -> None:
+    sha = "ab" * 32
+    plain = render_unpacker(embedded=True)
+    header = render_unpacker(embedded=True, payload_sha256=sha, entry=" python  -m  app ")
+    assert len(header) == len(plain)
+    assert f"\nPORTENV_PAYLOAD_SHA256={sha}\n".encode() in header
+    assert re.search(rb"\nPORTENV_ENTRY='python -m app {107}'\n", header)
+    assert b"\nPORTENV_PAYLOAD_SHA256=" + b"0" * 64 + b"\n" in plain
+    with pytest.raises(ValueError, match=r"only an env\.sh header"):
+        render_unpacker(embedded=False, entry="python")
+    with pytest.raises(ValueError, match="not a sha256"):
+        render_unpacker(embedded=True, payload_sha256="AB" * 32)
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ("", "--entry needs a command"),
+        ("bin/tool", "must start with a command name of the environment's bin/"),
+        ("-m x", "must start with a command name"),
+        ("tool $(id)", "holds a character that would need quoting in sh"),
+        ("tool 'a'", "holds a character that would need quoting in sh"),
+        ("tool " + "x" * 120, "at most 120 fit the header"),
+    ],
+    ids=["empty", "path", "option", "dollar", "quote", "long"],
+)
+def test_entry_forms_the_header_cannot_hold(entry: str, message: str) -> None:
+    with pytest.raises(InputError, match=re.escape(message)):
+        parse_entry(entry)
+
+
+def test_entry_must_be_in_the_environment(tmp_path: Path) -> None:
+    (tmp_path / "bin").mkdir()
+    for name, text in [("app", "#!/portenv_placehold/bin/python3.12\n"), ("data", "x")]:
+        (tmp_path / "bin" / name).write_text(text)
+        (tmp_path / "bin" / name).chmod(0o755)
+    check_entry(tmp_path, "app --x")
+    with pytest.raises(InputError) as refused:
+        check_entry(tmp_path, "ap")
+    assert refused.value.message == "--entry ap: the environment's bin/ has no command ap"
+    assert refused.value.hint == "its console scripts: app; or --entry python"
+    (tmp_path / "bin" / "data").chmod(0o644)
+    with pytest.raises(InputError, match="has no command data"):
+        check_entry(tmp_path, "data")

@@ -137,6 +137,14 @@ def compression_opts(function: Callable[..., None]) -> Callable[..., None]:
 env_name_opt = click.option(
     "--env-name", default="env", show_default=True, help="Folder name on the target."
 )
+entry_opt = click.option(
+    "--entry",
+    default="",
+    metavar="CMD",
+    help="Make the env.sh a one-file app that runs this command of the environment's bin/ "
+    "(a console script, python, or e.g. 'python -m mypkg'): ./tool.sh ARGS runs it from a "
+    "per-user cache, unpacked on the first run.",
+)
 skip_pypi_opt = click.option(
     "--skip-pypi",
     "skip_pypi",
@@ -231,6 +239,7 @@ def plan_cmd(
     help="With --python: leave pip out (by default the interpreter's own ensurepip wheel "
     "is installed, as `python -m venv` does).",
 )
+@entry_opt
 @skip_pypi_opt
 @click.option(
     "--allow-missing-library",
@@ -264,6 +273,7 @@ def pack_cmd(
     quiet: bool,
     no_bytecode: bool,
     no_pip: bool,
+    entry: str,
     skip_pypi: tuple[str, ...],
     allow_missing: tuple[str, ...],
     glibc: str | None,
@@ -298,6 +308,7 @@ def pack_cmd(
                 allow_missing=allow_missing,
                 glibc=glibc,
                 bytecode=not no_bytecode,
+                entry=entry,
             ),
             reporter,
         )
@@ -403,6 +414,7 @@ def unpack_cmd(
 @env_name_opt
 @compression_opts
 @use_cache_opt
+@entry_opt
 def convert_cmd(
     archive: Path,
     output: Path,
@@ -410,6 +422,7 @@ def convert_cmd(
     compression: str,
     level: int | None,
     use_cache: Path | None,
+    entry: str,
 ) -> None:
     """Turn a pixi-pack archive into a portenv env.sh or env.tar, offline."""
     from portenv.cli.progress import RichReporter
@@ -417,7 +430,7 @@ def convert_cmd(
 
     reporter = RichReporter()
     try:
-        request = ConvertRequest(archive, output, env_name, level, use_cache, compression)
+        request = ConvertRequest(archive, output, env_name, level, use_cache, compression, entry)
         written = convert(request, reporter)
     finally:
         reporter.close()

@@ -1,25 +1,104 @@
 #!/bin/sh
 { PORTENV_SIZE=0;                [ "$PORTENV_SIZE" = 0 ] || [ "$(dd if="$0" bs=1 skip=$((PORTENV_SIZE - 1)) count=2 2>/dev/null | wc -c)" -eq 1 ] || { printf 'error: %s is truncated or damaged: it is not %s bytes long\n  hint: copy it again, and run it as: sh FILE\n' "$0" "$PORTENV_SIZE" >&2; exit 3; }; }
 # portenv-unpack: unpack a portenv archive (docs/format.md) on a machine that has
-# only sh, tar, gzip and glibc. Line 2 refuses a file that is not exactly as long as
-# portenv wrote it, before the shell reads any further (a cut file would otherwise end
-# after some function definitions and exit 0); cut inside its braces, it is a syntax
-# error. As the head of a self-extracting env.sh, the line below holds the byte offset
-# of the archive in this file; 0 means standalone.
+# only sh, tar, gzip and glibc, or run a command of it from a per-user cache. Line 2 refuses
+# a file that is not exactly as long as portenv wrote it, before the shell reads any further
+# (a cut file would otherwise end after some function definitions and exit 0); cut inside
+# its braces, it is a syntax error. As the head of a self-extracting env.sh, the three lines
+# below hold the byte offset of the archive in this file (0 means standalone), the payload's
+# sha256 (the cache key) and the command the file runs (blank: none).
 PORTENV_EMBEDDED_OFFSET=0000000000
-# POSIX sh only (dash, bash, busybox ash). Writes nothing before every check passed.
+PORTENV_PAYLOAD_SHA256=0000000000000000000000000000000000000000000000000000000000000000
+PORTENV_ENTRY='                                                                                                                        '
+# POSIX sh only (dash, bash, busybox ash). Writes nothing before every check passed. The shell
+# that runs a command from the cache sets only PORTENV_* variables (a first run unpacks in a
+# subshell) and puts LC_ALL back, so the command gets the user's environment as it was.
+PORTENV_LC=${LC_ALL-} PORTENV_LC_SET=${LC_ALL+1}
+
+die() { # CODE WHAT [HINT]
+    printf 'error: %s\n' "$2" >&2
+    [ -z "$3" ] || printf '  hint: %s\n' "$3" >&2
+    exit "$1"
+}
+
+cache_root() { # sets PORTENV_R: $PORTENV_CACHE, else the XDG cache's portenv folder, else
+    # (no usable HOME) a folder of this user in TMPDIR
+    if [ -n "${PORTENV_CACHE-}" ]; then
+        PORTENV_R=$PORTENV_CACHE
+    elif case ${XDG_CACHE_HOME-} in /*) ;; *) false ;; esac then
+        PORTENV_R=$XDG_CACHE_HOME/portenv
+    elif case ${HOME-} in /*) [ -w "$HOME/.cache" ] || [ -w "$HOME" ] ;; *) false ;; esac then
+        PORTENV_R=${HOME%/}/.cache/portenv
+    else
+        PORTENV_R=${TMPDIR:-/tmp}/portenv-cache-$(id -u)
+    fi
+    case $PORTENV_R in /*) ;; *) PORTENV_R=$PWD/$PORTENV_R ;; esac
+}
+
+cache_safe() { # ROOT [ENTRY]: both are this user's and writable by no other (else exit 5)
+    for PORTENV_Y in "$1" ${2:+"$2"}; do
+        [ -O "$PORTENV_Y/" ] || die 5 "the cache folder $PORTENV_Y is not yours (another user owns it)" \
+            "nothing was run from it; set PORTENV_CACHE to a folder that only you can write to"
+    done
+    PORTENV_X=$(LC_ALL=C ls -ldn "$1/" ${2:+"$2/"}) || die 5 "cannot read the cache folder $1" "check its permissions"
+    while read -r PORTENV_Y _ _ _ _ _ _ _ PORTENV_Z; do
+        case $PORTENV_Y in ?????w* | ????????w*)
+            die 5 "the cache folder ${PORTENV_Z%/} is writable by other users" \
+                "nothing was run from it; chmod go-w ${PORTENV_Z%/}, or set PORTENV_CACHE to a folder that only you can write to" ;;
+        esac
+    done <<EOF
+$PORTENV_X
+EOF
+}
+
+run_cached() { # KEY MODE ARGS...: exec a command from the cache entry KEY when it is
+    # complete (its marker is written last) and safe; return 1 when there is no such entry.
+    # MODE entry: ARGS go to the file's entry; MODE run: ARGS are --run CMD ARGS.
+    [ "$1" != 0000000000000000000000000000000000000000000000000000000000000000 ] || return 1
+    cache_root
+    PORTENV_E=$PORTENV_R/$1
+    [ -f "$PORTENV_E/.portenv/cache-ready" ] || return 1
+    cache_safe "$PORTENV_R" "$PORTENV_E"
+    if [ "$2" = entry ]; then
+        shift 2
+        set -f
+        # shellcheck disable=SC2086 # the entry's words (a command and its options)
+        set -- $PORTENV_ENTRY "$@"
+        set +f
+    else
+        shift 3
+    fi
+    PORTENV_X=$1
+    shift
+    case $PORTENV_X in
+    */*) ;;
+    *) [ ! -f "$PORTENV_E/bin/$PORTENV_X" ] || [ ! -x "$PORTENV_E/bin/$PORTENV_X" ] ||
+        PORTENV_X=$PORTENV_E/bin/$PORTENV_X ;;
+    esac
+    if [ -n "$PORTENV_LC_SET" ]; then LC_ALL=$PORTENV_LC; else unset LC_ALL; fi
+    exec "$PORTENV_X" "$@"
+}
+
+if [ -z "${PORTENV-}" ]; then # a warm start execs here, before the shell reads the rest
+    case $PORTENV_ENTRY in
+    *[!\ ]*) run_cached "$PORTENV_PAYLOAD_SHA256" entry "$@" ;;
+    *) [ "${1-}" != --run ] || [ $# -lt 2 ] || run_cached "$PORTENV_PAYLOAD_SHA256" run "$@" ;;
+    esac
+fi
 
 LC_ALL=C
 export LC_ALL
-NL='
+PORTENV_NL='
 '
 
+# shellcheck disable=SC2016 # the help names variables, it does not expand them
 usage() {
     printf '%s\n' \
         'usage: sh portenv-unpack ARCHIVE.tar [-o DIR] [options]' \
         '       sh env.sh [-o DIR] [options]' \
+        '       sh env.sh --run CMD [ARGS...]' \
         '' \
-        'Unpack the environment into DIR/NAME and relocate it there.' \
+        'Unpack the environment into DIR/NAME and relocate it there, or run a command of it.' \
         '' \
         '  -o, --output DIR   parent folder, created if missing (default: .)' \
         '  --env-name NAME    folder name under DIR (default: the archive'"'"'s env_name)' \
@@ -29,17 +108,20 @@ usage() {
         '  --check            run every check, write nothing, exit 0 if all pass' \
         '  --info             print the archive'"'"'s meta block and exit' \
         '  --list             verify the payload, then list the packages inside' \
+        '  --run CMD [ARGS]   run CMD (from the environment'"'"'s bin/, else as given) from' \
+        '                     the per-user cache; the first run unpacks it there' \
+        '  --list-cache       list the entries of the cache' \
+        '  --prune [--all]    remove the cache'"'"'s entries but this file'"'"'s (--all: every one)' \
         '  -h, --help         show this help' \
+        '' \
+        'A file packed with --entry runs its command: ./tool.sh ARGS. PORTENV=unpack makes it' \
+        'take the options above (PORTENV=unpack sh tool.sh -o DIR); PORTENV=info, list, check,' \
+        'list-cache, prune and help stand for those options. The cache is $PORTENV_CACHE, else' \
+        '${XDG_CACHE_HOME:-$HOME/.cache}/portenv, else ${TMPDIR:-/tmp}/portenv-cache-UID.' \
         '' \
         'exit codes: 0 ok, 2 usage, 3 bad archive, 4 incompatible machine,' \
         '5 destination problem, 6 not enough disk space, 7 sha256 mismatch,' \
         '8 extraction or relocation failed'
-}
-
-die() { # CODE WHAT [HINT]
-    printf 'error: %s\n' "$2" >&2
-    [ -z "$3" ] || printf '  hint: %s\n' "$3" >&2
-    exit "$1"
 }
 
 rd() { # OFFSET COUNT: COUNT bytes of the archive from byte OFFSET (0-based)
@@ -188,13 +270,13 @@ mount_of() { # FOLDER: the options, a newline, then the mount point of the file 
 
 read_only_mount() { # FOLDER: on a file system mounted read-only (busybox's [ -w ] is true for
     m=$(mount_of "$1") # root even there)
-    case ,${m%%"$NL"*}, in *,ro,*) return 0 ;; esac
+    case ,${m%%"$PORTENV_NL"*}, in *,ro,*) return 0 ;; esac
     return 1
 }
 
 mount_point() { # FOLDER: a file system is mounted right there
     m=$(mount_of "$1")
-    [ -n "$m" ] && [ "${m#*"$NL"}" = "$1" ]
+    [ -n "$m" ] && [ "${m#*"$PORTENV_NL"}" = "$1" ]
 }
 
 free_kib() { # FOLDER: free KiB on its file system (empty if df fails)
@@ -206,6 +288,7 @@ free_kib() { # FOLDER: free KiB on its file system (empty if df fails)
 }
 
 sweep() { # after taking the lock: remove what dead unpacks into DEST left behind
+    rmdir "$LOCK.break" 2>/dev/null
     for t in "$ADIR"/.portenv-tmp."$NAME".*; do
         p=${t#"$ADIR/.portenv-tmp.$NAME."}
         isnum "$p" && ! alive "$p" && rm -rf "$t"
@@ -221,20 +304,37 @@ sweep() { # after taking the lock: remove what dead unpacks into DEST left behin
     done
 }
 
-take_lock() {
-    n=0
+take_lock() { # [WAIT]: take DIR/.portenv-lock.NAME; a live owner is exit 5, or with WAIT
+    # is waited for. A lock whose owner is dead, or that stays without a pid for a second (its
+    # owner died before writing it), is broken by one process at a time (.break), which reads
+    # the pid again under it: a lock taken meanwhile by a live unpack is never removed.
+    seen=
     while ! mkdir "$LOCK" 2>/dev/null; do
-        pid=$(sed -n 1p "$LOCK/pid" 2>/dev/null)
-        if [ -z "$pid" ] && [ $n = 0 ]; then # its owner may be writing the pid file
-            n=1
-            sleep 1
-            continue
+        if [ ! -d "$LOCK" ]; then # released meanwhile, or never creatable
+            ! mkdir "$LOCK" 2>/dev/null || break
+            [ -d "$LOCK" ] || die 5 "cannot create the lock $LOCK" "check that $ADIR is writable"
         fi
-        isnum "$pid" && alive "$pid" && die 5 "another unpack into $DEST is running (pid $pid)" \
-            "wait for it to finish, or remove $LOCK if no unpack is running"
-        [ $n != 2 ] || die 5 "cannot create the lock $LOCK" "check that $ADIR is writable"
-        n=2
-        rm -rf "$LOCK"
+        pid=$(sed -n 1p "$LOCK/pid" 2>/dev/null)
+        if isnum "$pid" && alive "$pid"; then
+            [ -n "$1" ] || die 5 "another unpack into $DEST is running (pid $pid)" \
+                "wait for it to finish, or remove $LOCK if no unpack is running"
+            [ -n "$seen" ] || [ -z "$PROGRESS" ] ||
+                printf 'portenv: waiting for pid %s, which is unpacking into %s\n' "$pid" "$DEST" >&2
+            seen=live
+            sleep 1
+        elif ! isnum "$pid" && [ "$seen" != "empty" ]; then # its owner may be writing the pid
+            seen=empty
+            sleep 1
+        elif mkdir "$LOCK.break" 2>/dev/null; then
+            [ "$(sed -n 1p "$LOCK/pid" 2>/dev/null)" != "$pid" ] || rm -rf "$LOCK"
+            rmdir "$LOCK.break"
+            seen=
+        elif [ "$seen" = breaking ]; then # a breaker died in there: breaking takes no second
+            rmdir "$LOCK.break" 2>/dev/null
+        else
+            seen=breaking
+            sleep 1
+        fi
     done
     LOCKED=1
     printf '%s\n' "$$" >"$LOCK/pid" || die 5 "cannot write into $LOCK" "check free space and permissions"
@@ -255,6 +355,7 @@ cleanup() { # EXIT trap: leave DEST and DIR as they were before a failed run
 
 parse_args() {
     ARCHIVE='' DIR=. NAME='' FORCE='' CHECK='' INFO='' LIST='' WANT_SHA='' NAME_SET='' JOBS=''
+    LIST_CACHE='' PRUNE='' ALL='' CACHE=''
     while [ $# -gt 0 ]; do
         case $1 in
         -h | --help) usage; exit 0 ;;
@@ -273,6 +374,11 @@ parse_args() {
         --check) CHECK=1 ;;
         --info) INFO=1 ;;
         --list) LIST=1 ;;
+        --list-cache) LIST_CACHE=1 ;;
+        --prune) PRUNE=1 ;;
+        --all) ALL=1 ;;
+        --run) die 2 "--run comes first, before the command and its arguments" \
+            "sh env.sh --run CMD [ARGS...]" ;;
         -?*) die 2 "unknown option: $1" "see --help" ;;
         *)
             [ -z "$ARCHIVE" ] || die 2 "unexpected argument: $1" "give one ARCHIVE (see --help)"
@@ -281,6 +387,7 @@ parse_args() {
         shift
     done
     [ -n "$DIR" ] || die 2 "-o needs a non-empty DIR" "see --help"
+    [ -z "$ALL" ] || [ -n "$PRUNE" ] || die 2 "--all goes with --prune" "see --help"
     case $WANT_SHA in *[!0-9a-f]*) WANT_SHA=bad ;; esac
     [ -z "$WANT_SHA" ] || [ ${#WANT_SHA} = 64 ] ||
         die 2 "--sha256 needs 64 hex digits" "copy the sha256 published beside the archive"
@@ -331,6 +438,10 @@ open_archive() { # sets F, META and the meta values; exit 3 on anything wrong
         die 3 "$F has no $COMPRESSION payload where format 1 puts it" "copy it again, or pack it again"
     holds $((OFF + 5120 + PSIZE)) ||
         die 3 "$F is truncated (shorter than $((OFF + 5120 + PSIZE)) bytes)" "copy it again"
+    [ "$F" != "$0" ] || [ "$PORTENV_PAYLOAD_SHA256" = "$PSHA" ] ||
+        [ "$PORTENV_PAYLOAD_SHA256" = 0000000000000000000000000000000000000000000000000000000000000000 ] ||
+        die 3 "$F is damaged: its header and its meta block disagree on the payload's sha256" \
+            "copy it again"
     [ "$NAME_SET" ] || NAME=$ENV_NAME
     [ "$NAME_SET" ] || [ -n "$NAME" ] || NAME='env'
 }
@@ -358,7 +469,7 @@ parse_head() { # sets M1, M2 (member "NAME SIZE"), META and one variable per met
         env_name=*) [ -n "$ENV_NAME" ] || ENV_NAME=$v ;;
         payload_cuts=*) [ -n "$PCUTS" ] || PCUTS=$v ;;
         esac
-        case $line in @[12]=*) ;; *) META=$META$line$NL ;; esac
+        case $line in @[12]=*) ;; *) META=$META$line$PORTENV_NL ;; esac
     done <<EOF
 $head
 EOF
@@ -388,7 +499,7 @@ check_dest() { # checks 4 to 6
         "give --env-name a plain folder name" ;; esac
     resolve_dir
     DEST=${ADIR%/}/$NAME
-    case $DEST in *"$NL"* | *'"'* | *'$'* | *'`'* | *\\*)
+    case $DEST in *"$PORTENV_NL"* | *'"'* | *'$'* | *'`'* | *\\*)
         die 5 "the destination $DEST holds a newline, \", \$, \` or \\" \
             "choose a -o DIR and --env-name without them" ;;
     esac
@@ -562,7 +673,7 @@ walk() { # one walk of TMP: the path of what a payload never holds (a device, fi
     # set-id or sticky mode, hard link, or a name with a newline or ' -> '), and "ls -ldn"
     # lines (which never start with a /) for the symlinks
     find "$TMP" \( -type b -o -type c -o -type p -o -type s -o -perm -4000 -o -perm -2000 \
-        -o -perm -1000 -o \( ! -type d -links +1 \) -o -name "*$NL*" -o -name '* -> *' \) \
+        -o -perm -1000 -o \( ! -type d -links +1 \) -o -name "*$PORTENV_NL*" -o -name '* -> *' \) \
         -print -o -type l -exec ls -ldn {} +
 }
 
@@ -583,9 +694,9 @@ links() { # LISTING: every symlink in TMP as "PATH -> TARGET", one a line
 check_tree() { # what tar made in TMP: no device, fifo, socket, hard link, set-id bit or link out
     l=$(walk)
     w=
-    case $l in "$TMP/"*) w=$l ;; *"$NL$TMP/"*) w=$TMP/${l#*"$NL$TMP/"} ;; esac
+    case $l in "$TMP/"*) w=$l ;; *"$PORTENV_NL$TMP/"*) w=$TMP/${l#*"$PORTENV_NL$TMP/"} ;; esac
     if [ -n "$w" ]; then
-        w=${w%%"$NL"*}
+        w=${w%%"$PORTENV_NL"*}
         m=${w#"$TMP/"}
         if [ -b "$w" ] || [ -c "$w" ]; then refuse "a device file: $m"
         elif [ -p "$w" ] || [ -S "$w" ]; then refuse "a fifo or socket: $m"
@@ -633,8 +744,10 @@ check_tree() { # what tar made in TMP: no device, fifo, socket, hard link, set-i
 install_env() { # extract, check, relocate, rename into place
     [ "$ADIR" = "$BASE" ] || MADE=1
     mkdir -p "$ADIR" || die 5 "cannot create $ADIR" "check permissions"
+    [ -z "$CACHE" ] || cache_safe "$ADIR"
     LOCK=$ADIR/.portenv-lock.$NAME
-    take_lock
+    take_lock "$CACHE"
+    [ -z "$CACHE" ] || [ ! -f "$DEST/.portenv/cache-ready" ] || return 0 # made meanwhile
     sweep
     check_existing
     TMP=$ADIR/.portenv-tmp.$NAME.$$
@@ -686,22 +799,153 @@ install_env() { # extract, check, relocate, rename into place
     MADE=
     [ -z "$OLD" ] || rm -rf "$OLD"
     OLD=
+    [ -z "$CACHE" ] || printf 'file=%s\n' "$CACHE" >"$DEST/.portenv/cache-ready" ||
+        die 8 "cannot write $DEST/.portenv/cache-ready" "check the free space of $ADIR"
 }
 
-main() {
-    parse_args "$@"
+need_commands() {
     missing=
     for t in tail head tr sed awk wc cat dd tar gzip sha256sum uname df mkdir mv rm find ls; do
         command -v "$t" >/dev/null 2>&1 || missing="$missing $t"
     done
     [ -z "$missing" ] || die 4 "this machine lacks the commands:$missing" \
         "install them (busybox provides all of them)"
-    open_archive
-    [ "$COMPRESSION" != zstd ] || command -v zstd >/dev/null 2>&1 ||
+    [ -z "$COMPRESSION" ] || [ "$COMPRESSION" != zstd ] || command -v zstd >/dev/null 2>&1 ||
         die 4 "$F holds a zstd payload and this machine has no zstd command" \
             "install zstd, or unpack an archive packed with --compression gzip"
+}
+
+on_exit_clean() { # from here on, a failure or a signal leaves DEST and DIR as they were
+    TMP='' OLD='' LOCKED='' MADE='' LOCK=''
+    trap cleanup EXIT
+    trap 'exit 129' HUP
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+}
+
+first_run() { # (in a subshell) unpack into the cache unless its entry is complete; print the
+    # cache key. Every check of an unpack runs; the entry's marker is written last.
+    exec 3>&1 >&2
+    COMPRESSION=
+    need_commands
+    open_archive
+    need_commands
+    PROGRESS=
+    [ ! -t 2 ] || [ "$KIB" -lt 102400 ] || PROGRESS=1
+    check_target
+    cache_root
+    DIR=$PORTENV_R NAME=$PSHA FORCE=1 CACHE=$F
+    while :; do case $CACHE in ./*) CACHE=${CACHE#./} ;; *) break ;; esac; done
+    case $CACHE in /*) ;; *) CACHE=$PWD/$CACHE ;; esac
+    umask 077
+    check_dest
+    on_exit_clean
+    install_env
+    [ ! -t 2 ] || printf 'portenv: first run: unpacked %s files into %s\n' "$FILES" "$DEST" >&2
+    printf '%s\n' "$PSHA" >&3
+}
+
+run_main() { # MODE ARGS... (as run_cached takes them): the first run unpacks, then exec
+    [ "$1" = entry ] || [ $# -ge 3 ] || die 2 "--run needs a command" "sh env.sh --run CMD [ARGS...]"
+    PORTENV_K=$(first_run) || exit $?
+    run_cached "$PORTENV_K" "$@"
+    die 8 "the cache entry $PORTENV_R/$PORTENV_K is not complete after the first run" \
+        "run it again; if it persists, remove it (PORTENV=prune)"
+}
+
+cache_keys() { # the cache keys that ADIR holds an entry or a leftover for, one a line
+    for e in "$ADIR"/* "$ADIR"/.portenv-tmp.* "$ADIR"/.portenv-old.* "$ADIR"/.portenv-lock.*; do
+        k=${e##*/}
+        k=${k#.portenv-???.}
+        k=${k#.portenv-lock.}
+        k=${k%%.*}
+        case $k in *[!0-9a-f]*) ;; ????????????????????????????????????????????????????????????????) printf '%s\n' "$k" ;; esac
+    done | sort -u
+}
+
+list_cache() { # one line an entry: KEY, KiB, ready or incomplete, the file that made it
+    [ -d "$ADIR" ] || { printf 'portenv: no cache at %s\n' "$ADIR" >&2; return 0; }
+    n=0
+    for k in $(cache_keys); do
+        n=$((n + 1))
+        state=incomplete file=-
+        if [ -f "$ADIR/$k/.portenv/cache-ready" ]; then
+            state=ready
+            file=$(sed -n 's/^file=//p' "$ADIR/$k/.portenv/cache-ready")
+        fi
+        kib=$(du -sk "$ADIR/$k" 2>/dev/null | awk '{ print $1 }')
+        [ "$k" != "$PSHA" ] || file="$file (this file)"
+        printf '%s %s %s %s\n' "$k" "${kib:-0}" "$state" "$file"
+    done
+    printf 'portenv: %s entries in %s\n' "$n" "$ADIR" >&2
+}
+
+prune_one() { # KEY [keep]: under the entry's lock (exit 5 while a first run makes it), remove
+    # the leftovers of dead runs and, unless kept, the entry: its marker first, so that no run
+    # trusts it meanwhile
+    NAME=$1 DEST=$ADIR/$1
+    on_exit_clean
+    LOCK=$ADIR/.portenv-lock.$1
+    take_lock
+    sweep
+    [ -z "$2" ] || return 0
+    rm -f "$DEST/.portenv/cache-ready"
+    if [ -e "$DEST" ] || [ -L "$DEST" ]; then
+        mv "$DEST" "$ADIR/.portenv-old.$1.$$" && rm -rf "$ADIR/.portenv-old.$1.$$"
+    fi
+}
+
+prune() { # remove every entry but this file's (all with --all)
+    [ -d "$ADIR" ] || return 0
+    cache_safe "$ADIR"
+    failed=0 n=0
+    for k in $(cache_keys); do
+        if [ -z "$ALL" ] && [ "$k" = "$PSHA" ]; then
+            (prune_one "$k" keep) || failed=1
+        elif (prune_one "$k"); then
+            n=$((n + 1))
+        else
+            failed=1
+        fi
+    done
+    printf 'portenv: removed %s entries from %s\n' "$n" "$ADIR" >&2
+    [ "$failed" = 0 ] || exit 5
+}
+
+main() {
+    case ${PORTENV-} in
+    '') case $PORTENV_ENTRY in *[!\ ]*) run_main entry "$@" ;; esac ;;
+    unpack) ;;
+    info | list | check | list-cache | prune) set -- "--$PORTENV" "$@" ;;
+    help) usage; exit 0 ;;
+    *) die 2 "unknown PORTENV=$PORTENV" \
+        "use unpack, info, list, check, list-cache, prune or help, or unset it to run the file" ;;
+    esac
+    [ "${1-}" != --run ] || run_main run "$@"
+    if [ "${2-}" = --run ] && [ "$PORTENV_EMBEDDED_OFFSET" = 0000000000 ]; then # ARCHIVE --run
+        ARCHIVE=$1
+        shift
+        run_main run "$@"
+    fi
+    parse_args "$@"
+    COMPRESSION=
+    need_commands
+    if [ -n "$LIST_CACHE$PRUNE" ]; then
+        PSHA=
+        if [ -n "$ARCHIVE" ] || [ "$PORTENV_EMBEDDED_OFFSET" != 0000000000 ]; then open_archive; fi
+        cache_root
+        ADIR=$PORTENV_R
+        if [ -n "$LIST_CACHE" ]; then list_cache; else prune; fi
+        exit 0
+    fi
+    open_archive
+    need_commands
     if [ -n "$INFO" ]; then
         printf '%s\n' "$META" | sed '/^$/d'
+        set -f
+        # shellcheck disable=SC2086 # the entry's words
+        set -- $PORTENV_ENTRY
+        [ $# = 0 ] || printf 'entry=%s\n' "$*"
         exit 0
     fi
     if [ -n "$LIST" ]; then
@@ -723,11 +967,7 @@ main() {
         printf 'portenv: all checks passed, %s can be unpacked into %s\n' "$F" "$DEST" >&2
         exit 0
     fi
-    TMP='' OLD='' LOCKED='' MADE='' LOCK=''
-    trap cleanup EXIT
-    trap 'exit 129' HUP
-    trap 'exit 130' INT
-    trap 'exit 143' TERM
+    on_exit_clean
     install_env
     printf 'portenv: unpacked %s files into %s\n' "$FILES" "$DEST" >&2
     exit 0

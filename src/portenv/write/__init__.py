@@ -22,6 +22,7 @@ from portenv.write.container import (
     payload_cuts,
     render_unpacker,
 )
+from portenv.write.entry import check_entry
 from portenv.write.payload import PayloadMismatchError, write_payload
 from portenv.write.sbom import read_inventory
 
@@ -34,14 +35,16 @@ __all__ = [
     "write_archive",
 ]
 
-HeaderOf = Callable[[int], bytes]
+HeaderOf = Callable[[int, str, str], bytes]
 FORMATS: dict[str, HeaderOf] = {
-    ".sh": lambda total: render_unpacker(embedded=True, total_size=total),
-    ".tar": lambda total: b"",
+    ".sh": lambda total, sha256, entry: render_unpacker(
+        embedded=True, total_size=total, payload_sha256=sha256, entry=entry
+    ),
+    ".tar": lambda total, sha256, entry: b"",
 }
-"""Output suffix -> what comes before the container, given the whole file's size (env.sh's
-unpacker, which checks that size first; nothing for env.tar). Its length never depends on the
-size."""
+"""Output suffix -> what comes before the container, given the whole file's size, the
+payload's sha256 and the entry command (env.sh's unpacker, which checks that size first;
+nothing for env.tar). Its length never depends on them."""
 
 
 @dataclass(frozen=True)
@@ -117,16 +120,20 @@ def write_archive(
     entries: list[Entry] | None = None,
     expect_tar_sha256: str | None = None,
     reporter: Reporter | None = None,
+    entry: str = "",
 ) -> WrittenArchive:
     """Compress the sealed prefix straight into `output`'s place, then write what goes before.
 
     The payload is written at its final offset in the temp file, so no copy of it is made;
     with `expect_tar_sha256` the tar stream's digest must be it, else PayloadMismatchError is
-    raised and nothing is published.
+    raised and nothing is published. `entry` (an env.sh's command, `pack --entry`) must be a
+    command of the environment's bin/, checked before anything is written.
     """
     reporter = reporter or NullReporter()
     header_of = writer_for(output)
-    head = header_of(0)
+    head = header_of(0, "", entry)
+    if entry:
+        check_entry(sealed.path, entry)
     token = reporter.on_task_start("compressing", sealed.meta.unpacked_kib * 1024)
     with atomic_output(output, 0o755 if output.suffix == ".sh" else 0o644) as sink:
         sink.seek(len(head) + PAYLOAD_OFFSET)
@@ -152,7 +159,7 @@ def write_archive(
         sink.write(container_tail(info.size))
         total = sink.tell()
         sink.seek(0)
-        sink.write(header_of(total) + container_head(meta))
+        sink.write(header_of(total, info.sha256, entry) + container_head(meta))
     reporter.on_task_complete(token)
     inventory = tuple(read_inventory(sealed.path))
     return WrittenArchive(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import tarfile
 from importlib import resources
@@ -9,6 +10,7 @@ from typing import BinaryIO
 
 from portenv.model import PackMeta
 from portenv.write.codecs import PayloadInfo, codec
+from portenv.write.entry import ENTRY_WIDTH, parse_entry
 from portenv.write.payload import tar_end
 
 __all__ = [
@@ -34,6 +36,11 @@ _OFFSET_LINE = "PORTENV_EMBEDDED_OFFSET=0000000000"
 _SIZE_FIELD = "PORTENV_SIZE=0;" + " " * 16
 """Line 2's size field: ``PORTENV_SIZE=N;`` padded with spaces to a fixed width, so that writing
 the real size moves no byte. 0 (the source file) skips the check."""
+_NO_SHA256 = "0" * 64
+_SHA256_FIELD = "PORTENV_PAYLOAD_SHA256=" + _NO_SHA256
+"""The payload's sha256 (the key of the per-user cache), so that a warm start reads no meta."""
+_ENTRY_FIELD = "PORTENV_ENTRY='" + " " * ENTRY_WIDTH + "'"
+"""The command a one-file app runs, padded with spaces inside its quotes (blank: none)."""
 
 
 CUT_SHARES = 16
@@ -110,16 +117,19 @@ def unpacker_script() -> str:
     )
 
 
-def render_unpacker(*, embedded: bool, total_size: int = 0) -> bytes:
+def render_unpacker(
+    *, embedded: bool, total_size: int = 0, payload_sha256: str = "", entry: str = ""
+) -> bytes:
     """The unpacker: standalone (offset 0), or as a header padded to a multiple of 512 bytes.
 
     Line 2 holds the size of the whole file: the standalone script's own, or `total_size` for
     the header of an env.sh (0 until the archive's size is known: a header rendered so is only
-    measured, never written). The offset and size fields have a fixed width, so writing the
-    real values does not move any byte.
+    measured, never written). A header also holds the payload's sha256 and the `entry` command
+    (`portenv pack --entry`). These fields have a fixed width, so writing the real values does
+    not move any byte.
     """
     script = unpacker_script()
-    for field in (_OFFSET_LINE, _SIZE_FIELD):
+    for field in (_OFFSET_LINE, _SIZE_FIELD, _SHA256_FIELD, _ENTRY_FIELD):
         if script.count(field) != 1:
             msg = f"the unpacker must hold {field.strip()!r} exactly once"
             raise RuntimeError(msg)
@@ -128,9 +138,26 @@ def render_unpacker(*, embedded: bool, total_size: int = 0) -> bytes:
         padded = -(-len(data) // 512) * 512
         offset = f"PORTENV_EMBEDDED_OFFSET={padded:010d}".encode()
         data = data.replace(_OFFSET_LINE.encode(), offset) + b"\n" * (padded - len(data))
+        data = data.replace(_SHA256_FIELD.encode(), _sha256_field(payload_sha256))
+        data = data.replace(_ENTRY_FIELD.encode(), _entry_field(entry))
+    elif payload_sha256 or entry:
+        msg = "only an env.sh header carries a payload sha256 and an entry"
+        raise ValueError(msg)
     else:
         total_size = len(data)
     return data.replace(_SIZE_FIELD.encode(), _size_field(total_size))
+
+
+def _sha256_field(sha256: str) -> bytes:
+    if sha256 and not re.fullmatch(r"[0-9a-f]{64}", sha256):
+        msg = f"not a sha256: {sha256!r}"
+        raise ValueError(msg)
+    return f"PORTENV_PAYLOAD_SHA256={sha256 or _NO_SHA256}".encode()
+
+
+def _entry_field(entry: str) -> bytes:
+    words = parse_entry(entry) if entry else ""
+    return f"PORTENV_ENTRY='{words.ljust(ENTRY_WIDTH)}'".encode()
 
 
 def _size_field(size: int) -> bytes:
@@ -150,5 +177,5 @@ def write_self_extracting(meta: PackMeta, payload: BinaryIO, sink: BinaryIO) -> 
     """Write `env.sh`: the unpacker header, then the container bytes unchanged."""
     measured = render_unpacker(embedded=True)
     total = self_extracting_size(measured, meta.payload_size)
-    sink.write(render_unpacker(embedded=True, total_size=total))
+    sink.write(render_unpacker(embedded=True, total_size=total, payload_sha256=meta.payload_sha256))
     write_container(meta, payload, sink)
