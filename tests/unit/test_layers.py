@@ -18,6 +18,8 @@ SHARED = {
 }
 ORDER = [
     "_rattler",
+    "_uv",
+    "project",
     "source",
     "fetch",
     "stage",
@@ -90,3 +92,9 @@ def test_only_the_rattler_package_imports_rattler() -> None:
     importers = {str(p.relative_to(SRC)) for p in MODULES if "rattler" in third_party(p)}
     assert importers, "nothing imports rattler: the check itself is broken"
     assert all(name.startswith("_rattler/") for name in importers), importers
+
+
+def test_only_the_uv_adapter_imports_uv() -> None:
+    """uv is located, run and told the target's platform in one place (portenv._uv)."""
+    importers = {str(p.relative_to(SRC)) for p in MODULES if "uv" in third_party(p)}
+    assert importers == {"_uv.py"}, importers

@@ -17,7 +17,6 @@ from portenv.cli.author import COMMANDS as AUTHOR_COMMANDS
 from portenv.cli.pysource import PythonOptions, python_source, source_request
 from portenv.errors import PortenvError
 from portenv.model import Plan
-from portenv.reporting import Reporter
 
 if TYPE_CHECKING:
     from portenv.write import WrittenArchive
@@ -258,8 +257,6 @@ def pack_cmd(
     from portenv.pack import PackRequest, pack
 
     reporter = RichReporter(quiet=quiet)
-    if not python_source.given:
-        _warn_if_stale(project, reporter)
     try:
         written = pack(
             PackRequest(
@@ -302,18 +299,6 @@ def _print_written(written: WrittenArchive) -> None:
     if written.sbom is not None:
         count = len(written.inventory)
         sys.stderr.write(f"wrote {written.sbom} (CycloneDX SBOM, {count} components)\n")
-
-
-def _warn_if_stale(project: Path, reporter: Reporter) -> None:
-    """A lock that no longer satisfies the manifest still packs (the lock is the truth), loudly."""
-    from portenv.author import lock_differences
-
-    try:
-        differences = lock_differences(project)
-    except PortenvError:
-        return  # the manifest cannot be checked (e.g. a pixi-build project): pack reports
-    for line in differences:
-        reporter.on_warning(f"pixi.lock is stale: {line.strip()} (run `portenv lock`)")
 
 
 @app.command("unpacker")
