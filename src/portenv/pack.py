@@ -33,6 +33,7 @@ from portenv.seal.listing import Entry, listing
 from portenv.source import PixiProject, plan_pixi_project
 from portenv.source.glibc import plan_glibc_sources, refuse_above_ceiling
 from portenv.source.inject import inject
+from portenv.source.pixi import stale_lock_warnings
 from portenv.source.pypi import decide, editable_notes, wheel_misfit
 from portenv.source.requirements import (
     RequirementsInput,
@@ -547,6 +548,9 @@ def seal_inputs(
 def pack(request: PackRequest, reporter: Reporter | None = None) -> WrittenArchive:
     """Pack one environment of a project into `request.output` (and its SBOM, if asked)."""
     timestamp = sbom_timestamp() if request.sbom else None  # a bad one stops before any work
+    if isinstance(request.source, PlanRequest):
+        for warning in stale_lock_warnings(request.source.project):
+            (reporter or NullReporter()).on_warning(warning)
     written = _pack(request, reporter)
     if not request.sbom:
         return written

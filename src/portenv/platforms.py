@@ -1,12 +1,29 @@
-"""Conda subdirs portenv can target and the machine names they run on."""
+"""Conda subdirs, the machines they run on, and the wheel tags such a machine accepts.
+
+One table names the machine of each subdir (SUBDIR_ARCH for Linux, what ``uname -m`` prints;
+`wheel_machine` for every family, as wheel tags and PEP 508 markers spell it), and one ladder
+orders the wheel tags a target takes: the planner, the lock check and the resolver use it.
+"""
 
 from __future__ import annotations
 
 import platform as _platform
 
+from packaging.tags import Tag, compatible_tags, cpython_tags, mac_platforms
+
 from portenv.errors import InputError
 
-__all__ = ["SUBDIR_ARCH", "arch_of", "host_subdir", "marker_environment"]
+__all__ = [
+    "DEFAULT_GLIBC",
+    "SUBDIR_ARCH",
+    "arch_of",
+    "debian_triplet",
+    "host_subdir",
+    "marker_environment",
+    "platform_tags",
+    "wheel_machine",
+    "wheel_tags",
+]
 
 SUBDIR_ARCH: dict[str, str] = {
     "linux-64": "x86_64",
@@ -42,15 +59,62 @@ _SYSTEMS = {
     "osx": ("posix", "Darwin", "darwin"),
     "win": ("nt", "Windows", "win32"),
 }
-_MACHINES = {("osx", "arm64"): "arm64", ("win", "64"): "AMD64", ("win", "arm64"): "ARM64"}
-_MARKER_ARCH = {"64": "x86_64", "aarch64": "aarch64", "ppc64le": "ppc64le", "arm64": "arm64"}
+_OTHER_MACHINES = {
+    "osx-64": "x86_64",
+    "osx-arm64": "arm64",
+    "win-64": "AMD64",
+    "win-arm64": "ARM64",
+}
+_LEGACY_MANYLINUX = {17: "manylinux2014", 12: "manylinux2010", 5: "manylinux1"}
+DEFAULT_GLIBC = "2.28"
+"""The glibc a Linux target is taken to have when nothing says otherwise (pixi's default)."""
+NEWEST_GLIBC = "2.60"
+"""Far beyond any glibc: the ladder for a target whose glibc the archive's floor will decide."""
+
+
+def wheel_machine(subdir: str) -> str:
+    """The machine as wheel tags and PEP 508's platform_machine spell it (x86_64, arm64,
+    AMD64 ...); an unknown subdir gives its own suffix."""
+    return SUBDIR_ARCH.get(subdir) or _OTHER_MACHINES.get(subdir) or subdir.partition("-")[2]
+
+
+def debian_triplet(machine: str) -> str:
+    """The multiarch folder of a machine's libraries on Debian (/lib/x86_64-linux-gnu)."""
+    return f"{machine}-linux-gnu"
+
+
+def platform_tags(subdir: str, glibc: str | None = None, osx: str | None = None) -> list[str]:
+    """The platform tags a target accepts, most specific first: on Linux manylinux from its
+    glibc (default: the newest, for a floor measured later) down to 2.5, each with its legacy
+    alias, then ``linux_ARCH``; macOS from its version (default 13.0); Windows its one tag."""
+    family = subdir.partition("-")[0]
+    machine = wheel_machine(subdir)
+    if family == "linux":
+        newest = int((glibc or NEWEST_GLIBC).split(".")[1])
+        tags = []
+        for level in range(newest, 4, -1):
+            tags.append(f"manylinux_2_{level}_{machine}")
+            if level in _LEGACY_MANYLINUX:
+                tags.append(f"{_LEGACY_MANYLINUX[level]}_{machine}")
+        return [*tags, f"linux_{machine}"]
+    if family == "osx":
+        major, _, minor_text = (osx or "13.0").partition(".")
+        return list(mac_platforms((int(major), int(minor_text or 0)), machine))
+    return [f"win_{machine.lower()}"]
+
+
+def wheel_tags(python_version: tuple[int, int], platforms: list[str]) -> list[Tag]:
+    """Every wheel tag a CPython of that version takes on those platforms, best first."""
+    tags = list(cpython_tags(python_version, platforms=platforms))
+    tags += compatible_tags(python_version, f"cp{python_version[0]}{python_version[1]}", platforms)
+    return tags
 
 
 def marker_environment(subdir: str, python_version: str) -> dict[str, str]:
     """PEP 508 marker values for a conda subdir and a full Python version."""
-    family, _, arch = subdir.partition("-")
+    family = subdir.partition("-")[0]
     os_name, system, sys_platform = _SYSTEMS.get(family, ("posix", "Linux", "linux"))
-    machine = _MACHINES.get((family, arch), _MARKER_ARCH.get(arch, arch))
+    machine = wheel_machine(subdir)
     return {
         "implementation_name": "cpython",
         "implementation_version": python_version,

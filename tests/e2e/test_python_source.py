@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import tomlkit
 
-from portenv.source.uvlock import run_uv
+from portenv._uv import run_uv
 from tests.conftest import portenv
 from tests.e2e.test_core import OUTSIDE_LIBS, assert_only_under
 from tests.support.pypilock import make_wheel

@@ -15,9 +15,10 @@ import pytest
 import tomlkit
 
 from portenv import author
-from portenv.author.lockfile import read_state
 from portenv.errors import ResolveError
 from portenv.pack import PlanRequest, plan
+from portenv.project.check import lock_differences
+from portenv.project.lockfile import read_state
 from tests.support.channel import write_project
 from tests.support.pypilock import make_wheel, write_pypi_project
 
@@ -96,7 +97,7 @@ def test_a_pyproject_workspace(local_channel: Path, package_cache: Path, tmp_pat
     assert data["project"]["dependencies"] == [line]
     assert data["tool"]["pixi"]["dependencies"] == {"python": "3.12.*"}
     assert "idna" in pypi_locked(project)
-    assert author.lock_differences(project) == ()
+    assert lock_differences(project) == ()
 
 
 def test_a_local_wheel_is_locked_by_relative_path(
@@ -150,7 +151,7 @@ def test_the_test_support_projects_satisfy_portenvs_check(
     local_channel: Path, tmp_path: Path
 ) -> None:
     project = write_pypi_project(tmp_path / "web", local_channel, ["python 3.12.*"], ["idna"])
-    assert author.lock_differences(project) == ()
+    assert lock_differences(project) == ()
 
 
 def test_the_channel_fixture_projects_satisfy_portenvs_check(
@@ -162,4 +163,4 @@ def test_the_channel_fixture_projects_satisfy_portenvs_check(
         ["python 3.12.*", "greet", "libbar"],
         environments={"tools": ["hello-py"]},
     )
-    assert author.lock_differences(project) == ()
+    assert lock_differences(project) == ()

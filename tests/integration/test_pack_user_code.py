@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from portenv.author.project import DEFAULT_INDEX
-from portenv.source.uvlock import run_uv
+from portenv._uv import run_uv
+from portenv.project.environments import DEFAULT_INDEX
 from tests.conftest import portenv
 from tests.integration.test_pack import payload_of
 from tests.integration.test_pack_pypi import packages_json

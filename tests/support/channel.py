@@ -36,8 +36,8 @@ from rattler_build.progress import (
 )
 
 from portenv import _rattler
-from portenv.author.lockfile import LockState, write_state
-from portenv.author.project import virtual_packages as default_virtual_packages
+from portenv.project.environments import virtual_packages as default_virtual_packages
+from portenv.project.lockfile import LockState, write_state
 from tests.support import pyrelocate
 from tests.support.host import cache_root, locked
 

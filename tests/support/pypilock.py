@@ -9,7 +9,7 @@ its part, and this module composes test projects from it:
   target even when the test process runs another Python);
 * pixi.lock is written by portenv's lock writer: py-rattler's ``LockFile`` plus the
   ``sha256``, ``requires_dist``, ``requires_python`` and ``indexes`` fields py-rattler
-  0.28 cannot write (see ``portenv.author.lockfile``).
+  0.28 cannot write (see ``portenv.project.lockfile``).
 
 Local wheels and sdists are copied into the project and recorded as ``./<file>`` entries
 without resolving their own dependencies (list those in the requirements).
@@ -36,12 +36,14 @@ from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 
 from portenv._rattler import LockedEnvironmentContent, PypiEntry, conda_package_of
-from portenv.author.lockfile import LockState, write_state
-from portenv.author.project import DEFAULT_INDEX, Platform
-from portenv.author.project import virtual_packages as default_virtual_packages
-from portenv.author.pypi import PypiTarget, platform_tags, resolve
 from portenv.author.pypi import dist_metadata as read_dist_metadata
-from portenv.author.specs import PypiRequirement, inline_table, pypi_value
+from portenv.author.pypi import resolve
+from portenv.platforms import DEFAULT_GLIBC, platform_tags
+from portenv.project.environments import DEFAULT_INDEX, Platform
+from portenv.project.environments import virtual_packages as default_virtual_packages
+from portenv.project.lockfile import LockState, write_state
+from portenv.project.specs import PypiRequirement, inline_table, pypi_value
+from portenv.project.targets import PypiTarget
 from tests.support.channel import (
     _toml_key,
     _toml_str,
@@ -153,7 +155,8 @@ def pip_platform_tags(platform: str) -> list[str]:
     if not platform.startswith("linux-"):
         msg = f"only linux (glibc) targets are supported, not {platform}"
         raise ValueError(msg)
-    return platform_tags(_target(platform, "3.12"))
+    target = _target(platform, "3.12")
+    return platform_tags(platform, target.virtual("__glibc") or DEFAULT_GLIBC)
 
 
 def _target(platform: str, python_version: str) -> PypiTarget:

@@ -18,8 +18,9 @@ import rattler
 import tomlkit
 
 from portenv import author
-from portenv.author.lockfile import read_state
 from portenv.errors import LockFileError, ManifestError, ResolveError
+from portenv.project.check import lock_differences
+from portenv.project.lockfile import read_state
 from tests.support.condapkg import PackageFile, make_conda_package
 
 TOOL = b"""#!/bin/sh
@@ -127,7 +128,7 @@ def test_add_pins_a_bare_name_like_pixi(project: Path, cache: Path) -> None:
     assert result.added == ('foo = ">=2.0,<3"', 'qux = "1.0.*"')
     assert manifest(project)["dependencies"] == {"foo": ">=2.0,<3", "qux": "1.0.*"}
     assert locked(project) == {"foo": "2.0", "qux": "1.0"}
-    assert author.lock_differences(project) == ()
+    assert lock_differences(project) == ()
 
 
 def test_existing_pins_are_kept_while_still_valid(project: Path, cache: Path) -> None:
@@ -217,7 +218,7 @@ def test_a_channel_inside_the_project_moves_with_it(
     assert str(tmp_path) not in text
     moved = tmp_path / "somewhere else"
     folder.rename(moved)
-    assert author.lock_differences(moved) == ()
+    assert lock_differences(moved) == ()
     result = author.install(author.InstallRequest(moved, cache=cache))
     assert (result.prefix / "share" / "bar").is_file()
 

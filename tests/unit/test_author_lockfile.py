@@ -14,11 +14,11 @@ import rattler
 import yaml
 
 from portenv import _rattler
-from portenv.author.check import differences
-from portenv.author.lockfile import LockState, read_state, write_state
-from portenv.author.manifest import Manifest, Where
-from portenv.author.project import environments
 from portenv.errors import LockFileError, ManifestError
+from portenv.project.check import differences
+from portenv.project.environments import environments
+from portenv.project.lockfile import LockState, read_state, write_state
+from portenv.project.manifest import Manifest, Where
 from tests.support.condapkg import PackageFile, make_conda_package
 from tests.unit.test_author_manifest import copy_project
 

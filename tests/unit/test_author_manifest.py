@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 import tomlkit
 
-from portenv.author.manifest import Manifest, Where, find_manifest
-from portenv.author.specs import inline_table
 from portenv.errors import ManifestError
+from portenv.project.manifest import Manifest, Where, find_manifest
+from portenv.project.specs import inline_table
+from portenv.source.pixi import PixiProject
 from tests.support.realdata import REALDATA
 
 PROJECTS = sorted(p.name for p in REALDATA.iterdir())
@@ -153,11 +154,17 @@ def test_pyproject_pypi_dependencies_go_to_project_dependencies(tmp_path: Path) 
 
 
 def test_pyproject_without_tool_pixi_is_not_a_manifest(tmp_path: Path) -> None:
+    """One finder for every reader: a folder and the file itself give the same refusal."""
     (tmp_path / "pyproject.toml").write_text('[project]\nname = "x"\n')
-    with pytest.raises(ManifestError, match=r"pixi\.toml or pyproject\.toml"):
+    with pytest.raises(ManifestError, match=r"pyproject\.toml has no \[tool.pixi\]"):
         find_manifest(tmp_path)
     with pytest.raises(ManifestError, match=r"no \[tool.pixi\]"):
         Manifest.from_path(tmp_path / "pyproject.toml")
+    with pytest.raises(ManifestError, match=r"no \[tool.pixi\]"):
+        PixiProject.from_path(tmp_path)
+    (tmp_path / "pyproject.toml").unlink()
+    with pytest.raises(ManifestError, match=r"no pixi\.toml or pyproject\.toml in"):
+        PixiProject.from_path(tmp_path)
 
 
 def test_invalid_toml_names_the_file(tmp_path: Path) -> None:

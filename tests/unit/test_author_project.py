@@ -6,15 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from portenv.author.manifest import Manifest
-from portenv.author.project import (
+from portenv.errors import ManifestError
+from portenv.project.environments import (
     EnvironmentSpec,
     channel_url,
     environments,
     solver_channel,
     virtual_packages,
 )
-from portenv.errors import ManifestError
+from portenv.project.manifest import Manifest
 from tests.support.realdata import REALDATA
 
 

@@ -8,31 +8,31 @@ import pytest
 import tomlkit
 
 from portenv._rattler import LockedEnvironmentContent, LockedPlatform
-from portenv.author.check import differences
-from portenv.author.closure import (
+from portenv._uv import python_platform
+from portenv.author.pypi import PypiDist, _choose, _preferences_file
+from portenv.errors import ResolveError
+from portenv.model import CondaPackage
+from portenv.project.check import differences
+from portenv.project.closure import (
     conda_pypi_names,
     conda_reach,
     marker_environment,
     pypi_reach,
     spec_name,
 )
-from portenv.author.lockfile import LockState
-from portenv.author.project import EnvironmentSpec, Platform, virtual_packages
-from portenv.author.pypi import (
-    PypiDist,
-    PypiTarget,
-    _choose,
-    _preferences_file,
-    ordered_tags,
-    uv_platform,
-)
-from portenv.author.specs import PypiRequirement
-from portenv.errors import ResolveError
-from portenv.model import CondaPackage
+from portenv.project.environments import EnvironmentSpec, Platform, virtual_packages
+from portenv.project.lockfile import LockState
+from portenv.project.specs import PypiRequirement
+from portenv.project.targets import PypiTarget, ordered_tags
 
 
 def target(subdir: str, python: str = "3.12.1", **requirements: str) -> PypiTarget:
     return PypiTarget(Platform(subdir, subdir, virtual_packages(subdir, requirements)), python)
+
+
+def uv_platform(target: PypiTarget) -> str:
+    """What the lock's resolver passes uv for a target."""
+    return python_platform(target.platform.subdir, target.virtual("__glibc"))
 
 
 @pytest.mark.parametrize(

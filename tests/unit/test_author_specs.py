@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from portenv import _rattler
-from portenv.author.specs import (
+from portenv.errors import InputError, ManifestError
+from portenv.project.specs import (
     conda_matchspec,
     conda_pin,
     conda_value,
@@ -17,7 +18,6 @@ from portenv.author.specs import (
     pypi_requirement,
     pypi_value,
 )
-from portenv.errors import InputError, ManifestError
 
 
 def rendered(value: Any) -> str:

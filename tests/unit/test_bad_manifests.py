@@ -22,7 +22,7 @@ CASES = {
     "NUL byte": (b'[project]\nname = "a\x00"\n', "is not valid TOML"),
     # a UnicodeDecodeError escaped from read_text() in both commands:
     "not UTF-8": (b'[project]\nname = "\xff\xfe"\n', "is not UTF-8 text"),
-    # TypeError / AttributeError / KeyError in portenv.author.project (lock --check):
+    # TypeError / AttributeError / KeyError in portenv.project.environments (lock --check):
     "platforms is a number": (
         b'[project]\nname = "a"\nchannels = []\nplatforms = 5\n',
         "project.platforms must be a list, not a number",

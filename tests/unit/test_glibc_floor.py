@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from portenv._uv import python_platform
 from portenv.cli import main
 from portenv.elf import ElfFacts, scan_elf
 from portenv.errors import CompatibilityError, InputError
@@ -15,7 +16,6 @@ from portenv.model import CondaPackage, PackMeta, Plan, PypiAction, PypiPackage,
 from portenv.pack import check_glibc_option
 from portenv.seal.checks import check_glibc_ceiling
 from portenv.source.glibc import plan_glibc_sources, wheel_glibc
-from portenv.source.requirements import _uv_platform
 from portenv.write.container import meta_block
 
 FACTS = ElfFacts(
@@ -93,12 +93,12 @@ def test_bad_glibc_options_are_refused(value: str) -> None:
     ],
 )
 def test_uv_resolves_for_the_manylinux_level_of_glibc(glibc: str | None, platform: str) -> None:
-    assert _uv_platform("linux-64", glibc) == platform
+    assert python_platform("linux-64", glibc) == platform
 
 
 def test_a_glibc_below_manylinux_is_refused_for_pypi() -> None:
     with pytest.raises(InputError) as caught:
-        _uv_platform("linux-64", "2.12")
+        python_platform("linux-64", "2.12")
     assert "2.17" in caught.value.message
 
 

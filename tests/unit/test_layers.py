@@ -18,6 +18,8 @@ SHARED = {
 }
 ORDER = [
     "_rattler",
+    "_uv",
+    "project",
     "source",
     "fetch",
     "stage",
@@ -102,3 +104,9 @@ def test_only_the_cli_imports_inspect() -> None:
         and any(name.split(".")[:2] == ["portenv", "inspect"] for name in imports(p))
     }
     assert importers == {"cli/inspect.py"}, importers
+
+
+def test_only_the_uv_adapter_imports_uv() -> None:
+    """uv is located, run and told the target's platform in one place (portenv._uv)."""
+    importers = {str(p.relative_to(SRC)) for p in MODULES if "uv" in third_party(p)}
+    assert importers == {"_uv.py"}, importers

@@ -10,7 +10,8 @@ import pytest
 
 from portenv.cli import main
 from portenv.errors import LockFileError, ManifestError, ResolveError
-from portenv.source.pixi import PixiProject, editable_names, lock_version, plan_pixi_project
+from portenv.project.lockfile import lock_version
+from portenv.source.pixi import PixiProject, editable_names, plan_pixi_project
 from tests.support.realdata import REALDATA
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from portenv._uv import run_uv
 from portenv.errors import InputError
 from portenv.model import PypiPackage
 from portenv.source.requirements import (
@@ -19,7 +20,6 @@ from portenv.source.requirements import (
     requirement_notes,
     resolve_requirements,
 )
-from portenv.source.uvlock import run_uv
 from tests.support.pypilock import make_wheel
 
 VERSION = tuple(sys.version_info[:3])

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from portenv._uv import run_uv
 from portenv.errors import InputError, ResolveError
 from portenv.source.requirements import RequirementsInput, resolve_requirements
-from portenv.source.uvlock import run_uv
 from tests.support.pypilock import make_wheel
 
 PYPROJECT = """\

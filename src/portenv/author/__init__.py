@@ -16,7 +16,6 @@ from portenv.author.commands import (
     RemoveResult,
     add,
     lock,
-    lock_differences,
     remove,
 )
 from portenv.author.create import InitRequest, InitResult, init
@@ -40,7 +39,6 @@ __all__ = [
     "init",
     "install",
     "lock",
-    "lock_differences",
     "remove",
     "run",
 ]

@@ -16,12 +16,13 @@ import tomlkit
 from packaging.utils import canonicalize_name
 
 from portenv import _rattler
-from portenv.author.check import Difference, differences
-from portenv.author.lockfile import LockState, read_state, write_state
-from portenv.author.manifest import DepKind, Manifest, Where, write_text_atomic
-from portenv.author.project import environments
 from portenv.author.solve import SolveContext, relock
-from portenv.author.specs import (
+from portenv.errors import InputError, LockFileError, ManifestError
+from portenv.project.check import Difference, differences, lock_state
+from portenv.project.environments import environments
+from portenv.project.lockfile import LockState, write_state
+from portenv.project.manifest import DepKind, Manifest, Where, write_text_atomic
+from portenv.project.specs import (
     conda_pin,
     conda_value,
     inline_table,
@@ -29,7 +30,6 @@ from portenv.author.specs import (
     pypi_pin,
     pypi_value,
 )
-from portenv.errors import InputError, LockFileError, ManifestError
 from portenv.reporting import NullReporter, Reporter
 
 __all__ = [
@@ -42,7 +42,6 @@ __all__ = [
     "add",
     "default_cache",
     "lock",
-    "lock_differences",
     "remove",
 ]
 
@@ -131,11 +130,6 @@ def _wheres(manifest: Manifest, feature: str | None, platforms: Sequence[str]) -
     return [Where(feature, p) for p in platforms] or [Where(feature)]
 
 
-def _old_state(manifest: Manifest) -> LockState | None:
-    path = manifest.root / "pixi.lock"
-    return read_state(path) if path.is_file() else None
-
-
 @dataclass
 class _Session:
     """One command's manifest, the lock it started from and the lock it will write."""
@@ -150,7 +144,7 @@ class _Session:
     def open(cls, project: Path, cache: Path | None, reporter: Reporter | None) -> _Session:
         manifest = Manifest.from_path(project)
         context = SolveContext(manifest.root, cache or default_cache(), reporter or NullReporter())
-        return cls(manifest, _old_state(manifest), context)
+        return cls(manifest, lock_state(manifest), context)
 
     @property
     def lock_path(self) -> Path:
@@ -290,9 +284,3 @@ def lock(request: LockRequest, reporter: Reporter | None = None) -> LockResult:
     state = session.solve()
     session.commit()
     return LockResult(session.lock_path, state is not None, tuple(str(d) for d in session.stale))
-
-
-def lock_differences(project: Path) -> tuple[str, ...]:
-    """What makes a project's lock stale (empty when it satisfies the manifest); no network."""
-    manifest = Manifest.from_path(project)
-    return tuple(str(d) for d in differences(environments(manifest), _old_state(manifest)))

@@ -15,10 +15,10 @@ from pathlib import Path
 import tomlkit
 from tomlkit.items import Table
 
-from portenv.author.manifest import write_text_atomic
-from portenv.author.project import DEFAULT_CHANNEL
 from portenv.errors import ManifestError
 from portenv.platforms import host_subdir
+from portenv.project.environments import DEFAULT_CHANNEL
+from portenv.project.manifest import write_text_atomic
 
 __all__ = ["InitRequest", "InitResult", "init"]
 

@@ -20,15 +20,15 @@ from urllib.parse import urlparse
 from urllib.request import url2pathname
 
 from portenv import _rattler
-from portenv.author.check import lock_names
 from portenv.author.commands import LockRequest, default_cache, lock
-from portenv.author.lockfile import read_state
-from portenv.author.manifest import Manifest
-from portenv.author.project import EnvironmentSpec, environments
 from portenv.errors import ResolveError, StageError
 from portenv.fetch import fetch_conda, fetch_files, fetch_git, pypi_download
 from portenv.model import CondaPackage, PypiPackage, StagedPrefix, Subdir
 from portenv.platforms import host_subdir
+from portenv.project.check import lock_names
+from portenv.project.environments import EnvironmentSpec, environments
+from portenv.project.lockfile import read_state
+from portenv.project.manifest import Manifest
 from portenv.reporting import NullReporter, Reporter
 from portenv.source.pypi import decide
 from portenv.stage.build import build_wheel

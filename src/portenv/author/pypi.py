@@ -10,9 +10,7 @@ distribution itself (downloaded into portenv's verified cache) when the index ha
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
 import tarfile
 import tempfile
 import urllib.error
@@ -27,96 +25,21 @@ from pathlib import Path
 from typing import Any
 
 import tomlkit
-from packaging.tags import Tag, compatible_tags, cpython_tags, mac_platforms
+from packaging.tags import Tag
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from portenv import _rattler
-from portenv.author.project import Platform
-from portenv.author.specs import PypiRequirement
+from portenv._uv import python_platform, run_uv
 from portenv.errors import FetchError, ResolveError
 from portenv.fetch import Download, fetch_file
+from portenv.project.specs import PypiRequirement
+from portenv.project.targets import PypiTarget, ordered_tags
 
-__all__ = [
-    "PypiDist",
-    "PypiTarget",
-    "dist_metadata",
-    "ordered_tags",
-    "platform_tags",
-    "resolve",
-    "uv_platform",
-]
+__all__ = ["PypiDist", "dist_metadata", "resolve"]
 
 PypiDist = _rattler.PypiEntry
-_LEGACY_MANYLINUX = {17: "manylinux2014", 12: "manylinux2010", 5: "manylinux1"}
-_UV_ARCH = {"64": "x86_64", "aarch64": "aarch64", "arm64": "aarch64"}
 _TIMEOUT_S = 60
 _METADATA = re.compile(r"[^/]+\.dist-info/METADATA")
-
-
-@dataclass(frozen=True)
-class PypiTarget:
-    """What the PyPI half is resolved for: a platform and the Python the conda half solved."""
-
-    platform: Platform
-    python_version: str
-    """The full version, e.g. ``3.12.1`` (markers may test python_full_version)."""
-
-    @property
-    def major_minor(self) -> tuple[int, int]:
-        """(3, 12) for 3.12.1."""
-        major, minor = self.python_version.split(".")[:2]
-        return int(major), int(minor)
-
-    def virtual(self, name: str) -> str | None:
-        """The version of one virtual package (``__glibc`` -> ``2.28``)."""
-        for entry in self.platform.virtual_packages:
-            key, _, rest = entry.partition("=")
-            if key == name:
-                return rest.split("=", 1)[0]
-        return None
-
-
-def uv_platform(target: PypiTarget) -> str:
-    """uv's --python-platform for a conda subdir (linux: manylinux up to the target's glibc)."""
-    family, _, arch = target.platform.subdir.partition("-")
-    machine = _UV_ARCH.get(arch)
-    if machine is not None and family == "linux":
-        glibc = target.virtual("__glibc") or "2.28"
-        return f"{machine}-manylinux_{glibc.replace('.', '_')}"
-    if machine is not None and family == "osx":
-        return f"{machine}-apple-darwin"
-    if machine is not None and family == "win":
-        return f"{machine}-pc-windows-msvc"
-    msg = f"PyPI dependencies cannot be resolved for platform {target.platform.subdir}"
-    raise ResolveError(msg, hint="drop the platform, or move the dependency to conda")
-
-
-def platform_tags(target: PypiTarget) -> list[str]:
-    """Platform tags (``manylinux_2_28_x86_64``...) the target accepts, most specific first."""
-    family, _, arch = target.platform.subdir.partition("-")
-    machine = _UV_ARCH.get(arch, arch)
-    if family == "linux":
-        minor = int((target.virtual("__glibc") or "2.28").split(".")[1])
-        tags = []
-        for glibc_minor in range(minor, 4, -1):
-            tags.append(f"manylinux_2_{glibc_minor}_{machine}")
-            if glibc_minor in _LEGACY_MANYLINUX:
-                tags.append(f"{_LEGACY_MANYLINUX[glibc_minor]}_{machine}")
-        return [*tags, f"linux_{machine}"]
-    if family == "osx":
-        osx_major, _, osx_minor = (target.virtual("__osx") or "13.0").partition(".")
-        mac_arch = "arm64" if machine == "aarch64" else machine
-        return list(mac_platforms((int(osx_major), int(osx_minor or 0)), mac_arch))
-    return ["win_amd64" if machine == "x86_64" else f"win_{machine}"]
-
-
-def ordered_tags(target: PypiTarget) -> list[Tag]:
-    """Every wheel tag the target accepts, most specific first (as installers rank them)."""
-    platforms = platform_tags(target)
-    version = target.major_minor
-    tags = list(cpython_tags(version, platforms=platforms))
-    tags += compatible_tags(version, f"cp{version[0]}{version[1]}", platforms)
-    return tags
 
 
 def _requirements_file(requirements: Sequence[PypiRequirement]) -> str:
@@ -148,26 +71,18 @@ def _key(name: str) -> str:
     return str(canonicalize_name(name))
 
 
-def _uv() -> str:
-    from uv import find_uv_bin
-
-    return str(find_uv_bin())
-
-
 def _run_uv(folder: Path, target: PypiTarget, indexes: Sequence[str]) -> dict[str, Any]:
-    argv = [_uv(), "pip", "compile", "requirements.in", "-o", "pylock.toml"]
+    platform = python_platform(target.platform.subdir, target.virtual("__glibc"))
+    argv = ["pip", "compile", "requirements.in", "-o", "pylock.toml"]
     argv += ["--constraint", "constraints.txt"]
     argv += ["--format", "pylock.toml", "--no-header", "--quiet", "--no-config"]
-    argv += ["--python-version", target.python_version, "--python-platform", uv_platform(target)]
+    argv += ["--python-version", target.python_version, "--python-platform", platform]
     if indexes:
         argv += ["--index-url", indexes[0]]
         for extra in indexes[1:]:
             argv += ["--extra-index-url", extra]
-    env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never"}
     osx = target.virtual("__osx")
-    if osx:
-        env["MACOSX_DEPLOYMENT_TARGET"] = osx
-    done = subprocess.run(argv, cwd=folder, capture_output=True, text=True, env=env, check=False)
+    done = run_uv(argv, cwd=folder, env={"MACOSX_DEPLOYMENT_TARGET": osx} if osx else None)
     if done.returncode != 0:
         explanation = done.stderr.strip() or "uv failed without a message"
         msg = f"cannot resolve the PyPI dependencies for {target.platform.name}:\n{explanation}"

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from portenv.author.install import InstallRequest, install
-from portenv.author.manifest import Manifest
 from portenv.errors import InputError
+from portenv.project.manifest import Manifest
 from portenv.reporting import Reporter
 
 __all__ = ["RunRequest", "RunResult", "activation_environment", "run"]

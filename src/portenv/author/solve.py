@@ -13,18 +13,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from portenv import _rattler
-from portenv.author.check import Difference, lock_names, python_version
-from portenv.author.closure import (
+from portenv.author.pypi import PypiDist, resolve
+from portenv.errors import ResolveError
+from portenv.model import CondaPackage
+from portenv.project.check import Difference, lock_names, python_version
+from portenv.project.closure import (
     conda_pypi_names,
     conda_reach,
     marker_environment,
     pypi_reach,
 )
-from portenv.author.lockfile import LockState
-from portenv.author.project import EnvironmentSpec, Platform, solver_channel
-from portenv.author.pypi import PypiDist, PypiTarget, resolve
-from portenv.errors import ResolveError
-from portenv.model import CondaPackage
+from portenv.project.environments import EnvironmentSpec, Platform, solver_channel
+from portenv.project.lockfile import LockState
+from portenv.project.targets import PypiTarget
 from portenv.reporting import NullReporter, Reporter
 
 __all__ = ["SolveContext", "relock"]

@@ -19,7 +19,6 @@ from portenv.cli.inspect import inspect_cmd
 from portenv.cli.pysource import PythonOptions, python_source, source_request
 from portenv.errors import InputError, PortenvError
 from portenv.model import Plan
-from portenv.reporting import Reporter
 
 if TYPE_CHECKING:
     from portenv.write import WrittenArchive
@@ -284,8 +283,6 @@ def pack_cmd(
     from portenv.pack import PackRequest, PythonRequest, pack
 
     reporter = RichReporter(quiet=quiet)
-    if not python_source.given:
-        _warn_if_stale(project, reporter)
     source = source_request(project, environment, platform, skip_pypi, python_source)
     if no_pip:
         if not isinstance(source, PythonRequest):
@@ -336,18 +333,6 @@ def _print_written(written: WrittenArchive) -> None:
     if written.sbom is not None:
         count = len(written.inventory)
         sys.stderr.write(f"wrote {written.sbom} (CycloneDX SBOM, {count} components)\n")
-
-
-def _warn_if_stale(project: Path, reporter: Reporter) -> None:
-    """A lock that no longer satisfies the manifest still packs (the lock is the truth), loudly."""
-    from portenv.author import lock_differences
-
-    try:
-        differences = lock_differences(project)
-    except PortenvError:
-        return  # the manifest cannot be checked (e.g. a pixi-build project): pack reports
-    for line in differences:
-        reporter.on_warning(f"pixi.lock is stale: {line.strip()} (run `portenv lock`)")
 
 
 @app.command("unpacker")

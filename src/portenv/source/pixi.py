@@ -2,26 +2,21 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
-import tomlkit
 from packaging.utils import canonicalize_name
-from tomlkit.exceptions import TOMLKitError
 
 from portenv import _rattler
-from portenv.errors import InputError, LockFileError, ManifestError, ResolveError
+from portenv.errors import InputError, LockFileError, PortenvError, ResolveError
 from portenv.model import CondaPackage, Plan, PypiPackage, Subdir
 from portenv.platforms import SUBDIR_ARCH, host_subdir
+from portenv.project.lockfile import SUPPORTED_LOCK_VERSIONS, lock_version
+from portenv.project.manifest import find_manifest, pixi_table, read_manifest
 from portenv.source.pypi import conflicts, decide, editable_notes
 
-__all__ = ["PixiProject", "describe_type", "pixi_table", "plan_pixi_project", "read_manifest"]
-
-SUPPORTED_LOCK_VERSIONS = range(4, 8)
-_VERSION_LINE = re.compile(rb"^version:\s*(\d+)\s*$", re.MULTILINE)
+__all__ = ["PixiProject", "editable_names", "plan_pixi_project", "stale_lock_warnings"]
 
 
 @dataclass(frozen=True)
@@ -39,87 +34,12 @@ class PixiProject:
     @classmethod
     def from_path(cls, path: Path) -> PixiProject:
         """Find the manifest from a project folder or a manifest file."""
-        if not path.exists():
-            msg = f"project not found: {path}"
-            raise ManifestError(msg, hint="pass a folder holding pixi.toml, or the manifest file")
-        manifest = _find_manifest(path) if path.is_dir() else _check_manifest(path)
+        manifest = find_manifest(path)
         lock = manifest.parent / "pixi.lock"
         if not lock.is_file():
             msg = f"no pixi.lock next to {manifest.name} in {manifest.parent}"
             raise LockFileError(msg, hint="create it with `pixi lock` or `portenv lock`")
         return cls(manifest, lock)
-
-
-def _find_manifest(folder: Path) -> Path:
-    pixi_toml = folder / "pixi.toml"
-    if pixi_toml.is_file():
-        return pixi_toml
-    pyproject = folder / "pyproject.toml"
-    if pyproject.is_file():
-        return _check_manifest(pyproject)
-    msg = f"no pixi.toml or pyproject.toml in {folder}"
-    raise ManifestError(msg, hint="run `portenv init` there, or pass the manifest's path")
-
-
-def read_manifest(path: Path) -> tuple[str, tomlkit.TOMLDocument]:
-    """A manifest's text and TOML document; unreadable or invalid files are a ManifestError."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        msg = f"{path} is not UTF-8 text (byte {exc.start} cannot be decoded)"
-        raise ManifestError(msg, hint="save the file as UTF-8") from exc
-    except OSError as exc:
-        msg = f"cannot read {path}: {exc.strerror or exc}"
-        raise ManifestError(msg, hint="check that the file is readable") from exc
-    try:
-        return text, tomlkit.parse(text)
-    except TOMLKitError as exc:
-        msg = f"{path} is not valid TOML: {_one_line(str(exc))}"
-        raise ManifestError(msg, hint="fix the syntax error it names") from exc
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
-
-
-def pixi_table(document: Mapping[str, Any], path: Path) -> Mapping[str, Any] | None:
-    """pixi's keys: the whole pixi.toml, or [tool.pixi] of a pyproject.toml (None if absent)."""
-    if path.name != "pyproject.toml":
-        return document
-    tool = document.get("tool", {})
-    found = tool.get("pixi") if isinstance(tool, Mapping) else None
-    if found is not None and not isinstance(found, Mapping):
-        msg = f"{path}: tool.pixi must be a table, not {describe_type(found)}"
-        raise ManifestError(msg, hint="write it as a [tool.pixi] section")
-    return found
-
-
-def describe_type(value: object) -> str:
-    """`a table`, `a list`, `a string`... for messages about a manifest value of the wrong type."""
-    if isinstance(value, Mapping):
-        return "a table"
-    for kind, name in ((bool, "a boolean"), (str, "a string"), (list, "a list")):
-        if isinstance(value, kind):
-            return name
-    return "a number" if isinstance(value, (int, float)) else type(value).__name__
-
-
-def _check_manifest(path: Path) -> Path:
-    if path.name == "pyproject.toml":
-        if pixi_table(read_manifest(path)[1], path) is None:
-            msg = f"{path} has no [tool.pixi] table, so it is not a pixi manifest"
-            raise ManifestError(msg, hint="add [tool.pixi] (see `portenv init --pyproject`)")
-        return path
-    if path.suffix == ".toml":
-        return path
-    msg = f"{path} is not a pixi manifest"
-    raise ManifestError(msg, hint="pass pixi.toml, a pyproject.toml with [tool.pixi], or a folder")
-
-
-def lock_version(lock: Path) -> int | None:
-    """The lock's format version (a top-level ``version:`` key; v1 puts it last)."""
-    match = _VERSION_LINE.search(lock.read_bytes())
-    return int(match.group(1)) if match else None
 
 
 def _load_lock(path: Path) -> object:
@@ -272,3 +192,16 @@ def plan_pixi_project(
         lock_glibc=_glibc_of(chosen.virtual_packages),
         notes=editable_notes(pypi),
     )
+
+
+def stale_lock_warnings(project: Path) -> tuple[str, ...]:
+    """A lock that no longer satisfies its manifest still packs (the lock is the truth), but
+    loudly: one warning per difference; none when the manifest cannot be checked (e.g. a
+    pixi-build project), which planning reports itself."""
+    from portenv.project.check import lock_differences  # the checker's import is heavy
+
+    try:
+        differences = lock_differences(project)
+    except PortenvError:
+        return ()
+    return tuple(f"pixi.lock is stale: {d.strip()} (run `portenv lock`)" for d in differences)

@@ -6,7 +6,7 @@ import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
-from packaging.tags import Tag, compatible_tags, cpython_tags
+from packaging.tags import Tag
 from packaging.utils import (
     InvalidWheelFilename,
     canonicalize_name,
@@ -14,7 +14,7 @@ from packaging.utils import (
 )
 
 from portenv.model import CondaPackage, PypiPackage
-from portenv.platforms import SUBDIR_ARCH
+from portenv.platforms import SUBDIR_ARCH, platform_tags, wheel_tags
 
 __all__ = [
     "EDITABLE",
@@ -26,8 +26,6 @@ __all__ = [
     "wheel_misfit",
 ]
 
-_OLD_MANYLINUX = {"manylinux1": (2, 5), "manylinux2010": (2, 12), "manylinux2014": (2, 17)}
-_MAX_GLIBC_MINOR = 60
 _BUILT_KINDS = {
     "sdist": "a source distribution",
     "git": "a git dependency",
@@ -37,23 +35,13 @@ _BUILT_KINDS = {
 EDITABLE = "editable in the source: installed as a normal (non-editable) copy, built now"
 
 
-def _platforms(subdir: str) -> list[str]:
-    arch = SUBDIR_ARCH[subdir]
-    platforms = [f"manylinux_2_{minor}_{arch}" for minor in range(_MAX_GLIBC_MINOR, 4, -1)]
-    platforms += [f"{old}_{arch}" for old in _OLD_MANYLINUX]
-    return [*platforms, f"linux_{arch}"]
-
-
 def ordered_target_tags(python_version: tuple[int, int], subdir: str) -> list[Tag]:
     """Every wheel tag a CPython of `python_version` on Linux `subdir` can install, best first.
 
     The glibc version a manylinux wheel needs is not judged here: its ELF files raise the
     archive's glibc floor, which the target checks.
     """
-    platforms = _platforms(subdir)
-    tags = list(cpython_tags(python_version, platforms=platforms))
-    tags += compatible_tags(python_version, f"cp{python_version[0]}{python_version[1]}", platforms)
-    return tags
+    return wheel_tags(python_version, platform_tags(subdir))
 
 
 @functools.lru_cache(maxsize=16)

@@ -26,13 +26,14 @@ import tomlkit
 from packaging.utils import canonicalize_name
 from tomlkit.exceptions import TOMLKitError
 
+from portenv._uv import python_platform, run_uv
 from portenv.errors import InputError, ResolveError
 from portenv.model import PypiPackage
-from portenv.platforms import SUBDIR_ARCH, marker_environment
+from portenv.platforms import marker_environment
 from portenv.source.pylock import LockedFiles, folder_version, for_target, package_of
 from portenv.source.pypi import ordered_target_tags
 from portenv.source.reqfiles import absolute_requirements, pinned_hashes
-from portenv.source.uvlock import check_requires_python, export_uv_lock, run_uv
+from portenv.source.uvlock import check_requires_python, export_uv_lock
 
 __all__ = [
     "RequirementsInput",
@@ -67,24 +68,6 @@ class _Project:
     name: str
     packaged: bool
     """It has a build system (uv's rule), so it can be built and installed itself."""
-
-
-_UV_MANYLINUX = (17, 28, *range(31, 41))
-"""The glibc 2.x levels uv's --python-platform names (x86_64-manylinux_2_17 ...)."""
-
-
-def _uv_platform(subdir: str, glibc: str | None = None) -> str:
-    """uv's platform for the target: the highest manylinux level ``glibc`` runs (default 2.28).
-
-    >>> _uv_platform("linux-64", "2.30"), _uv_platform("linux-aarch64")
-    ('x86_64-manylinux_2_28', 'aarch64-manylinux_2_28')
-    """
-    minor = int(glibc.split(".")[1]) if glibc else 28
-    levels = [level for level in _UV_MANYLINUX if level <= minor]
-    if not levels:
-        msg = f"--glibc {glibc} is below manylinux 2.17, the oldest level PyPI wheels are built for"
-        raise InputError(msg, hint="pass --glibc 2.17 or newer")
-    return f"{SUBDIR_ARCH[subdir]}-manylinux_2_{levels[-1]}"
 
 
 def _project(folder: Path) -> _Project:
@@ -197,7 +180,7 @@ def _compile(
         out = scratch / "pylock.toml"
         argv = ["pip", "compile", "--quiet", "--no-config", "--format", "pylock.toml"]
         argv += ["--python-version", f"{version[0]}.{version[1]}"]
-        argv += ["--python-platform", _uv_platform(subdir, glibc), "-o", str(out), *files]
+        argv += ["--python-platform", python_platform(subdir, glibc), "-o", str(out), *files]
         done = run_uv(argv)
         if done.returncode != 0:
             stderr = done.stderr

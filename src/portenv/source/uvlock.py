@@ -9,7 +9,6 @@ packing it would ship something other than what pyproject.toml asks for.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import tempfile
 from collections.abc import Sequence
@@ -19,28 +18,14 @@ import tomlkit
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from tomlkit.exceptions import ParseError
 
+from portenv._uv import run_uv
 from portenv.errors import InputError, ResolveError
 
-__all__ = ["check_requires_python", "export_uv_lock", "run_uv", "uv_binary"]
+__all__ = ["check_requires_python", "export_uv_lock"]
 
 _EXPORT = ["--format", "pylock.toml", "--frozen", "--no-dev", "--no-emit-project", "--no-editable"]
 """The runtime dependencies: [project] dependencies, not dev groups, workspace members as
 plain folders. The project itself is added as a local folder by the caller, unless told not to."""
-
-
-def uv_binary() -> str:
-    """The uv executable of the `uv` wheel portenv depends on."""
-    from uv import find_uv_bin
-
-    return str(find_uv_bin())
-
-
-def run_uv(argv: Sequence[str], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    """Run uv; it never downloads a Python of its own."""
-    env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never"}
-    return subprocess.run(
-        [uv_binary(), *argv], capture_output=True, text=True, env=env, cwd=cwd, check=False
-    )
 
 
 def check_requires_python(spec: object, version: Sequence[int], where: str) -> None:

@@ -4,20 +4,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 
+from portenv._uv import run_uv
 from portenv.errors import StageError
 from portenv.model import StagedPrefix
 
 __all__ = ["build_wheel"]
-
-
-def _uv() -> str:
-    from uv import find_uv_bin
-
-    return str(find_uv_bin())
 
 
 def build_wheel(source: Path, source_sha256: str, staged: StagedPrefix, cache: Path) -> Path:
@@ -36,7 +30,7 @@ def build_wheel(source: Path, source_sha256: str, staged: StagedPrefix, cache: P
     folder.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".build-"))
     try:
-        argv = [_uv(), "build", "--wheel", "--quiet", "--no-config"]
+        argv = ["build", "--wheel", "--quiet", "--no-config"]
         argv += [
             "--python",
             str(staged.path / staged.python),
@@ -44,8 +38,7 @@ def build_wheel(source: Path, source_sha256: str, staged: StagedPrefix, cache: P
             str(scratch),
             str(source),
         ]
-        env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never"}
-        done = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
+        done = run_uv(argv)
         wheels = sorted(scratch.glob("*.whl"))
         if done.returncode != 0 or len(wheels) != 1:
             last = (done.stderr.strip().splitlines() or ["no wheel was produced"])[-1]

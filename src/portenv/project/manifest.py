@@ -18,13 +18,22 @@ import tomlkit
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from tomlkit.container import Container
+from tomlkit.exceptions import TOMLKitError
 from tomlkit.items import Array, Table, Whitespace
 
-from portenv.author.shape import PIXI, PROJECT, check_shape
 from portenv.errors import ManifestError
-from portenv.source.pixi import describe_type, pixi_table, read_manifest
+from portenv.project.shape import PIXI, PROJECT, check_shape, describe_type
 
-__all__ = ["DepKind", "Manifest", "Where", "find_manifest", "write_text_atomic"]
+__all__ = [
+    "DepKind",
+    "Manifest",
+    "Where",
+    "describe_type",
+    "find_manifest",
+    "pixi_table",
+    "read_manifest",
+    "write_text_atomic",
+]
 
 DepKind = Literal["conda", "pypi"]
 _TABLE = {"conda": "dependencies", "pypi": "pypi-dependencies"}
@@ -43,20 +52,67 @@ class Where:
         return f"{text} (target {self.target})" if self.target else text
 
 
-def find_manifest(project: Path) -> Path:
-    """pixi.toml in a folder (else a pyproject.toml with [tool.pixi]), or the file given."""
-    if project.is_file():
-        return project
-    for name in ("pixi.toml", "pyproject.toml"):
-        candidate = project / name
-        if candidate.is_file() and (name == "pixi.toml" or _has_tool_pixi(candidate)):
-            return candidate
-    msg = f"no pixi.toml or pyproject.toml with [tool.pixi] in {project}"
-    raise ManifestError(msg, hint="create one with `portenv init`")
+def find_manifest(path: Path) -> Path:
+    """The manifest of a project: the file given, else in a folder its pixi.toml, else its
+    pyproject.toml, which must have [tool.pixi]. Every reader of a project starts here."""
+    if not path.exists():
+        msg = f"project not found: {path}"
+        raise ManifestError(msg, hint="pass a folder holding pixi.toml, or the manifest file")
+    if not path.is_dir():
+        return _check_manifest(path)
+    pixi_toml = path / "pixi.toml"
+    if pixi_toml.is_file():
+        return pixi_toml
+    pyproject = path / "pyproject.toml"
+    if pyproject.is_file():
+        return _check_manifest(pyproject)
+    msg = f"no pixi.toml or pyproject.toml in {path}"
+    raise ManifestError(msg, hint="run `portenv init` there, or pass the manifest's path")
 
 
-def _has_tool_pixi(path: Path) -> bool:
-    return pixi_table(read_manifest(path)[1], path) is not None
+def read_manifest(path: Path) -> tuple[str, tomlkit.TOMLDocument]:
+    """A manifest's text and TOML document; unreadable or invalid files are a ManifestError."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        msg = f"{path} is not UTF-8 text (byte {exc.start} cannot be decoded)"
+        raise ManifestError(msg, hint="save the file as UTF-8") from exc
+    except OSError as exc:
+        msg = f"cannot read {path}: {exc.strerror or exc}"
+        raise ManifestError(msg, hint="check that the file is readable") from exc
+    try:
+        return text, tomlkit.parse(text)
+    except TOMLKitError as exc:
+        msg = f"{path} is not valid TOML: {_one_line(str(exc))}"
+        raise ManifestError(msg, hint="fix the syntax error it names") from exc
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def pixi_table(document: Mapping[str, Any], path: Path) -> Mapping[str, Any] | None:
+    """pixi's keys: the whole pixi.toml, or [tool.pixi] of a pyproject.toml (None if absent)."""
+    if path.name != "pyproject.toml":
+        return document
+    tool = document.get("tool", {})
+    found = tool.get("pixi") if isinstance(tool, Mapping) else None
+    if found is not None and not isinstance(found, Mapping):
+        msg = f"{path}: tool.pixi must be a table, not {describe_type(found)}"
+        raise ManifestError(msg, hint="write it as a [tool.pixi] section")
+    return found
+
+
+def _check_manifest(path: Path) -> Path:
+    if path.name == "pyproject.toml":
+        if pixi_table(read_manifest(path)[1], path) is None:
+            msg = f"{path} has no [tool.pixi] table, so it is not a pixi manifest"
+            raise ManifestError(msg, hint="add [tool.pixi] (see `portenv init --pyproject`)")
+        return path
+    if path.suffix == ".toml":
+        return path
+    msg = f"{path} is not a pixi manifest"
+    raise ManifestError(msg, hint="pass pixi.toml, a pyproject.toml with [tool.pixi], or a folder")
 
 
 @dataclass
@@ -74,9 +130,6 @@ class Manifest:
         path = find_manifest(project)
         text, document = read_manifest(path)
         manifest = cls(path, document, text)
-        if pixi_table(document, path) is None:
-            msg = f"{path} has no [tool.pixi] table, so it is not a pixi manifest"
-            raise ManifestError(msg, hint="add one with `portenv init --pyproject`")
         check_shape(manifest.data(), PIXI, "tool.pixi" if manifest.is_pyproject else "", path)
         check_shape(manifest.project_table(), PROJECT, "project", path)
         return manifest

@@ -14,14 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from portenv._rattler import LockedPlatform
-from portenv.author.manifest import Manifest
-from portenv.author.specs import (
+from portenv.errors import ManifestError
+from portenv.project.manifest import Manifest
+from portenv.project.specs import (
     PypiRequirement,
     conda_matchspec,
     parse_pypi,
     pypi_requirement,
 )
-from portenv.errors import ManifestError
 
 __all__ = [
     "DEFAULT_CHANNEL",

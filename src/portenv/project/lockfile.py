@@ -31,10 +31,11 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
 from portenv import _rattler
 from portenv.errors import LockFileError
-from portenv.source.pixi import SUPPORTED_LOCK_VERSIONS, lock_version
 
-__all__ = ["LockState", "read_state", "write_state"]
+__all__ = ["SUPPORTED_LOCK_VERSIONS", "LockState", "lock_version", "read_state", "write_state"]
 
+SUPPORTED_LOCK_VERSIONS = range(4, 8)
+_VERSION_LINE = re.compile(rb"^version:\s*(\d+)\s*$", re.MULTILINE)
 _ENTRY = re.compile(r"^- (conda|pypi|conda_source): (.*)$")
 _LOCATION = re.compile(r"^(\s*- conda: )(.*)$")
 
@@ -50,6 +51,12 @@ class LockState:
     def platform(self, name: str) -> _rattler.LockedPlatform | None:
         """A platform of the lock by name."""
         return next((p for p in self.platforms if p.name == name), None)
+
+
+def lock_version(lock: Path) -> int | None:
+    """The lock's format version (a top-level ``version:`` key; v1 puts it last)."""
+    match = _VERSION_LINE.search(lock.read_bytes())
+    return int(match.group(1)) if match else None
 
 
 def read_state(path: Path) -> LockState:

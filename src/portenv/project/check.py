@@ -11,26 +11,35 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.tags import Tag
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from portenv import _rattler
-from portenv.author.closure import (
+from portenv.model import CondaPackage
+from portenv.project.closure import (
     conda_pypi_names,
     conda_reach,
     conda_unsatisfied,
     marker_environment,
     pypi_reach,
 )
-from portenv.author.lockfile import LockState
-from portenv.author.project import EnvironmentSpec, Platform
-from portenv.author.pypi import PypiTarget, ordered_tags
-from portenv.author.specs import PypiRequirement
-from portenv.model import CondaPackage
+from portenv.project.environments import EnvironmentSpec, Platform, environments
+from portenv.project.lockfile import LockState, read_state
+from portenv.project.manifest import Manifest
+from portenv.project.specs import PypiRequirement
+from portenv.project.targets import PypiTarget, ordered_tags
 
-__all__ = ["Difference", "differences", "lock_names", "python_version"]
+__all__ = [
+    "Difference",
+    "differences",
+    "lock_differences",
+    "lock_names",
+    "lock_state",
+    "python_version",
+]
 
 
 @dataclass(frozen=True)
@@ -224,3 +233,15 @@ def _fits(dist: _rattler.PypiEntry, target: PypiTarget, tags: frozenset[Tag]) ->
     if parse_wheel_filename(file_name)[3].isdisjoint(tags):
         return f"locked wheel {file_name} does not fit CPython {python} on {target.platform.name}"
     return None
+
+
+def lock_state(manifest: Manifest) -> LockState | None:
+    """The project's pixi.lock as read, or None when it has none yet."""
+    path = manifest.root / "pixi.lock"
+    return read_state(path) if path.is_file() else None
+
+
+def lock_differences(project: Path) -> tuple[str, ...]:
+    """What makes a project's lock stale (empty when it satisfies the manifest); no network."""
+    manifest = Manifest.from_path(project)
+    return tuple(str(d) for d in differences(environments(manifest), lock_state(manifest)))

@@ -1,6 +1,6 @@
 """The types pixi's manifest keys must have, checked once when a manifest is read.
 
-The meaning of a manifest (portenv.author.project) reads tables, lists and strings; a
+The meaning of a manifest (portenv.project.environments) reads tables, lists and strings; a
 hand-edited or damaged file can hold an integer where a table belongs. Checking the shape
 up front turns that into one `error:` naming the key, instead of a crash deep inside.
 Unknown keys are left alone (pixi has many portenv does not read).
@@ -13,7 +13,17 @@ from pathlib import Path
 from typing import Any
 
 from portenv.errors import ManifestError
-from portenv.source.pixi import describe_type
+
+
+def describe_type(value: object) -> str:
+    """`a table`, `a list`, `a string`... for messages about a manifest value of the wrong type."""
+    if isinstance(value, Mapping):
+        return "a table"
+    for kind, name in ((bool, "a boolean"), (str, "a string"), (list, "a list")):
+        if isinstance(value, kind):
+            return name
+    return "a number" if isinstance(value, (int, float)) else type(value).__name__
+
 
 __all__ = ["check_shape"]
 
