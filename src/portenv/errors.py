@@ -16,6 +16,7 @@ __all__ = [
     "ResolveError",
     "SealError",
     "StageError",
+    "UsageError",
 ]
 
 
@@ -33,6 +34,11 @@ class PortenvError(Exception):
 
 class InputError(PortenvError):
     """The user's input (paths, options, files) is wrong."""
+
+
+class UsageError(InputError):
+    """Options that cannot go together, or one that does not apply to what is packed: refused
+    (exit 2, as a command-line syntax error) instead of silently ignored."""
 
 
 class ManifestError(InputError):

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Literal, TypeAlias
 
 import platformdirs
 
-from portenv.errors import InputError, OutputError, StageError
+from portenv.errors import InputError, OutputError, StageError, UsageError
 from portenv.fetch import (
     cache_path,
     fetch_conda,
@@ -77,6 +77,7 @@ __all__ = [
     "pack",
     "plan",
     "python_seal_inputs",
+    "refuse_conflicts",
     "seal_inputs",
     "stage_seal_write",
 ]
@@ -547,6 +548,7 @@ def seal_inputs(
 
 def pack(request: PackRequest, reporter: Reporter | None = None) -> WrittenArchive:
     """Pack one environment of a project into `request.output` (and its SBOM, if asked)."""
+    refuse_conflicts(request)
     timestamp = sbom_timestamp() if request.sbom else None  # a bad one stops before any work
     if isinstance(request.source, PlanRequest):
         for warning in stale_lock_warnings(request.source.project):
@@ -567,15 +569,36 @@ def pack(request: PackRequest, reporter: Reporter | None = None) -> WrittenArchi
     return replace(written, sbom=sbom)
 
 
+def refuse_conflicts(request: PackRequest) -> None:
+    """Options that do not apply to what is packed are refused, never silently ignored."""
+    if request.format != "pixi-pack":
+        if request.inject:
+            msg = "--inject adds packages to pixi-pack archives only"
+            raise UsageError(msg, hint="pass --format pixi-pack, or add the package to the project")
+        return
+    ignored = [
+        option
+        for option, given in (
+            ("--python (or -r, --with, --project)", isinstance(request.source, PythonRequest)),
+            ("--entry", bool(request.entry)),
+            ("--env-name", request.env_name != "env"),
+            ("--compression", request.compression != "gzip"),
+            ("--level", request.level is not None),
+            ("--no-reuse", not request.reuse_sealed),
+            ("--no-bytecode", not request.bytecode),
+            ("--allow-missing-library", bool(request.allow_missing)),
+            ("--glibc", request.glibc is not None),
+        )
+        if given
+    ]
+    if ignored:
+        msg = f"{', '.join(ignored)}: not for --format pixi-pack (it holds the lock's packages)"
+        raise UsageError(msg, hint="drop them, or drop --format pixi-pack for a portenv archive")
+
+
 def _pack(request: PackRequest, reporter: Reporter | None) -> WrittenArchive:
     if request.format == "pixi-pack":
-        if request.entry:
-            msg = "--entry makes a runnable env.sh, not a pixi-pack archive"
-            raise InputError(msg, hint="drop --format pixi-pack, or drop --entry")
         return pack_pixi_pack(request, reporter)
-    if request.inject:
-        msg = "--inject adds packages to pixi-pack archives only"
-        raise InputError(msg, hint="pass --format pixi-pack, or add the package to the project")
     reporter = reporter or NullReporter()
     cache = (request.cache or default_cache()).resolve()
     check_output(request.output, cache)

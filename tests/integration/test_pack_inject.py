@@ -116,5 +116,5 @@ def test_inject_needs_the_pixi_pack_format(core_project: Path, tmp_path: Path) -
     addon = _addon(tmp_path, ())
     done = portenv("pack", core_project, "--inject", addon, "-o", tmp_path / "e.sh", check=False)
     assert (
-        done.returncode == 1 and "--inject adds packages to pixi-pack archives only" in done.stderr
+        done.returncode == 2 and "--inject adds packages to pixi-pack archives only" in done.stderr
     )

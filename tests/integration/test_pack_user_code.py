@@ -234,7 +234,7 @@ def test_plan_says_what_the_lock_records_of_download_sizes(python: Path, tmp_pat
 def test_no_install_project_goes_with_project(python: Path) -> None:
     done = portenv("plan", "--python", python, "--no-install-project", check=False)
     assert done.returncode == 2
-    assert "Error: --no-install-project goes with --project DIR" in done.stderr
+    assert "error: --no-install-project goes with --project DIR" in done.stderr
 
 
 def test_the_running_interpreter_is_the_default(tmp_path: Path) -> None:

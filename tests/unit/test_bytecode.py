@@ -230,7 +230,7 @@ def test_no_pip_without_python_is_refused(
     """pip comes from ensurepip for --python packs only: a pixi project's lock says."""
     from portenv.cli import main
 
-    assert main(["pack", str(tmp_path), "--no-pip", "-o", str(tmp_path / "env.sh")]) == 1
+    assert main(["pack", str(tmp_path), "--no-pip", "-o", str(tmp_path / "env.sh")]) == 2
     err = capsys.readouterr().err.splitlines()
     assert err[0] == "error: --no-pip applies to --python packs only"
     assert err[1].startswith("  hint: ")

@@ -17,7 +17,7 @@ from portenv import __version__
 from portenv.cli.author import COMMANDS as AUTHOR_COMMANDS
 from portenv.cli.inspect import inspect_cmd
 from portenv.cli.pysource import PythonOptions, python_source, source_request
-from portenv.errors import InputError, PortenvError
+from portenv.errors import PortenvError, UsageError
 from portenv.model import Plan
 
 if TYPE_CHECKING:
@@ -287,7 +287,7 @@ def pack_cmd(
     if no_pip:
         if not isinstance(source, PythonRequest):
             msg = "--no-pip applies to --python packs only"
-            raise InputError(msg, hint="a pixi project has pip only if its lock lists it")
+            raise UsageError(msg, hint="a pixi project has pip only if its lock lists it")
         source = dataclasses.replace(source, pip=False)
     try:
         written = pack(
@@ -444,7 +444,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if debug:
             traceback.print_exc()
         _report(error)
-        return 1
+        return 2 if isinstance(error, UsageError) else 1
     except click.exceptions.Exit as done:
         return int(done.exit_code)
     except click.exceptions.Abort:

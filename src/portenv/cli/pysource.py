@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from portenv.errors import InputError
+from portenv.errors import InputError, UsageError
 
 if TYPE_CHECKING:
     from portenv.pack import PlanRequest, PythonRequest
@@ -116,9 +116,14 @@ def source_request(
 
     if options.no_install_project and options.project is None:
         msg = "--no-install-project goes with --project DIR"
-        raise click.UsageError(msg)
+        raise UsageError(msg, hint="add --project DIR, or drop --no-install-project")
     if not options.given:
         return PlanRequest(project, environment, platform, skip_pypi)
+    pixi_only = [f"PROJECT {project}"] if project != Path(".") else []
+    pixi_only += [f"-e {environment}"] if environment != "default" else []
+    if pixi_only:
+        msg = f"{' and '.join(pixi_only)} name a pixi project, which --python does not pack"
+        raise UsageError(msg, hint="drop them, or drop --python, -r, --with and --project")
     python = _interpreter(options.python) if options.python else Path(sys.executable)
     inputs = RequirementsInput(
         options.requirements,
