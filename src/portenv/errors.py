@@ -4,6 +4,8 @@ from __future__ import annotations
 
 __all__ = [
     "CompatibilityError",
+    "DiskSpaceError",
+    "ExtractionError",
     "FetchError",
     "HashMismatchError",
     "InputError",
@@ -23,6 +25,9 @@ __all__ = [
 class PortenvError(Exception):
     """A failure the user can act on: printed as one line plus a hint, never a traceback."""
 
+    exit_code: int = 1
+    """The command's exit status (the unpackers give each kind its own: format.Exit)."""
+
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         super().__init__(message)
         self.message = message
@@ -39,6 +44,8 @@ class InputError(PortenvError):
 class UsageError(InputError):
     """Options that cannot go together, or one that does not apply to what is packed: refused
     (exit 2, as a command-line syntax error) instead of silently ignored."""
+
+    exit_code = 2
 
 
 class ManifestError(InputError):
@@ -87,6 +94,14 @@ class CompatibilityError(SealError):
 
 class OutputError(PortenvError):
     """The output file cannot be written."""
+
+
+class DiskSpaceError(OutputError):
+    """Not enough free space where the environment goes."""
+
+
+class ExtractionError(OutputError):
+    """Writing the environment failed after every check passed (a full disk, an I/O error)."""
 
 
 class OutputExistsError(OutputError):

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, NewType
 
+from portenv.format import FORMAT_VERSION
+
 __all__ = [
     "CondaPackage",
     "FetchedPackage",
@@ -284,7 +286,7 @@ class PackMeta:
         cuts = " ".join(f"{packed}:{tar}" for packed, tar in self.payload_cuts)
         floor = " ".join(f"{v}:{_meta_path(f)}" for v, f in self.glibc_floor_files)
         return [
-            "format=1",
+            f"format={FORMAT_VERSION}",
             f"portenv_version={self.portenv_version}",
             f"platform={self.platform}",
             f"arch={self.arch}",

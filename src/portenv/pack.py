@@ -25,6 +25,7 @@ from portenv.fetch import (
     pypi_download,
     resolve_location,
 )
+from portenv.format import env_name_problem
 from portenv.model import FetchedPackage, Plan, PypiPackage, StagedPrefix, Subdir
 from portenv.platforms import host_subdir
 from portenv.reporting import NullReporter, Reporter
@@ -238,9 +239,10 @@ def check_entry_option(entry: str, output: Path) -> str:
 
 
 def check_env_name(name: str) -> None:
-    """The folder name the target creates must be one plain name."""
-    if not name or "/" in name or name in {".", ".."} or name.startswith("-"):
-        msg = f"invalid environment folder name: {name!r}"
+    """The folder name the target creates must be one plain name (format.env_name_problem)."""
+    problem = env_name_problem(name)
+    if problem is not None:
+        msg = f"invalid environment folder name: {problem}"
         raise InputError(msg, hint="use a plain folder name such as env")
 
 

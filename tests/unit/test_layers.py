@@ -11,6 +11,7 @@ SRC = Path(__file__).resolve().parents[2] / "src" / "portenv"
 SHARED = {
     "portenv",
     "portenv.errors",
+    "portenv.format",
     "portenv.model",
     "portenv.reporting",
     "portenv.platforms",

@@ -179,8 +179,9 @@ def test_env_name_and_the_meta_default(tmp_path: Path) -> None:
     assert unpack(UnpackRequest(path, tmp_path / "a")).path == tmp_path / "a" / "tools"
     named = unpack(UnpackRequest(path, tmp_path / "a", env_name="mine"))
     assert named.path == tmp_path / "a" / "mine"
-    with pytest.raises(InputError, match="bad environment name"):
+    with pytest.raises(OutputError, match="bad environment name") as refused:
         unpack(UnpackRequest(path, tmp_path / "a", env_name="../x"))
+    assert refused.value.exit_code == 5, "a destination problem, as in the sh unpacker"
 
 
 def test_existing_destination_needs_force(archive: Path, tmp_path: Path) -> None:

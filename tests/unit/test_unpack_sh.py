@@ -338,9 +338,7 @@ def test_force_accepts_empty_dir_refuses_foreign_dir(up: Unpacker) -> None:
     before = tree(out)
     res = up.run(file, "-o", str(out), "--env-name", "other", "--force")
     assert res.code == 5
-    assert res.first.endswith(
-        "exists and is not a portenv environment: --force will not replace it"
-    )
+    assert res.first.endswith("exists and is not an environment: --force will not replace it")
     assert tree(out) == before
 
 

@@ -444,7 +444,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if debug:
             traceback.print_exc()
         _report(error)
-        return 2 if isinstance(error, UsageError) else 1
+        return error.exit_code
     except click.exceptions.Exit as done:
         return int(done.exit_code)
     except click.exceptions.Abort:

@@ -240,15 +240,19 @@ is_empty_dir() {
     return 0
 }
 
-check_existing() { # check 5: DEST is free, or --force and DEST is a portenv env
+check_existing() { # check 5: DEST is free, or --force and DEST is an env (portenv's or conda's)
     [ -e "$DEST" ] || [ -L "$DEST" ] || return 0
     [ -n "$FORCE" ] || die 5 "$DEST already exists" \
         "pass --force to replace it, or choose another -o DIR or --env-name"
     [ -L "$DEST" ] || ! mount_point "$DEST" || die 5 "$DEST is a mount point: --force cannot replace it" \
         "unpack into a folder inside it (-o $DEST), or choose another -o DIR"
-    [ -d "$DEST/.portenv" ] && [ ! -L "$DEST" ] && return 0
-    [ -d "$DEST" ] && [ ! -L "$DEST" ] && is_empty_dir "$DEST" && return 0
-    die 5 "$DEST exists and is not a portenv environment: --force will not replace it" \
+    if [ -d "$DEST" ] && [ ! -L "$DEST" ]; then
+        for m in .portenv conda-meta; do
+            [ -d "$DEST/$m" ] && [ ! -L "$DEST/$m" ] && return 0
+        done
+        is_empty_dir "$DEST" && return 0
+    fi
+    die 5 "$DEST exists and is not an environment: --force will not replace it" \
         "remove it yourself, or choose another -o DIR or --env-name"
 }
 
@@ -495,7 +499,7 @@ check_target() { # checks 1 to 3 of docs/format.md
 }
 
 check_dest() { # checks 4 to 6
-    case $NAME in '' | . | .. | */*) die 5 "bad environment name '$NAME'" \
+    case $NAME in '' | . | .. | */* | -*) die 5 "bad environment name '$NAME'" \
         "give --env-name a plain folder name" ;; esac
     resolve_dir
     DEST=${ADIR%/}/$NAME

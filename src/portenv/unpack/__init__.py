@@ -12,7 +12,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from portenv.errors import InputError
+from portenv.errors import (
+    CompatibilityError,
+    DiskSpaceError,
+    ExtractionError,
+    HashMismatchError,
+    InputError,
+    OutputError,
+    PortenvError,
+    RelocationError,
+    StageError,
+    UsageError,
+)
+from portenv.format import META_NAME, Exit
 from portenv.reporting import NullReporter, Reporter
 from portenv.source.pixipack import is_pixi_pack
 from portenv.unpack._model import ArchiveKind, UnpackRequest, UnpackResult
@@ -26,7 +38,6 @@ from portenv.unpack._portenv import (
     read_archive,
     unpack_portenv,
 )
-from portenv.write.container import META_NAME
 
 __all__ = [
     "ArchiveKind",
@@ -36,6 +47,7 @@ __all__ = [
     "archive_kind",
     "check_payload",
     "describe",
+    "exit_code_of",
     "payload_tar",
     "read_archive",
     "unpack",
@@ -78,18 +90,45 @@ def unpack(request: UnpackRequest, reporter: Reporter | None = None) -> UnpackRe
     RelocationError when installing or relocating fails.
     """
     reporter = reporter or NullReporter()
-    if archive_kind(request.archive) == "pixi-pack":
-        return unpack_pixi_pack(request, reporter)
-    return unpack_portenv(request, reporter)
+    try:
+        if archive_kind(request.archive) == "pixi-pack":
+            return unpack_pixi_pack(request, reporter)
+        return unpack_portenv(request, reporter)
+    except PortenvError as error:
+        error.exit_code = exit_code_of(error)
+        raise
+
+
+_EXIT_CODES: tuple[tuple[type[PortenvError], Exit], ...] = (
+    (UsageError, Exit.USAGE),
+    (CompatibilityError, Exit.TARGET),
+    (HashMismatchError, Exit.INTEGRITY),
+    (DiskSpaceError, Exit.DISK),
+    (ExtractionError, Exit.EXTRACTION),
+    (RelocationError, Exit.EXTRACTION),
+    (StageError, Exit.EXTRACTION),
+    (OutputError, Exit.DESTINATION),
+    (InputError, Exit.ARCHIVE),
+)
+"""The first class an error is an instance of gives its code (subclasses come first)."""
+
+
+def exit_code_of(error: PortenvError) -> int:
+    """The sh unpacker's exit code for what `error` says went wrong (docs/format.md)."""
+    return next((int(code) for kind, code in _EXIT_CODES if isinstance(error, kind)), 1)
 
 
 def describe(path: Path, what: Literal["info", "list"]) -> str:
     """What ``--info`` (the meta block, after the archive checks) or ``--list`` (the packages,
     after the payload's sha256 is verified) print for a portenv archive; nothing is written."""
-    if archive_kind(path) != "portenv":
-        msg = f"{path} is a pixi-pack archive: --info and --list read portenv archives"
-        raise InputError(msg, hint="unpack it, or read its pixi-pack.json")
-    archive = read_archive(path)
-    if what == "list":
-        return packages_text(archive)
+    try:
+        if archive_kind(path) != "portenv":
+            msg = f"{path} is a pixi-pack archive: --info and --list read portenv archives"
+            raise InputError(msg, hint="unpack it, or read its pixi-pack.json")
+        archive = read_archive(path)
+        if what == "list":
+            return packages_text(archive)
+    except PortenvError as error:
+        error.exit_code = exit_code_of(error)
+        raise
     return "".join(f"{key}={value}\n" for key, value in archive.meta.items())

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from portenv.errors import InputError, OutputError, OutputExistsError
+from portenv.errors import DiskSpaceError, ExtractionError, OutputError, OutputExistsError
+from portenv.format import FORBIDDEN_IN_DESTINATION, env_name_problem
 
 __all__ = [
     "Destination",
@@ -32,8 +33,6 @@ __all__ = [
     "write_failed",
 ]
 
-FORBIDDEN = '\n"$`\\'
-"""Characters a relocated environment cannot hold in its path (sh scripts quote with ")."""
 _OTHER_HINT = "choose another -o DIR or --env-name"
 
 
@@ -58,10 +57,10 @@ class Destination:
 
 
 def check_env_name(name: str) -> None:
-    """A plain folder name: no ``/``, not ``.`` or ``..``, not empty."""
-    if not name or "/" in name or name in {".", ".."} or "\0" in name:
-        msg = f"bad environment name {name!r}"
-        raise InputError(msg, hint="give --env-name a plain folder name")
+    """A plain folder name (format.env_name_problem): a destination problem, as in sh."""
+    if env_name_problem(name) is not None:
+        msg = f"bad environment name '{name}'"
+        raise OutputError(msg, hint="give --env-name a plain folder name")
 
 
 def resolve_destination(output: Path, name: str) -> Destination:
@@ -80,7 +79,7 @@ def resolve_destination(output: Path, name: str) -> Destination:
 def check_path(dest: Destination, prefix_max: int) -> None:
     """The environment can live at the destination: plain characters, short enough, writable."""
     text = str(dest.path)
-    if any(c in FORBIDDEN for c in text):
+    if any(c in FORBIDDEN_IN_DESTINATION for c in text):
         msg = f'the destination {text!r} holds a newline, ", $, ` or \\'
         raise OutputError(msg, hint="choose a -o DIR and --env-name without them")
     length = len(text.encode())
@@ -120,13 +119,13 @@ def check_free_space(dest: Destination, kib: int) -> None:
     free = shutil.disk_usage(dest.base).free // 1024
     if free < kib:
         msg = f"{dest.base} has {free} KiB free, the environment needs {kib} KiB"
-        raise OutputError(msg, hint="free some space, or choose a -o DIR on another file system")
+        raise DiskSpaceError(msg, hint="free some space, or choose a -o DIR on another file system")
 
 
-def write_failed(dest: Destination, exc: OSError) -> OutputError:
+def write_failed(dest: Destination, exc: OSError) -> ExtractionError:
     """The one-line error for a file that could not be written while building the env."""
     msg = f"writing the environment beside {dest.path} failed: {exc.strerror or exc}"
-    return OutputError(msg, hint=f"check the free space and permissions of {dest.folder}")
+    return ExtractionError(msg, hint=f"check the free space and permissions of {dest.folder}")
 
 
 def _alive(pid: int) -> bool:

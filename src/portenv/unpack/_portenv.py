@@ -28,6 +28,7 @@ import zstandard
 from isal import igzip, isal_zlib
 
 from portenv.errors import CompatibilityError, HashMismatchError, InputError, RelocationError
+from portenv.format import FORMAT_VERSION, META_NAME, META_SIZE, PAYLOAD_OFFSET, meta_problem
 from portenv.reporting import Reporter
 from portenv.source.safetar import extract_safely
 from portenv.target import relocate as engine
@@ -43,7 +44,7 @@ from portenv.unpack._place import (
     write_failed,
 )
 from portenv.write.codecs import CODECS, ZSTD_WINDOW_LOG
-from portenv.write.container import META_NAME, META_SIZE, PAYLOAD_OFFSET, payload_name
+from portenv.write.container import payload_name
 
 __all__ = [
     "PortenvArchive",
@@ -57,7 +58,6 @@ __all__ = [
 
 _HEAD = 1 << 16
 _OFFSET_LINE = re.compile(rb"^PORTENV_EMBEDDED_OFFSET=([0-9]{10})$", re.M)
-_NUMBERS = ("payload_size", "files", "unpacked_kib", "prefix_max")
 _CHUNK = 1 << 20
 _AGAIN = "copy it again, or pack it again"
 _DAMAGED: tuple[type[Exception], ...] = (
@@ -111,35 +111,23 @@ def _parse_meta(block: bytes) -> dict[str, str]:
     return meta
 
 
-def _meta_damaged(meta: Mapping[str, str]) -> bool:
-    if any(not re.fullmatch(r"0|[1-9][0-9]*", meta.get(k, "")) for k in _NUMBERS):
-        return True
-    if not re.fullmatch(r"[0-9a-f]{64}", meta.get("payload_sha256", "")):
-        return True
-    if not re.fullmatch(r"[0-9]+(\.[0-9]+)*", meta.get("glibc_floor", "")):
-        return True
-    python = meta.get("python", "")
-    if not python or python.startswith("/") or ".." in python.split("/"):
-        return True
-    return not (meta.get("arch") and meta.get("libc"))
-
-
 def _read_at(stream: BinaryIO, offset: int, size: int) -> bytes:
     stream.seek(offset)
     return stream.read(size)
 
 
 def _check_meta(path: Path, meta: Mapping[str, str]) -> None:
-    if meta.get("format") != "1":
+    if meta.get("format") != FORMAT_VERSION:
         msg = (
-            f"{path} is of archive format '{meta.get('format', '')}', this unpacker knows format 1"
+            f"{path} is of archive format '{meta.get('format', '')}', "
+            f"this unpacker knows format {FORMAT_VERSION}"
         )
         raise InputError(msg, hint="unpack it with the portenv version that made it")
     if meta.get("compression") not in CODECS:
         msg = f"{path} uses compression '{meta.get('compression', '')}'"
         known = " and ".join(CODECS)
         raise InputError(msg, hint=f"this unpacker knows {known}: unpack it with a newer portenv")
-    if _meta_damaged(meta):
+    if meta_problem(meta) is not None:
         msg = f"{path} has a damaged meta block"
         raise InputError(msg, hint=_AGAIN)
 

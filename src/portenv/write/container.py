@@ -8,6 +8,7 @@ import tarfile
 from importlib import resources
 from typing import BinaryIO
 
+from portenv.format import META_NAME, META_SIZE, PAYLOAD_OFFSET
 from portenv.model import PackMeta
 from portenv.write.codecs import PayloadInfo, codec
 from portenv.write.entry import ENTRY_WIDTH, parse_entry
@@ -28,10 +29,7 @@ __all__ = [
     "write_self_extracting",
 ]
 
-META_NAME = "portenv/meta"
 PAYLOAD_NAME = "portenv/payload.tar.gz"
-META_SIZE = 4096
-PAYLOAD_OFFSET = 512 + META_SIZE + 512
 _OFFSET_LINE = "PORTENV_EMBEDDED_OFFSET=0000000000"
 _SIZE_FIELD = "PORTENV_SIZE=0;" + " " * 16
 """Line 2's size field: ``PORTENV_SIZE=N;`` padded with spaces to a fixed width, so that writing
