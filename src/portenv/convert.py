@@ -97,7 +97,7 @@ def convert(request: ConvertRequest, reporter: Reporter | None = None) -> Writte
             cache,
             entry=entry,
         )
-        wheels = [FetchedWheel(w.package, w.path, w.sha256, w.package.url) for w in pack.wheels]
+        wheels = [FetchedWheel(w, w.path, w.package.url) for w in pack.wheels]
         return stage_seal_write(
             job, lambda _staged: wheels, lambda _w: pixi_pack_inventory(pack), reporter
         )

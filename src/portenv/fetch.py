@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from portenv.errors import FetchError, HashMismatchError, InputError
-from portenv.model import CondaPackage, FetchedPackage, PypiPackage
+from portenv.model import CondaPackage, FetchedPackage, PypiPackage, PypiSource
 from portenv.reporting import NullReporter, Reporter
 
 __all__ = [
@@ -32,6 +32,7 @@ __all__ = [
     "fetch_file",
     "fetch_files",
     "fetch_git",
+    "fetch_pypi",
     "file_digest",
     "pypi_download",
     "resolve_location",
@@ -119,8 +120,37 @@ def pypi_download(package: PypiPackage, base: Path) -> Download:
     return Download(package.name, url, package.file_name, "pypi", algorithm, expected)
 
 
+def fetch_pypi(
+    packages: Sequence[PypiPackage],
+    base: Path,
+    cache: Path,
+    reporter: Reporter | None = None,
+    jobs: int = 8,
+) -> list[PypiSource]:
+    """Each package's source on this machine, in order: files downloaded (or read) into the
+    verified cache, local source folders used in place, git commits checked out."""
+    sources: list[PypiSource | None] = [None] * len(packages)
+    downloads: list[tuple[int, Download]] = []
+    for at, package in enumerate(packages):
+        if package.kind == "git":
+            checkout, commit = fetch_git(package, cache)
+            sources[at] = PypiSource(package, checkout, "git", commit)
+            continue
+        item = pypi_download(package, base)
+        local = Path(urllib.request.url2pathname(item.url.removeprefix("file://")))
+        if item.url.startswith("file://") and local.is_dir():
+            url_digest = hashlib.sha256(item.url.encode()).hexdigest()
+            sources[at] = PypiSource(package, local, "folder", url_digest)
+        else:
+            downloads.append((at, item))
+    got = fetch_files([d for _, d in downloads], cache, reporter=reporter, jobs=jobs)
+    for (at, _), (path, sha256) in zip(downloads, got, strict=True):
+        sources[at] = PypiSource(packages[at], path, "file", sha256)
+    return [s for s in sources if s is not None]
+
+
 def fetch_git(package: PypiPackage, cache: Path) -> tuple[Path, str]:
-    """A checkout of the locked commit of a git dependency, and a cache key naming that commit.
+    """A checkout of the locked commit of a git dependency, and that commit.
 
     The lock pins the commit after `#`; a location without one cannot be reproduced.
     """
@@ -138,7 +168,7 @@ def fetch_git(package: PypiPackage, cache: Path) -> tuple[Path, str]:
             os.replace(scratch, checkout)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
-    return checkout, f"git-{commit}"
+    return checkout, commit
 
 
 def _parent(path: Path) -> Path:

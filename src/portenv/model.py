@@ -16,7 +16,9 @@ __all__ = [
     "Plan",
     "PypiAction",
     "PypiKind",
+    "PypiOrigin",
     "PypiPackage",
+    "PypiSource",
     "RelocFile",
     "RelocationManifest",
     "Sha256Hex",
@@ -103,6 +105,33 @@ class PypiPackage:
             "reason": self.reason,
             "size": self.size,
         }
+
+
+PypiOrigin = Literal["file", "folder", "git"]
+"""A downloaded or local file (a wheel or sdist), a local source folder, a git checkout."""
+
+
+@dataclass(frozen=True)
+class PypiSource:
+    """Where one PyPI distribution's bytes are on this machine, and what identifies them."""
+
+    package: PypiPackage
+    path: Path
+    origin: PypiOrigin
+    digest: str
+    """For a file, its verified sha256; for a folder, the sha256 of its URL (its content may
+    change under the same lock); for git, the commit."""
+
+    @property
+    def key(self) -> str:
+        """Its name in caches (built wheels, sealed prefixes): one namespace for the origins."""
+        prefix = {"file": "", "folder": "dir-", "git": "git-"}[self.origin]
+        return prefix + self.digest
+
+    @property
+    def sha256(self) -> str | None:
+        """The file's sha256 (None for a folder or a checkout, which have no one file)."""
+        return self.digest if self.origin == "file" else None
 
 
 @dataclass(frozen=True)

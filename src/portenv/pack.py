@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import re
 import shutil
 import tempfile
-import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -19,14 +17,12 @@ from portenv.errors import InputError, OutputError, StageError, UsageError
 from portenv.fetch import (
     cache_path,
     fetch_conda,
-    fetch_files,
-    fetch_git,
+    fetch_pypi,
     file_digest,
-    pypi_download,
     resolve_location,
 )
 from portenv.format import env_name_problem
-from portenv.model import FetchedPackage, Plan, PypiPackage, StagedPrefix, Subdir
+from portenv.model import FetchedPackage, Plan, PypiSource, StagedPrefix, Subdir
 from portenv.platforms import host_subdir
 from portenv.reporting import NullReporter, Reporter
 from portenv.seal.cache import SealCache
@@ -259,29 +255,14 @@ def _refuse_problems(the_plan: Plan, reporter: Reporter) -> None:
         raise InputError(msg, hint="`portenv plan` lists every problem")
 
 
-def _fetch_pypi(
-    the_plan: Plan, cache: Path, reporter: Reporter, jobs: int
-) -> list[tuple[PypiPackage, Path, str]]:
+def _fetch_pypi(the_plan: Plan, cache: Path, reporter: Reporter, jobs: int) -> list[PypiSource]:
     """Bring wheels and sdists into the cache; local source folders are used in place."""
     wanted = [p for p in the_plan.pypi if p.action in ("install", "build")]
-    downloads, folders = [], []
-    for package in wanted:
-        if package.kind == "git":
-            folders.append((package, *fetch_git(package, cache)))
-            continue
-        item = pypi_download(package, the_plan.project_dir)
-        local = Path(urllib.request.url2pathname(item.url.removeprefix("file://")))
-        if item.url.startswith("file://") and local.is_dir():
-            folders.append((package, local, "dir-" + hashlib.sha256(item.url.encode()).hexdigest()))
-        else:
-            downloads.append((package, item))
-    got = fetch_files([d for _, d in downloads], cache, reporter=reporter, jobs=jobs)
-    files = [(p, path, sha) for (p, _), (path, sha) in zip(downloads, got, strict=True)]
-    return files + folders
+    return fetch_pypi(wanted, the_plan.project_dir, cache, reporter, jobs)
 
 
 def _wheels(
-    sources: list[tuple[PypiPackage, Path, str]], staged: StagedPrefix, the_plan: Plan, cache: Path
+    sources: list[PypiSource], staged: StagedPrefix, the_plan: Plan, cache: Path
 ) -> list[FetchedWheel]:
     from portenv.stage.build import build_wheel
     from portenv.stage.wheels import FetchedWheel
@@ -289,53 +270,54 @@ def _wheels(
     python = staged.python.removeprefix("bin/python").split(".")
     version = (int(python[0]), int(python[1]))
     wheels = []
-    for package, path, sha256 in sources:
+    for source in sources:
+        package, path = source.package, source.path
         if package.action == "build":
-            path = build_wheel(path, sha256, staged, cache)
+            path = build_wheel(source, staged, cache)
             misfit = wheel_misfit(path.name, version, the_plan.subdir)
             if misfit:
                 msg = f"the wheel built for {package.name} does not fit the target: {misfit}"
                 raise StageError(msg, hint=f"lock a wheel, or pass --skip-pypi {package.name}")
         url = resolve_location(package.url.removeprefix("direct+"), the_plan.project_dir)
-        wheels.append(FetchedWheel(package, path, sha256, url))
+        wheels.append(FetchedWheel(source, path, url))
     return wheels
 
 
 def _inventory(the_plan: Plan, wheels: list[FetchedWheel]) -> list[dict[str, object]]:
     conda: list[dict[str, object]] = [{"kind": "conda", **p.to_json()} for p in the_plan.conda]
-    return conda + [_pypi_entry(w) for w in wheels]
+    return conda + [_pypi_entry(w.source) for w in wheels]
 
 
-def _pypi_entry(wheel: FetchedWheel) -> dict[str, object]:
+def _pypi_entry(source: PypiSource) -> dict[str, object]:
     """What `.portenv/packages.json` says of a PyPI package: where from, verified how."""
+    package = source.package
     entry: dict[str, object] = {
         "kind": "pypi",
-        "name": wheel.package.name,
-        "version": wheel.package.version,
-        "url": wheel.package.url,
-        "built_from_source": wheel.package.action == "build",
+        "name": package.name,
+        "version": package.version,
+        "url": package.url,
+        "built_from_source": package.action == "build",
     }
-    if wheel.package.kind == "git":
-        entry["commit"] = wheel.sha256.removeprefix("git-")
-    elif wheel.sha256.startswith("dir-"):
+    if source.origin == "git":
+        entry["commit"] = source.digest
+    elif source.origin == "folder":
         entry["source_folder"] = True
     else:
-        entry["sha256"] = wheel.sha256
-        entry["sha256_from"] = "lock" if wheel.package.sha256 else "computed"
+        entry["sha256"] = source.digest
+        entry["sha256_from"] = "lock" if package.sha256 else "computed"
     return entry
 
 
 def _archived_inventory(
-    conda: Sequence[FetchedPackage], pypi: Sequence[tuple[PypiPackage, Path, str]]
+    conda: Sequence[FetchedPackage], pypi: Sequence[PypiSource]
 ) -> list[dict[str, object]]:
     """The packages of a pixi-pack archive, described from their files (nothing is installed)."""
     from portenv.seal.inventory import conda_entry, wheel_facts
-    from portenv.stage.wheels import FetchedWheel
 
     entries = [conda_entry(fetched.package) for fetched in conda]
-    for package, path, sha256 in pypi:
-        entry = _pypi_entry(FetchedWheel(package, path, sha256, package.url))
-        entries.append({**wheel_facts(entry, path), **entry})
+    for source in pypi:
+        entry = _pypi_entry(source)
+        entries.append({**wheel_facts(entry, source.path), **entry})
     return entries
 
 
@@ -358,7 +340,7 @@ def pack_pixi_pack(request: PackRequest, reporter: Reporter | None = None) -> Wr
         the_plan.conda, cache, base=the_plan.project_dir, reporter=reporter, jobs=request.jobs
     )
     pypi_sources = _fetch_pypi(the_plan, cache, reporter, request.jobs)
-    wheels = [(p, path) for p, path, _sha in pypi_sources]
+    wheels = [(s.package, s.path) for s in pypi_sources]
     with atomic_output(request.output) as sink:
         write_pixi_pack(platform=the_plan.subdir, conda=conda, wheels=wheels, sink=sink)
     inventory = tuple(_archived_inventory(conda, pypi_sources))
@@ -528,14 +510,14 @@ def _write(
 def seal_inputs(
     the_plan: Plan,
     fetched: Sequence[FetchedPackage],
-    pypi_sources: Sequence[tuple[PypiPackage, Path, str]],
+    pypi_sources: Sequence[PypiSource],
 ) -> dict[str, object] | None:
     """What a conda-based prefix is staged and sealed from, or None when that is not all known.
 
     Local source folders can change under the same lock, so they are never cached (for the
     conda-free source, see python_seal_inputs).
     """
-    if any(sha256.startswith("dir-") for _, _, sha256 in pypi_sources):
+    if any(s.origin == "folder" for s in pypi_sources):
         return None
     return {
         "subdir": the_plan.subdir,
@@ -544,7 +526,7 @@ def seal_inputs(
             {**f.package.to_json(), "file_name": f.package.file_name, "md5": f.package.md5}
             for f in fetched
         ],
-        "pypi": [{**p.to_json(), "source_sha256": sha256} for p, _, sha256 in pypi_sources],
+        "pypi": [{**s.package.to_json(), "source_sha256": s.key} for s in pypi_sources],
     }
 
 
@@ -710,7 +692,7 @@ def python_seal_inputs(
     source: PythonRequest,
     base: BaseInterpreter,
     the_plan: Plan,
-    pypi_sources: Sequence[tuple[PypiPackage, Path, str]],
+    pypi_sources: Sequence[PypiSource],
 ) -> dict[str, object] | None:
     """What a --python prefix is made from: the interpreter, the requirements, pip or not.
 

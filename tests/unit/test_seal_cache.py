@@ -16,6 +16,7 @@ from portenv.model import (
     FetchedPackage,
     Plan,
     PypiPackage,
+    PypiSource,
     RelocationManifest,
     Subdir,
 )
@@ -91,13 +92,14 @@ def conda(sha256: str) -> FetchedPackage:
 def test_seal_inputs_name_the_hashes_and_refuse_local_folders() -> None:
     plan = Plan(Path("/p"), "default", "linux-64", Subdir("linux-64"), (), (), ())
     wheel = PypiPackage("idna", "3.7", "https://files/idna.whl", "wheel", "cc" * 32)
-    base = seal_inputs(plan, [conda("aa" * 32)], [(wheel, Path("/w"), "cc" * 32)])
+    cc = PypiSource(wheel, Path("/w"), "file", "cc" * 32)
+    base = seal_inputs(plan, [conda("aa" * 32)], [cc])
     assert base is not None
-    assert seal_inputs(plan, [conda("ab" * 32)], [(wheel, Path("/w"), "cc" * 32)]) != base
-    assert seal_inputs(plan, [conda("aa" * 32)], [(wheel, Path("/w"), "cd" * 32)]) != base
+    assert seal_inputs(plan, [conda("ab" * 32)], [cc]) != base
+    assert seal_inputs(plan, [conda("aa" * 32)], [replace(cc, digest="cd" * 32)]) != base
     other_glibc = replace(plan, lock_glibc="2.17")
-    assert seal_inputs(other_glibc, [conda("aa" * 32)], [(wheel, Path("/w"), "cc" * 32)]) != base
-    folder = (wheel, Path("/src/pkg"), "dir-" + "0" * 64)
+    assert seal_inputs(other_glibc, [conda("aa" * 32)], [cc]) != base
+    folder = PypiSource(wheel, Path("/src/pkg"), "folder", "0" * 64)
     assert seal_inputs(plan, [conda("aa" * 32)], [folder]) is None
 
 

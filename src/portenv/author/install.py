@@ -16,14 +16,12 @@ import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlparse
-from urllib.request import url2pathname
 
 from portenv import _rattler
 from portenv.author.commands import LockRequest, default_cache, lock
 from portenv.errors import ResolveError, StageError
-from portenv.fetch import fetch_conda, fetch_files, fetch_git, pypi_download
-from portenv.model import CondaPackage, PypiPackage, StagedPrefix, Subdir
+from portenv.fetch import fetch_conda, fetch_pypi
+from portenv.model import CondaPackage, PypiPackage, PypiSource, StagedPrefix, Subdir
 from portenv.platforms import host_subdir
 from portenv.project.check import lock_names
 from portenv.project.environments import EnvironmentSpec, environments
@@ -152,20 +150,13 @@ def _install_pypi(
         if package.action == "refuse":
             msg = f"cannot install PyPI package {package.name}: {package.reason}"
             raise StageError(msg, hint="re-lock, or change the dependency")
-    install_wheels([_wheel(p, staged, root, cache) for p in packages], staged)
+    sources = fetch_pypi(packages, root, cache)
+    install_wheels([_wheel(s, staged, root, cache) for s in sources], staged)
 
 
-def _wheel(package: PypiPackage, staged: StagedPrefix, root: Path, cache: Path) -> FetchedWheel:
+def _wheel(source: PypiSource, staged: StagedPrefix, root: Path, cache: Path) -> FetchedWheel:
     """A wheel for one locked package: fetched, or built from its sdist, tree or commit."""
-    if package.kind == "git":
-        source, key = fetch_git(package, cache)
-    else:
-        item = pypi_download(package, root)
-        local = Path(url2pathname(urlparse(item.url).path))
-        if item.url.startswith("file://") and local.is_dir():
-            source, key = local, "dir-" + hashlib.sha256(item.url.encode()).hexdigest()
-        else:
-            ((source, key),) = fetch_files([item], cache)
-    path = build_wheel(source, key, staged, cache) if package.action == "build" else source
+    package = source.package
+    path = build_wheel(source, staged, cache) if package.action == "build" else source.path
     url = package.url if "://" in package.url else (root / package.url).resolve().as_uri()
-    return FetchedWheel(package, path, key, url)
+    return FetchedWheel(source, path, url)

@@ -25,7 +25,7 @@ from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from portenv import _rattler
 from portenv.errors import HashMismatchError, InputError
-from portenv.model import FetchedPackage, PypiPackage, Subdir
+from portenv.model import FetchedPackage, PypiPackage, PypiSource, Subdir
 from portenv.source.pypi import wheel_misfit
 from portenv.source.safetar import extract_safely
 
@@ -36,7 +36,6 @@ __all__ = [
     "PYPI_DIR",
     "PixiPack",
     "PixiPackMetadata",
-    "PixiPackWheel",
     "is_pixi_pack",
     "open_pixi_pack",
     "read_metadata",
@@ -61,22 +60,13 @@ class PixiPackMetadata:
 
 
 @dataclass(frozen=True)
-class PixiPackWheel:
-    """A wheel of ``pypi/``, with the sha256 of the bytes that were checked."""
-
-    package: PypiPackage
-    path: Path
-    sha256: str
-
-
-@dataclass(frozen=True)
 class PixiPack:
     """A verified pixi-pack: the folder its files are in, and what it installs."""
 
     root: Path
     metadata: PixiPackMetadata
     conda: tuple[FetchedPackage, ...]
-    wheels: tuple[PixiPackWheel, ...]
+    wheels: tuple[PypiSource, ...]
 
     def location(self, path: Path) -> str:
         """Where a file of the pack sits inside it (``channel/linux-64/x.conda``)."""
@@ -227,7 +217,7 @@ def _python_version(conda: Sequence[FetchedPackage]) -> tuple[int, int] | None:
     return (int(major), int(minor)) if major.isdigit() and minor.isdigit() else None
 
 
-def _wheel(path: Path, python: tuple[int, int], platform: str) -> PixiPackWheel | str:
+def _wheel(path: Path, python: tuple[int, int], platform: str) -> PypiSource | str:
     if not path.is_file() or path.is_symlink():
         return f"{PYPI_DIR}/{path.name} is not a plain file"
     misfit = wheel_misfit(path.name, python, platform)
@@ -242,12 +232,12 @@ def _wheel(path: Path, python: tuple[int, int], platform: str) -> PixiPackWheel 
         kind="wheel",
         sha256=sha256,
     )
-    return PixiPackWheel(package, path, sha256)
+    return PypiSource(package, path, "file", sha256)
 
 
 def _wheels(
     root: Path, conda: Sequence[FetchedPackage], platform: str, where: Path
-) -> tuple[PixiPackWheel, ...]:
+) -> tuple[PypiSource, ...]:
     folder = root / PYPI_DIR
     if not folder.exists():
         return ()
@@ -259,7 +249,7 @@ def _wheels(
         return ()
     found: list[Any] = [_wheel(p, python, platform) for p in sorted(folder.iterdir())]
     _refuse([f for f in found if isinstance(f, str)], where)
-    wheels = [w for w in found if isinstance(w, PixiPackWheel)]
+    wheels = [w for w in found if isinstance(w, PypiSource)]
     names = [w.package.name for w in wheels]
     _refuse(
         [f"wheel {n} is there twice" for n in sorted({n for n in names if names.count(n) > 1})],

@@ -11,7 +11,7 @@ from collections.abc import Collection
 from pathlib import Path
 
 from portenv.fetch import file_digest
-from portenv.model import PypiPackage, StagedPrefix
+from portenv.model import PypiPackage, PypiSource, StagedPrefix
 from portenv.stage.cpython_inspect import BaseInterpreter
 from portenv.stage.wheels import FetchedWheel
 
@@ -60,5 +60,5 @@ def ensurepip_wheels(
         url = SCHEME + str(wheel.relative_to(staged.path))
         sha256 = file_digest(wheel)
         package = PypiPackage(name, wheel.name.split("-")[1], url, "wheel", None)
-        wheels.append(FetchedWheel(package, wheel, sha256, url))
+        wheels.append(FetchedWheel(PypiSource(package, wheel, "file", sha256), wheel, url))
     return wheels, missing

@@ -13,7 +13,7 @@ from installer.exceptions import InstallerError
 from installer.sources import WheelFile
 
 from portenv.errors import StageError
-from portenv.model import PypiPackage, StagedPrefix
+from portenv.model import PypiPackage, PypiSource, StagedPrefix
 
 __all__ = ["FetchedWheel", "install_wheels", "quote_launchers", "site_packages"]
 
@@ -22,11 +22,15 @@ __all__ = ["FetchedWheel", "install_wheels", "quote_launchers", "site_packages"]
 class FetchedWheel:
     """A wheel ready to install: from the verified cache, or built from a cached sdist."""
 
-    package: PypiPackage
+    source: PypiSource
+    """What the wheel is, or was built from (an sdist, a folder, a checkout)."""
     path: Path
-    sha256: str
     url: str
     """Where the wheel (or the sdist it was built from) came from, for direct_url.json."""
+
+    @property
+    def package(self) -> PypiPackage:
+        return self.source.package
 
 
 def site_packages(staged: StagedPrefix) -> Path:
@@ -38,14 +42,16 @@ def site_packages(staged: StagedPrefix) -> Path:
 
 def _direct_url(wheel: FetchedWheel) -> bytes:
     """PEP 610's record of a direct reference: an archive with its hash, a folder, a commit."""
-    url, _, commit = wheel.url.removeprefix("direct+").partition("#")
+    url = wheel.url.removeprefix("direct+").partition("#")[0]
     info: dict[str, object]
-    if wheel.package.kind == "git":
-        info = {"url": url.removeprefix("git+"), "vcs_info": {"vcs": "git", "commit_id": commit}}
-    elif wheel.sha256.startswith("dir-"):  # built from a local folder, never editable here
+    source = wheel.source
+    if source.origin == "git":
+        vcs = {"vcs": "git", "commit_id": source.digest}
+        info = {"url": url.removeprefix("git+"), "vcs_info": vcs}
+    elif source.origin == "folder":  # built from a local folder, never editable here
         info = {"url": url, "dir_info": {}}
     else:
-        info = {"url": url, "archive_info": {"hashes": {"sha256": wheel.sha256}}}
+        info = {"url": url, "archive_info": {"hashes": {"sha256": source.digest}}}
     return json.dumps(info, sort_keys=True).encode()
 
 

@@ -106,7 +106,7 @@ def _install(pack: PixiPack, prefix: Path, final: Path, cache: Path) -> None:
         history.write_text(_HISTORY_NOTE, encoding="utf-8")
     if pack.wheels:
         staged = StagedPrefix(prefix, str(final), subdir, _python(pack, prefix))
-        wheels = [FetchedWheel(w.package, w.path, w.sha256, w.package.url) for w in pack.wheels]
+        wheels = [FetchedWheel(w, w.path, w.package.url) for w in pack.wheels]
         install_wheels(wheels, staged)
 
 
