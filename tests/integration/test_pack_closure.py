@@ -155,3 +155,35 @@ def test_info_shows_the_files_that_set_the_floor(core_archives: Archives) -> Non
     assert shell.returncode == 0 and expected in shell.stdout.splitlines()
     python = portenv("unpack", "--info", core_archives.tar)
     assert expected in python.stdout.splitlines()
+
+
+def test_a_changed_bundled_library_is_bundled_again(
+    local_channel: Path, package_cache: Path, tmp_path: Path
+) -> None:
+    """A sealed prefix holds copies of this machine's libraries: the cache checks them before
+    reuse (size and mtime in its record), so an upgraded library is bundled afresh."""
+    build = tmp_path / "build"
+    build.mkdir()
+    (build / "ext.c").write_text("int entry(void) { return 1; }\n")
+    ext = build / "_ext.so"
+    argv: list[str | Path] = ["gcc", "-shared", "-fPIC", "-o", ext, build / "ext.c"]
+    subprocess.run([*argv, "-Wl,--no-as-needed", "-l:libstdc++.so.6"], check=True)
+    project = project_with_extension(
+        tmp_path, local_channel, "python 3.12.*", "cp312-cp312-linux_x86_64", ext.read_bytes()
+    )
+    cache = tmp_path / "cache"
+    cold = portenv("pack", project, "-o", tmp_path / "cold.tar", "--use-cache", cache).stderr
+    assert "libstdc++.so.6" in cold, "bundled from this machine"
+    member = payload_of(tmp_path / "cold.tar").extractfile(".portenv/bundled.json")
+    assert member is not None
+    sources = {entry["source"] for entry in json.load(member)["bundled"]}
+    (entry,) = [p for p in (cache / "sealed").iterdir() if not p.name.startswith(".")]
+    record = json.loads((entry / "record.json").read_text())
+    assert sources <= {str(source[0]) for source in record["sources"]}
+    warm = portenv("pack", project, "-o", tmp_path / "warm.tar", "--use-cache", cache).stderr
+    assert "reusing the sealed environment" in warm
+    for source in record["sources"]:
+        source[2] -= 1  # as if each library had been replaced by an upgrade
+    (entry / "record.json").write_text(json.dumps(record))
+    again = portenv("pack", project, "-o", tmp_path / "again.tar", "--use-cache", cache).stderr
+    assert "reusing the sealed environment" not in again
