@@ -149,6 +149,27 @@ def test_a_library_already_in_lib_is_used_not_copied(tmp_path: Path, host: Path)
     assert dynamic(ext, "RUNPATH") == ["$ORIGIN", "$ORIGIN/../../.."]
 
 
+def test_a_library_the_env_holds_elsewhere_is_reached_not_bundled(
+    tmp_path: Path, host: Path
+) -> None:
+    """torch ships test programs in torch/bin/ with DT_RUNPATH $ORIGIN (and absolute foreign
+    entries) that need torch/lib/libc10.so: the env's own copy is reached, nothing refused."""
+    staged = environment(tmp_path / "env")
+    pkg = staged.path / SITE / "pkg"
+    own = host_library(pkg / "lib", "libown.so", "int dep(void) { return 3; }")
+    (host / "libown.so").write_bytes(own.read_bytes())  # the build machine's own is not taken
+    flags = [f"-L{pkg / 'lib'}", "-l:libown.so", "-Wl,--enable-new-dtags"]
+    program = gcc(
+        pkg / "bin" / "test_prog", "int dep(void); int main(void) { return dep(); }",
+        *flags, "-Wl,-rpath,$ORIGIN:/lib/intel64",
+    )  # fmt: skip
+    bundle = complete_closure(staged)
+    assert bundle.bundled == (), "nothing copied from the build machine"
+    assert dynamic(program, "RUNPATH") == ["$ORIGIN", "$ORIGIN/../lib"]
+    done = subprocess.run([str(program)], capture_output=True, env={}, check=False)
+    assert done.returncode == 3, done.stderr
+
+
 def test_a_missing_library_is_refused_naming_it_and_its_needer(tmp_path: Path, host: Path) -> None:
     staged = environment(tmp_path / "env")
     extension(staged.path, "ext.so", ["libdep.so.1"], f"-L{host}")

@@ -105,6 +105,8 @@ class _Walk:
     bundled: dict[str, HostLibrary] = field(default_factory=dict)
     left: dict[str, LeftToTarget] = field(default_factory=dict)
     missing: list[str] = field(default_factory=list)
+    names: dict[Path, set[str]] | None = None
+    """Each ELF file's names (its own and its symlinks'), read when first needed."""
 
     def label(self, path: Path) -> str:
         return str(path.relative_to(self.root))
@@ -271,13 +273,19 @@ def _repair(
     added: list[Needer] = []
     lib = walk.root / "lib"
     unresolved, walk.unresolved = walk.unresolved, {}
+    resolver = LibraryResolver.inside(walk.root)
     for soname, needers in sorted(unresolved.items()):
         labels = {walk.label(p) for p in needers}
         reason = _left_reason(soname, allowed)
+        held = None if (lib / soname).exists() else _held_elsewhere(walk, soname)
         if reason is not None:
             old = walk.left[soname].needed_by if soname in walk.left else ()
             walk.left[soname] = LeftToTarget(soname, tuple(sorted({*labels, *old})), reason)
             unresolved[soname] = set()
+        elif held is not None:  # another folder of the env holds it (torch/lib/libc10.so)
+            for path in sorted(needers):
+                if not _reaches(walk, path, soname, exe, resolver):
+                    walk.nodes[path].entries.append(origin_rpath(path, held.parent))
         elif not (lib / soname).exists():
             copied = _copy_in(walk, soname, needers, host)
             if copied is None:
@@ -288,7 +296,6 @@ def _repair(
             record = walk.bundled[soname]
             needed_by = tuple(sorted({*record.needed_by, *labels}))
             walk.bundled[soname] = replace(record, needed_by=needed_by)
-    resolver = LibraryResolver.inside(walk.root)
     for soname, needers in unresolved.items():
         for path in sorted(needers):
             if not _reaches(walk, path, soname, exe, resolver):
@@ -298,6 +305,16 @@ def _repair(
                         f"{soname} (needed by {walk.label(path)}; lib/{soname} does not fit)"
                     )
     return added
+
+
+def _held_elsewhere(walk: _Walk, soname: str) -> Path | None:
+    """The environment's own library of that name outside lib/, if there is one: a file a
+    package ships beside its others, which a program of that package names without a search
+    path that reaches it (torch's test programs in torch/bin/ and libc10.so in torch/lib/)."""
+    if walk.names is None:
+        walk.names = _aliases(walk.root, walk.nodes)
+    held = sorted(path for path, names in walk.names.items() if soname in names)
+    return held[0] if held else None
 
 
 def _reaches(walk: _Walk, path: Path, soname: str, exe: Needer, resolver: LibraryResolver) -> bool:
