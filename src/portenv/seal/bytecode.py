@@ -177,7 +177,10 @@ def compile_prefix(
     With ``bytecode.cache``, each .pyc is kept there and reused by later packs."""
     sources = clear_bytecode(root)
     worker = target_file("pyc_worker.py")
-    argv = [str(bytecode.python), "-s", "-S", "-c", worker, str(root), placeholder]
+    # -B: the worker's own imports (re, importlib ...) come from the env's stdlib when it runs
+    # the env's python; without it they would write timestamp .pyc files there, racing with
+    # the checked-hash ones the workers write for the same modules.
+    argv = [str(bytecode.python), "-B", "-s", "-S", "-c", worker, str(root), placeholder]
     if bytecode.cache is not None:
         argv.append(str(cache_folder(bytecode.cache, bytecode, worker)))
     env = {"PYTHONHASHSEED": "0", "LC_ALL": "C"}  # frozensets iterate in one order

@@ -183,7 +183,7 @@ def compile_sources(root: str, sources: list[str], manifest: dict) -> None:  # t
     import subprocess
 
     python = os.path.join(root, manifest["python"])
-    argv = [python, "-s", "-S", worker, root, placeholder(int(manifest["prefix_max"]))]
+    argv = [python, "-B", "-s", "-S", worker, root, placeholder(int(manifest["prefix_max"]))]
     env = {"PYTHONHASHSEED": "0", "LC_ALL": "C"}
     names = "\0".join(sources).encode("utf-8", "surrogateescape")
     try:
