@@ -271,6 +271,8 @@ class PackMeta:
     payload, offset in its tar stream), the last one being (payload_size, tar size)."""
     glibc_floor_files: tuple[tuple[str, str], ...] = ()
     """The ELF files that need the highest GLIBC_ versions, as (version, relative path)."""
+    update: tuple[tuple[str, str], ...] = ()
+    """An update's own keys (docs/format.md, "Updates"): it makes the format `update1`."""
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> PackMeta:
@@ -284,7 +286,7 @@ class PackMeta:
         cuts = " ".join(f"{packed}:{tar}" for packed, tar in self.payload_cuts)
         floor = " ".join(f"{v}:{_meta_path(f)}" for v, f in self.glibc_floor_files)
         return [
-            "format=1",
+            f"format={'update1' if self.update else '1'}",
             f"portenv_version={self.portenv_version}",
             f"platform={self.platform}",
             f"arch={self.arch}",
@@ -300,6 +302,7 @@ class PackMeta:
             f"python={self.python}",
             f"env_name={self.env_name}",
             *([f"payload_cuts={cuts}"] if cuts else []),
+            *(f"{key}={value}" for key, value in self.update),
         ]
 
 
