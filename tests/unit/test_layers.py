@@ -28,6 +28,7 @@ ORDER = [
     "pack",
     "convert",
     "unpack",
+    "delta",
     "author",
     "inspect",
     "cli",
