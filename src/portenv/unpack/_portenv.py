@@ -130,7 +130,7 @@ def _read_at(stream: BinaryIO, offset: int, size: int) -> bytes:
 
 
 def _check_meta(path: Path, meta: Mapping[str, str]) -> None:
-    if meta.get("format") != "1":
+    if meta.get("format") not in ("1", "update1"):
         msg = (
             f"{path} is of archive format '{meta.get('format', '')}', this unpacker knows format 1"
         )
