@@ -18,7 +18,7 @@ from pathlib import Path
 
 from portenv.errors import InputError
 from portenv.reporting import NullReporter, Reporter
-from portenv.target.update import MANIFEST, canonical_manifest
+from portenv.target.update import MANIFEST, canonical_manifest, payload_form
 from portenv.unpack import PortenvArchive, check_payload, payload_tar, read_archive
 from portenv.write import WrittenArchive, writer_for
 from portenv.write.delta import Tree, UpdateFacts, plan_delta, write_update
@@ -47,40 +47,51 @@ def _kind(member: tarfile.TarInfo) -> str:
     return "?"
 
 
-def _digest(payload: tarfile.TarFile, member: tarfile.TarInfo) -> tuple[str, bytes | None]:
-    """The member's sha256, and its bytes when it is the relocation manifest."""
+def _digests(payload: tarfile.TarFile, member: tarfile.TarInfo) -> tuple[str, bytes]:
+    """The member's sha256, and its bytes when it may be a text file of the relocation
+    manifest (the manifest itself, or a script starting with a `#!` line), whose digest is
+    taken of its payload form once the manifest is known."""
     stream = payload.extractfile(member)
     assert stream is not None
-    if member.name == MANIFEST:
-        data = stream.read()
-        return "", data
     digest = hashlib.sha256()
-    while chunk := stream.read(_CHUNK):
-        digest.update(chunk)
-    return digest.hexdigest(), None
+    first = stream.read(_CHUNK)
+    kept = first if first.startswith(b"#!") or member.name == MANIFEST else b""
+    while first:
+        digest.update(first)
+        first = stream.read(_CHUNK)
+        if kept and first:
+            kept += first
+    return digest.hexdigest(), kept
 
 
 def read_tree(archive: PortenvArchive) -> Tree:
     """The tree of an archive's payload, as the target lists it once unpacked."""
     listing: list[list[str]] = []
-    manifest = b""
+    texts: dict[str, bytes] = {}
     with payload_tar(archive) as payload:
         for member in payload:
             kind = _kind(member)
             value = member.linkname if kind == "l" else ""
+            name = member.name.removeprefix("./")
             if kind in "fx":
-                value, data = _digest(payload, member)
-                manifest = data if data is not None else manifest
-            listing.append([member.name.removeprefix("./"), kind, value])
-    if not manifest:
+                value, data = _digests(payload, member)
+                if data:
+                    texts[name] = data
+            listing.append([name, kind, value])
+    if MANIFEST not in texts:
         msg = f"{archive.path} has no {MANIFEST}"
         raise InputError(msg, hint="pack it again with a newer portenv")
-    parsed = json.loads(manifest.decode("utf-8"))
-    canonical = canonical_manifest(manifest, str(parsed["prefix"]))
+    manifest = json.loads(texts[MANIFEST].decode("utf-8"))
+    holder = str(manifest["prefix"])
+    entries = {str(e["path"]): e for e in manifest["files"]}
     for entry in listing:
-        if entry[0] == MANIFEST:
-            entry[2] = hashlib.sha256(canonical).hexdigest()
-    return Tree(listing, parsed)
+        path = entry[0]
+        if path == MANIFEST:
+            entry[2] = hashlib.sha256(canonical_manifest(texts[path], holder)).hexdigest()
+        elif path in texts and entries.get(path, {}).get("mode") == "text":
+            form = payload_form(texts[path], entries[path], holder.encode(), holder.encode())
+            entry[2] = hashlib.sha256(form).hexdigest()
+    return Tree(listing, manifest)
 
 
 def _open(path: Path, role: str) -> PortenvArchive:

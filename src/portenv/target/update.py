@@ -27,7 +27,6 @@ import json
 import os
 import stat
 import sys
-from typing import Any
 
 __all__ = [
     "PLAN",
@@ -76,8 +75,10 @@ def _fold_trampoline(data: bytes) -> bytes:
 
 
 def payload_form(data: bytes, entry: dict | None, prefix: bytes, placeholder: bytes) -> bytes:  # type: ignore[type-arg]
-    """A file's content with the prefix it holds now put back to the placeholder."""
-    if entry is None or prefix == placeholder:
+    """A file's content with the prefix it holds now put back to the placeholder: what its
+    digest is taken of. A text file's `/bin/sh` trampoline is folded back to its `#!` line,
+    on both sides: a payload may hold one (a long placeholder) where the target has none."""
+    if entry is None:
         return data
     if entry["mode"] == "binary":
         out = bytearray(data)
@@ -237,14 +238,12 @@ def _read(path: str) -> bytes:
 
 
 def build(dest: str, update: str, work: str, plan: dict) -> list[str]:  # type: ignore[type-arg]
-    """Lay out the new tree in `work`; the relative paths left in payload form."""
+    """Lay out the new tree in `work`: kept files are hard links of the old tree's (a plan
+    ships every file that holds the prefix as text, or whose manifest entry changed, so a
+    kept file holds it only in binary regions, which relocate again exactly). Returns the
+    relative paths of the shipped files, in payload form."""
     mask = _umask()
-    old = _load_manifest(dest)
-    prefix, holder = str(old["prefix"]).encode(), _placeholder(int(old["prefix_max"])).encode()
-    old_entries = {str(e["path"]): e for e in old["files"]}
-    new_manifest = json.loads(_read(os.path.join(update, FILES, MANIFEST)).decode("utf-8"))
-    new_entries = {str(e["path"]): e for e in new_manifest["files"]}
-    raw: list[str] = []
+    shipped: list[str] = []
     os.mkdir(work, 0o755 & ~mask)
     for path, kind, value, source in plan["new"]:
         target = os.path.join(work, path)
@@ -257,32 +256,10 @@ def build(dest: str, update: str, work: str, plan: dict) -> list[str]:  # type: 
             os.rename(os.path.join(update, FILES, path), target)
             os.chmod(target, mode)
             os.utime(target, (0, 0))
-            raw.append(path)
+            shipped.append(path)
         else:
-            source_path = os.path.join(dest, path)
-            entries = (old_entries.get(path), new_entries.get(path))
-            if _from_old(source_path, target, mode, entries, (prefix, holder)):
-                raw.append(path)
-    return raw
-
-
-def _from_old(
-    source: str,
-    target: str,
-    mode: int,
-    entries: tuple[dict[str, Any] | None, dict[str, Any] | None],
-    prefixes: tuple[bytes, bytes],
-) -> bool:
-    """An unchanged file: a hard link, unless it holds the prefix as text (written back in
-    payload form, to be relocated as an unpack does: True) or stops or starts holding it."""
-    old, new = entries
-    if (old is None and new is None) or (
-        new is not None and new["mode"] == "binary" and old == new
-    ):
-        _link(source, target, mode)
-        return False
-    _write(target, payload_form(_read(source), old, *prefixes), mode)
-    return new is not None
+            _link(os.path.join(dest, path), target, mode)
+    return shipped
 
 
 def _link(source: str, target: str, mode: int) -> None:
@@ -293,7 +270,7 @@ def _link(source: str, target: str, mode: int) -> None:
         _write(target, _read(source), mode)
 
 
-def relocate_new(work: str, dest: str, raw: list[str], engine_path: str) -> None:
+def relocate_new(work: str, dest: str, shipped: list[str], engine_path: str) -> None:
     """Relocate what is in payload form with the new environment's engine, then write the
     new manifest as an unpack of the new archive leaves it."""
     spec = importlib.util.spec_from_file_location("portenv_update_relocate", engine_path)
@@ -302,7 +279,7 @@ def relocate_new(work: str, dest: str, raw: list[str], engine_path: str) -> None
     spec.loader.exec_module(engine)
     full = _load_manifest(work)
     partial = dict(full)
-    wanted = set(raw)
+    wanted = set(shipped)
     partial["files"] = [e for e in full["files"] if e["path"] in wanted]
     partial["prefix"] = engine.placeholder(int(full["prefix_max"]))
     manifest = os.path.join(work, MANIFEST)
@@ -340,8 +317,8 @@ def apply(dest: str, update: str, aside: str) -> int:
     plan = json.loads(_read(os.path.join(update, PLAN)).decode("utf-8"))
     check_old(dest, plan)
     work = os.path.join(update, "new")
-    raw = build(dest, update, work, plan)
-    relocate_new(work, dest, raw, os.path.join(update, ".portenv-update", "relocate.py"))
+    shipped = build(dest, update, work, plan)
+    relocate_new(work, dest, shipped, os.path.join(update, ".portenv-update", "relocate.py"))
     switch(work, dest, aside)
     return len(plan["new"])
 

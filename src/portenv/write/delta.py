@@ -2,9 +2,10 @@
 
 The trees are compared in the payload's form (docs/format.md, "Updates"): a file is shipped
 when it is new, its content or kind changed, or its relocation entry changed; the relocation
-manifest is always shipped. The update is a portenv container like an archive (the same meta
-block and payload code, `format=update1`), whose payload holds the plan, the files shipped and
-the two target scripts that apply it.
+manifest and the files it lists as text (small: scripts and configuration) are always shipped,
+so that every file kept is a hard link of the old one. The update is a portenv container like
+an archive (the same meta block and payload code, `format=update1`), whose payload holds the
+plan, the files shipped and the two target scripts that apply it.
 """
 
 from __future__ import annotations
@@ -79,10 +80,12 @@ def plan_delta(old: Tree, new: Tree) -> DeltaPlan:
     ship: list[str] = []
     for path, kind, digest in after:
         source = "old"
+        entry = new_entries.get(path)
         if kind in "fx" and (
             was.get(path) != (kind, digest)
             or path == MANIFEST
-            or old_entries.get(path) != new_entries.get(path)
+            or old_entries.get(path) != entry
+            or (isinstance(entry, dict) and entry.get("mode") == "text")
         ):
             source = "update"
             ship.append(path)
