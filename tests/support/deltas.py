@@ -80,7 +80,13 @@ def python_updates(dist: Path, python: Path, cache: Path) -> Path:
 
 
 def snapshot(root: Path) -> dict[str, tuple[object, ...]]:
-    """Every path under `root`: kind, mode, symlink target, content digest."""
+    """Every path under `root`: kind, mode, symlink target, content digest.
+
+    A timestamp-based .pyc (PEP 552 flags 0) was written on the target by a python that found
+    the packed one stale: its bytes differ from run to run (marshal's refcount-dependent
+    flags), so only its kind is recorded. Every .pyc portenv packs or relocation writes is a
+    checked-hash one; a pack that ships a timestamp .pyc has one rewritten on every target.
+    """
     out: dict[str, tuple[object, ...]] = {}
     for folder, dirs, files in os.walk(root):
         for name in dirs + files:
@@ -92,6 +98,8 @@ def snapshot(root: Path) -> dict[str, tuple[object, ...]]:
             elif stat.S_ISDIR(st.st_mode):
                 out[key] = ("d", st.st_mode & 0o7777)
             else:
-                digest = hashlib.sha256(full.read_bytes()).hexdigest()
+                data = full.read_bytes()
+                stale = name.endswith(".pyc") and data[4:8] == b"\0\0\0\0"
+                digest = "timestamp pyc" if stale else hashlib.sha256(data).hexdigest()
                 out[key] = ("f", st.st_mode & 0o7777, digest)
     return out
