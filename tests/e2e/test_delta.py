@@ -210,14 +210,26 @@ done
 """
 
 
-def test_sigkill_during_the_apply(busybox_root: Path, conda_dist: Path, tmp_path: Path) -> None:
-    """Every process killed at timed points and while the engine runs: the env is A or the
-    complete B, never anything else; the next run completes the update (or finds it done) and
-    leaves nothing beside the env."""
+KILL_POINTS = {
+    "busybox": "t:50 t:200 t:400 t:600 t:800 p:python3.12 p:python3.12:3 p:python3.12:10",
+    # exact steps through fault-shim.sh (dash runs mkdir, tar and rm from PATH): the lock
+    # taken, the update extracted, the new env swapped in but the old one not yet removed
+    "trixie": "h:after:mkdir:*/.portenv-lock.* h:after:tar:*/.portenv-tmp.*"
+    " h:before:rm:*/.portenv-old.*",
+}
+
+
+@pytest.mark.parametrize("target", sorted(KILL_POINTS))
+def test_sigkill_during_the_apply(
+    request: pytest.FixtureRequest, conda_dist: Path, tmp_path: Path, target: str
+) -> None:
+    """Every process killed at timed points, while the engine runs, and at exact steps: the
+    env is A or the complete B, never anything else; the next run completes the update (or
+    finds it done) and leaves nothing beside the env."""
     kit = make_kit(tmp_path / "kit")
-    points = "t:50 t:200 t:400 t:600 t:800 p:python3.12 p:python3.12:3 p:python3.12:10"
+    points = KILL_POINTS[target]
     result = run_in_rootfs(
-        busybox_root,
+        request.getfixturevalue(f"{target}_root"),
         ["/bin/sh", "-c", f"export POINTS='{points}'\n{KILL_DRIVER}"],
         binds=[(conda_dist, "/dist"), (kit, "/faults"), (_made(tmp_path / "srv"), "/srv")],
         tmpfs=[("/h", "16m")],
@@ -235,3 +247,5 @@ def test_sigkill_during_the_apply(busybox_root: Path, conda_dist: Path, tmp_path
         assert (fields["final"], fields["left"]) == ("new", "env,"), row
         states.append((fields["rc"], fields["state"]))
     assert ("137", "old") in states, "no point killed the apply before it was done"
+    if target == "trixie":  # killed after the swap, before the old tree was removed
+        assert states[-1] == ("137", "new"), rows

@@ -318,7 +318,13 @@ def apply(dest: str, update: str, aside: str) -> int:
     check_old(dest, plan)
     work = os.path.join(update, "new")
     shipped = build(dest, update, work, plan)
-    relocate_new(work, dest, shipped, os.path.join(update, ".portenv-update", "relocate.py"))
+    try:
+        relocate_new(work, dest, shipped, os.path.join(update, ".portenv-update", "relocate.py"))
+    except Exception as exc:  # the new engine's own RelocationError, or what it hit
+        msg = f"relocating the new files to {dest} failed: {exc}"
+        raise UpdateError(
+            msg, f"{dest} was left as it was; choose a shorter or plainer path", 8
+        ) from exc
     switch(work, dest, aside)
     return len(plan["new"])
 
