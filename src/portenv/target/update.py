@@ -161,14 +161,14 @@ def tree_listing(root: str) -> list[list[str]]:
         elif stat.S_ISDIR(st.st_mode):
             out.append([path, "d", ""])
         elif stat.S_ISREG(st.st_mode):
-            with open(full, "rb") as stream:
-                data = stream.read()
             if path == MANIFEST:
-                data = canonical_manifest(data, holder)
+                digest = hashlib.sha256(canonical_manifest(_read(full), holder)).hexdigest()
+            elif path in entries:
+                form = payload_form(_read(full), entries[path], prefix, holder.encode())
+                digest = hashlib.sha256(form).hexdigest()
             else:
-                data = payload_form(data, entries.get(path), prefix, holder.encode())
-            kind = "x" if st.st_mode & 0o100 else "f"
-            out.append([path, kind, hashlib.sha256(data).hexdigest()])
+                digest = _sha256_of(full)
+            out.append([path, "x" if st.st_mode & 0o100 else "f", digest])
         else:
             out.append([path, "?", ""])
     return drop_derived(out, manifest)
@@ -230,6 +230,15 @@ def _write(path: str, data: bytes, mode: int) -> None:
         stream.write(data)
     os.chmod(path, mode)
     os.utime(path, (0, 0))
+
+
+def _sha256_of(path: str) -> str:
+    """A file's sha256, read in chunks (a library may be hundreds of MB)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _read(path: str) -> bytes:
