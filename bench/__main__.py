@@ -67,9 +67,10 @@ def only_delta(args: argparse.Namespace) -> int:
     pieces = [measure_delta(spec, debian_rootfs("trixie")) for spec in specs]
     stored = cache_root() / "results.json"
     results = json.loads(stored.read_text()) if stored.is_file() else {}
-    results["delta"] = pieces
+    piece = {"pieces": pieces, "command": args.command, "load average": load_average()}
+    results["delta"] = piece
     stored.write_text(json.dumps(results, indent=1))
-    sys.stdout.write("\n".join(delta_section(pieces, args.command, load_average())) + "\n")
+    sys.stdout.write("\n".join(delta_section(piece)) + "\n")
     return 0
 
 
