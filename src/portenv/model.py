@@ -279,7 +279,8 @@ class PackMeta:
         """Read back `dataclasses.asdict` of a PackMeta (JSON turns its tuples into lists)."""
         cuts = tuple((int(packed), int(tar)) for packed, tar in data.get("payload_cuts", ()))
         floor = tuple((str(v), str(f)) for v, f in data.get("glibc_floor_files", ()))
-        return cls(**{**data, "payload_cuts": cuts, "glibc_floor_files": floor})
+        update = tuple((str(k), str(v)) for k, v in data.get("update", ()))
+        return cls(**{**data, "payload_cuts": cuts, "glibc_floor_files": floor, "update": update})
 
     def lines(self) -> list[str]:
         """The ``key=value`` lines, in a fixed order."""
