@@ -32,7 +32,8 @@ def refused(done: subprocess.CompletedProcess[str], code: int, what: str) -> Non
 def test_portenv_unpack_applies_an_update(dist: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     portenv("unpack", dist / "A.sh", "-o", out)
-    portenv("unpack", dist / "AB.sh", "-o", out)
+    said = portenv("unpack", dist / "AB.sh", "-o", out).stderr.splitlines()
+    assert said[0].startswith(f"portenv: updated {out / 'env'} ("), said
     refused(portenv("unpack", dist / "AB.sh", "-o", out, check=False), 1, "already updated")
     updated = snapshot(out / "env")
     assert sorted(p.name for p in out.iterdir()) == ["env"]

@@ -444,7 +444,10 @@ def unpack_cmd(
         )
     finally:
         reporter.close()
-    sys.stderr.write(f"portenv: unpacked {result.files} files into {result.path}\n")
+    if result.updated:
+        sys.stderr.write(f"portenv: updated {result.path} ({result.files} paths)\n")
+    else:
+        sys.stderr.write(f"portenv: unpacked {result.files} files into {result.path}\n")
     sys.stderr.write(f"activate with: . {result.activate}\n")
 
 

@@ -62,7 +62,7 @@ def apply_update(
     placement = Placement(dest, force=True)
     with placement as work:
         aside = dest.sibling("old")
-        placement._old = aside  # put back by the cleanup if killed between two renames
+        placement.keep_aside(aside)
         try:
             with payload_tar(archive) as payload:
                 payload.extractall(work, filter="data")
@@ -72,7 +72,7 @@ def apply_update(
             raise error(str(exc), hint=exc.hint) from exc
         except OSError as exc:
             raise write_failed(dest, exc) from exc
-        placement._old = None
+        placement.keep_aside(None)
         shutil.rmtree(aside, ignore_errors=True)
     reporter.on_task_complete(token)
-    return UnpackResult("portenv", dest.path, count, dest.path / "bin" / "activate")
+    return UnpackResult("portenv", dest.path, count, dest.path / "bin" / "activate", updated=True)
