@@ -34,7 +34,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--tools", help="the bench tool venv (conda-pack etc.)")
     parser.add_argument(
         "--only",
-        choices=["onefile"],
+        choices=["onefile", "delta"],
         help="run one piece: measure it, store it in results.json and print its report section",
     )
     parser.add_argument("--output", default=str(REPO / "BENCHMARKS.md"))
@@ -58,10 +58,28 @@ def only_onefile(args: argparse.Namespace) -> int:
     return 0
 
 
+def only_delta(args: argparse.Namespace) -> int:
+    """The update piece alone (S and M): measured, merged into results.json, section printed."""
+    from bench.delta import delta_section, measure_delta
+    from tests.support.rootfs import debian_rootfs
+
+    specs = [s for s in environments(args.reps_scale) if s.name in ("S", "M")]
+    pieces = [measure_delta(spec, debian_rootfs("trixie")) for spec in specs]
+    stored = cache_root() / "results.json"
+    results = json.loads(stored.read_text()) if stored.is_file() else {}
+    piece = {"pieces": pieces, "command": args.command, "load average": load_average()}
+    results["delta"] = piece
+    stored.write_text(json.dumps(results, indent=1))
+    sys.stdout.write("\n".join(delta_section(piece)) + "\n")
+    return 0
+
+
 def main(argv: list[str]) -> int:
     args = parse(argv)
     if args.only == "onefile":
         return only_onefile(args)
+    if args.only == "delta":
+        return only_delta(args)
     if not args.tools:
         sys.stderr.write("bench: --tools is needed to run the whole suite\n")
         return 2

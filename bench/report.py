@@ -637,6 +637,10 @@ def write_report(results: dict[str, Any], output: Path, tools: Path) -> None:
     ]
     if "onefile" in results:
         lines += onefile_section(results["onefile"])
+    if "delta" in results:
+        from bench.delta import delta_section  # it reads this module's helpers
+
+        lines += delta_section(results["delta"])
     for env in envs:
         lines += [f"### {env.name}: {env.data['spec']['what']}", ""]
         lines += _pack_table(env) + _codec_table(env) + _unpack_table(env) + _phase_tables(env)

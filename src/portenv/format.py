@@ -20,12 +20,16 @@ __all__ = [
     "META_NAME",
     "META_SIZE",
     "PAYLOAD_OFFSET",
+    "UPDATE_FORMAT",
+    "UPDATE_KEYS",
     "Exit",
     "env_name_problem",
     "meta_problem",
 ]
 
 FORMAT_VERSION = "1"
+UPDATE_FORMAT = "update1"
+"""The `format` of an update (``portenv delta``): an archive's keys, then UPDATE_KEYS."""
 META_NAME = "portenv/meta"
 META_SIZE = 4096
 """The meta member: ``key=value`` lines padded with newlines to exactly this size."""
@@ -80,6 +84,18 @@ with a pattern other than ``[0-9: ]*`` must be present; a reader ignores keys it
 and takes the first line of a key."""
 
 _OPTIONAL = frozenset({"payload_cuts"})
+
+UPDATE_KEYS = (
+    "from_sha256",
+    "to_sha256",
+    "from_id",
+    "to_id",
+    "adds",
+    "changes",
+    "removes",
+    "new_python",
+)
+"""An update's own meta keys, after the archive's, in this order (docs/format.md, "Updates")."""
 
 
 def meta_problem(meta: Mapping[str, str]) -> str | None:

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, NewType
 
-from portenv.format import FORMAT_VERSION
+from portenv.format import FORMAT_VERSION, UPDATE_FORMAT
 
 __all__ = [
     "CondaPackage",
@@ -302,20 +302,23 @@ class PackMeta:
     payload, offset in its tar stream), the last one being (payload_size, tar size)."""
     glibc_floor_files: tuple[tuple[str, str], ...] = ()
     """The ELF files that need the highest GLIBC_ versions, as (version, relative path)."""
+    update: tuple[tuple[str, str], ...] = ()
+    """An update's own keys (docs/format.md, "Updates"): it makes the format `update1`."""
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> PackMeta:
         """Read back `dataclasses.asdict` of a PackMeta (JSON turns its tuples into lists)."""
         cuts = tuple((int(packed), int(tar)) for packed, tar in data.get("payload_cuts", ()))
         floor = tuple((str(v), str(f)) for v, f in data.get("glibc_floor_files", ()))
-        return cls(**{**data, "payload_cuts": cuts, "glibc_floor_files": floor})
+        update = tuple((str(k), str(v)) for k, v in data.get("update", ()))
+        return cls(**{**data, "payload_cuts": cuts, "glibc_floor_files": floor, "update": update})
 
     def lines(self) -> list[str]:
         """The ``key=value`` lines, in a fixed order."""
         cuts = " ".join(f"{packed}:{tar}" for packed, tar in self.payload_cuts)
         floor = " ".join(f"{v}:{_meta_path(f)}" for v, f in self.glibc_floor_files)
         return [
-            f"format={FORMAT_VERSION}",
+            f"format={UPDATE_FORMAT if self.update else FORMAT_VERSION}",
             f"portenv_version={self.portenv_version}",
             f"platform={self.platform}",
             f"arch={self.arch}",
@@ -331,6 +334,7 @@ class PackMeta:
             f"python={self.python}",
             f"env_name={self.env_name}",
             *([f"payload_cuts={cuts}"] if cuts else []),
+            *(f"{key}={value}" for key, value in self.update),
         ]
 
 

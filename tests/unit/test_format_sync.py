@@ -11,7 +11,7 @@ import re
 from dataclasses import fields
 from pathlib import Path
 
-from portenv.format import FORBIDDEN_IN_DESTINATION, META_KEYS, Exit
+from portenv.format import FORBIDDEN_IN_DESTINATION, META_KEYS, UPDATE_KEYS, Exit
 from portenv.model import PackMeta
 from portenv.target import relocate
 
@@ -33,6 +33,12 @@ def test_the_sh_unpacker_reads_known_keys() -> None:
     assert read <= set(META_KEYS), read - set(META_KEYS)
     validated = {key for key, pattern in META_KEYS.items() if pattern is not None}
     assert validated <= read, "the sh unpacker must read every key it has to validate"
+
+
+def test_the_sh_unpacker_reads_the_update_keys() -> None:
+    read = set(re.findall(r"\bupdate_key ([a-z0-9_]+)", SCRIPT))
+    assert read, "the sh unpacker reads no update key"
+    assert read <= set(UPDATE_KEYS), read - set(UPDATE_KEYS)
 
 
 def test_the_sh_unpacker_exits_with_known_codes() -> None:

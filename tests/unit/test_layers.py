@@ -29,6 +29,7 @@ ORDER = [
     "pack",
     "convert",
     "unpack",
+    "delta",
     "author",
     "inspect",
     "cli",

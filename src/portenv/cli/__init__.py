@@ -21,6 +21,7 @@ from portenv.errors import PortenvError, UsageError
 from portenv.model import Plan
 
 if TYPE_CHECKING:
+    from portenv.reporting import Reporter
     from portenv.write import WrittenArchive
 
 __all__ = ["app", "main", "run"]
@@ -255,6 +256,15 @@ def plan_cmd(
     help="Refuse to pack an environment that needs a newer glibc than this; with --python, "
     "PyPI wheels are resolved for that manylinux level (default 2.28).",
 )
+@click.option(
+    "--delta-from",
+    "delta_from",
+    type=click.Path(path_type=Path),
+    default=None,
+    metavar="OLD",
+    help="Write to -o the update from the archive OLD to the environment packed "
+    "(as `portenv delta OLD NEW`), instead of the full archive.",
+)
 @python_source
 def pack_cmd(
     project: Path,
@@ -276,6 +286,7 @@ def pack_cmd(
     skip_pypi: tuple[str, ...],
     allow_missing: tuple[str, ...],
     glibc: str | None,
+    delta_from: Path | None,
     python_source: PythonOptions,
 ) -> None:
     """Pack an environment into a self-extracting env.sh or an env.tar."""
@@ -289,6 +300,12 @@ def pack_cmd(
             msg = "--no-pip applies to --python packs only"
             raise UsageError(msg, hint="a pixi project has pip only if its lock lists it")
         source = dataclasses.replace(source, pip=False)
+    final = output
+    if delta_from is not None:
+        from portenv.delta import check_delta_output
+
+        check_delta_output(delta_from, output)
+        output = output.with_name(f".{output.name}.full{output.suffix}")
     try:
         written = pack(
             PackRequest(
@@ -309,6 +326,44 @@ def pack_cmd(
             ),
             reporter,
         )
+        if delta_from is not None:
+            written = _delta_of_full(delta_from, written, final, reporter)
+    finally:
+        reporter.close()
+    if not quiet:
+        _print_written(written)
+    sys.stdout.write(f"{written.sha256}  {written.path}\n")
+
+
+def _delta_of_full(
+    old: Path, full: WrittenArchive, output: Path, reporter: Reporter
+) -> WrittenArchive:
+    """`pack --delta-from`: the update from OLD to the archive just written, which goes."""
+    from portenv.delta import DeltaRequest, make_update
+
+    try:
+        return make_update(DeltaRequest(old, full.path, output), reporter)
+    finally:
+        full.path.unlink(missing_ok=True)
+        full.path.with_name(full.path.name + ".sha256").unlink(missing_ok=True)
+
+
+@app.command("delta")
+@click.argument("old", type=click.Path(path_type=Path))
+@click.argument("new", type=click.Path(path_type=Path))
+@output_opt("update.sh", "update.sh (self-extracting) or update.tar (for portenv-unpack).")
+@click.option(
+    "-q", "--quiet", is_flag=True, help="No progress and no notes (errors and warnings still)."
+)
+def delta_cmd(old: Path, new: Path, output: Path, quiet: bool) -> None:
+    """Write an update from the archive OLD to the archive NEW: only what changed."""
+    from portenv.cli.progress import RichReporter
+    from portenv.delta import DeltaRequest, check_delta_output, make_update
+
+    check_delta_output(old, output)
+    reporter = RichReporter(quiet=quiet)
+    try:
+        written = make_update(DeltaRequest(old, new, output), reporter)
     finally:
         reporter.close()
     if not quiet:
@@ -389,7 +444,10 @@ def unpack_cmd(
         )
     finally:
         reporter.close()
-    sys.stderr.write(f"portenv: unpacked {result.files} files into {result.path}\n")
+    if result.updated:
+        sys.stderr.write(f"portenv: updated {result.path} ({result.files} paths)\n")
+    else:
+        sys.stderr.write(f"portenv: unpacked {result.files} files into {result.path}\n")
     sys.stderr.write(f"activate with: . {result.activate}\n")
 
 

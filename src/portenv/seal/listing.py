@@ -11,6 +11,8 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from portenv.target.update import members
+
 __all__ = ["Entry", "listing", "members"]
 
 
@@ -33,16 +35,6 @@ class Entry:
         return cls(str(path), str(kind), int(str(size)), str(link))
 
 
-def members(root: Path) -> list[str]:
-    """Every path under `root`, relative, sorted so parents come before children."""
-    found: list[str] = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        base = os.path.relpath(dirpath, root)
-        for name in dirnames + filenames:
-            found.append(name if base == "." else f"{base}/{name}")
-    return sorted(found, key=lambda p: p.split("/"))
-
-
 def _entry(root: Path, relative: str) -> Entry:
     path = os.path.join(root, relative)
     st = os.lstat(path)
@@ -58,4 +50,4 @@ def _entry(root: Path, relative: str) -> Entry:
 
 def listing(root: Path) -> list[Entry]:
     """What the payload of `root` holds, in payload order."""
-    return [_entry(root, relative) for relative in members(root)]
+    return [_entry(root, relative) for relative in members(str(root))]

@@ -283,9 +283,7 @@ def _repair(
             walk.left[soname] = LeftToTarget(soname, tuple(sorted({*labels, *old})), reason)
             unresolved[soname] = set()
         elif held is not None:  # another folder of the env holds it (torch/lib/libc10.so)
-            for path in sorted(needers):
-                if not _reaches(walk, path, soname, exe, resolver):
-                    walk.nodes[path].entries.append(origin_rpath(path, held.parent))
+            _point_at(walk, held, soname, needers, (exe, resolver))
         elif not (lib / soname).exists():
             copied = _copy_in(walk, soname, needers, host)
             if copied is None:
@@ -297,14 +295,31 @@ def _repair(
             needed_by = tuple(sorted({*record.needed_by, *labels}))
             walk.bundled[soname] = replace(record, needed_by=needed_by)
     for soname, needers in unresolved.items():
-        for path in sorted(needers):
-            if not _reaches(walk, path, soname, exe, resolver):
-                walk.nodes[path].entries.append(origin_rpath(path, lib))
-                if not _reaches(walk, path, soname, exe, resolver):
-                    walk.missing.append(
-                        f"{soname} (needed by {walk.label(path)}; lib/{soname} does not fit)"
-                    )
+        _reach_lib(walk, soname, needers, (exe, resolver))
     return added
+
+
+def _reach_lib(
+    walk: _Walk, soname: str, needers: set[Path], how: tuple[Needer, LibraryResolver]
+) -> None:
+    """Give each needer that cannot reach lib/``soname`` an entry to lib/; else it is missing."""
+    lib = walk.root / "lib"
+    for path in sorted(needers):
+        if not _reaches(walk, path, soname, *how):
+            walk.nodes[path].entries.append(origin_rpath(path, lib))
+            if not _reaches(walk, path, soname, *how):
+                walk.missing.append(
+                    f"{soname} (needed by {walk.label(path)}; lib/{soname} does not fit)"
+                )
+
+
+def _point_at(
+    walk: _Walk, held: Path, soname: str, needers: set[Path], how: tuple[Needer, LibraryResolver]
+) -> None:
+    """Give each needer that cannot reach ``held`` an ``$ORIGIN``-relative entry to its folder."""
+    for path in sorted(needers):
+        if not _reaches(walk, path, soname, *how):
+            walk.nodes[path].entries.append(origin_rpath(path, held.parent))
 
 
 def _held_elsewhere(walk: _Walk, soname: str) -> Path | None:

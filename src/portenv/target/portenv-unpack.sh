@@ -421,7 +421,7 @@ open_archive() { # sets F, META and the meta values; exit 3 on anything wrong
     { holds $((OFF + 512)) && parse_head && [ "$M1" = "portenv/meta 4096" ]; } ||
         die 3 "$what" "give an env.tar or env.sh made by portenv"
     holds $((OFF + 5120)) || die 3 "$F is truncated (shorter than $((OFF + 5120)) bytes)" "copy it again"
-    [ "$FORMAT" = 1 ] || die 3 "$F has archive format '$FORMAT', this unpacker knows format 1" \
+    [ "$FORMAT" = 1 ] || [ "$FORMAT" = update1 ] || die 3 "$F has archive format '$FORMAT', this unpacker knows format 1" \
         "unpack it with the portenv-unpack of the portenv version that made it"
     case $COMPRESSION in
     gzip) UNZIP='gzip -dc' EXT=gz ;;
@@ -807,6 +807,73 @@ install_env() { # extract, check, relocate, rename into place
         die 8 "cannot write $DEST/.portenv/cache-ready" "check the free space of $ADIR"
 }
 
+# Updates (docs/format.md, "Updates"): an update.sh / update.tar holds the files that changed
+# and the engine that applies them (.portenv-update/apply.py), run by the environment's python.
+
+update_key() { # KEY: the value of KEY in the meta block (the first line for it counts)
+    printf '%s\n' "$META" | sed -n "s/^$1=//p" | sed -n 1p
+}
+
+update_main() { # apply an update to DIR/NAME (the options of an unpack; --force and --list refused)
+    U_FROM=$(update_key from_sha256) U_TO=$(update_key to_sha256)
+    U_ADDS=$(update_key adds) U_CHANGES=$(update_key changes) U_REMOVES=$(update_key removes)
+    for k in "$U_ADDS" "$U_CHANGES" "$U_REMOVES"; do isnum "$k" || die 3 "$F has a damaged meta block" "copy it again"; done
+    if [ -n "$INFO" ]; then
+        printf '%s\n' "$META" | sed '/^$/d'
+        printf 'update from %s to %s: adds %s, changes %s, removes %s files\n' \
+            "$U_FROM" "$U_TO" "$U_ADDS" "$U_CHANGES" "$U_REMOVES"
+        exit 0
+    fi
+    [ -z "$LIST" ] || die 2 "$F is an update: it lists no packages" "use --info to see what it updates"
+    [ -z "$FORCE" ] || die 2 "--force does not apply to an update" "an update changes the environment in place"
+    PROGRESS=
+    check_target
+    FORCE=1
+    check_dest
+    { [ -d "$DEST/.portenv" ] && [ ! -L "$DEST" ]; } || die 5 "$DEST is not a portenv environment to update" \
+        "give the -o DIR (and --env-name) of the environment this update is for"
+    { [ -x "$DEST/$PY" ] && [ -s "$DEST/$PY" ]; } || die 5 "$DEST has no runnable $PY" \
+        "it is not the environment this update is for"
+    check_whole_file
+    check_payload "$(payload_sha256)"
+    if [ -n "$CHECK" ]; then
+        update_check
+        printf 'portenv: all checks passed, %s can update %s\n' "$F" "$DEST" >&2
+        exit 0
+    fi
+    on_exit_clean
+    update_env
+    printf 'portenv: updated %s (%s added, %s changed, %s removed)\n' "$DEST" "$U_ADDS" "$U_CHANGES" "$U_REMOVES" >&2
+    exit 0
+}
+
+update_member() { # NAME: one member of the update's payload, on stdout
+    # shellcheck disable=SC2086 # UNZIP is a command and its option
+    rd $((OFF + 5120)) "$PSIZE" | $UNZIP | tar -xOf - "$1"
+}
+
+update_check() { # --check: the engine compares DEST with the update's plan, writing nothing
+    s=$(update_member .portenv-update/apply.py) || die 3 "$F holds no update engine" "copy it again"
+    update_member .portenv-update/plan.json | "$DEST/$PY" -I -S -B -c "$s" "$DEST" - - --check || exit $?
+}
+
+update_env() { # extract the update beside DEST; the engine checks DEST, builds the new tree
+    # beside it and switches it in (an interrupted run leaves TMP and OLD to sweep)
+    LOCK=$ADIR/.portenv-lock.$NAME
+    take_lock
+    sweep
+    TMP=$ADIR/.portenv-tmp.$NAME.$$
+    mkdir "$TMP" || die 5 "cannot create $TMP" "check permissions"
+    # shellcheck disable=SC2086 # UNZIP is a command and its option
+    rd $((OFF + 5120)) "$PSIZE" | $UNZIP | tar -xf - -C "$TMP" 2>"$LOCK/tar.err" ||
+        die 8 "extracting the update into $TMP failed" "check the free space of $ADIR"
+    check_tree
+    OLD=$ADIR/.portenv-old.$NAME.$$
+    "$DEST/$PY" -I -S -B "$TMP/.portenv-update/apply.py" "$DEST" "$TMP" "$OLD" || exit $?
+    rm -rf "$OLD" "$TMP"
+    TMP='' OLD=''
+}
+
 need_commands() {
     missing=
     for t in tail head tr sed awk wc cat dd tar gzip sha256sum uname df mkdir mv rm find ls; do
@@ -834,6 +901,7 @@ first_run() { # (in a subshell) unpack into the cache unless its entry is comple
     need_commands
     open_archive
     need_commands
+    [ "$FORMAT" != update1 ] || die 2 "$F is an update: it cannot --run" "apply it to the environment: sh $F -o DIR"
     PROGRESS=
     [ ! -t 2 ] || [ "$KIB" -lt 102400 ] || PROGRESS=1
     check_target
@@ -944,6 +1012,7 @@ main() {
     fi
     open_archive
     need_commands
+    [ "$FORMAT" != update1 ] || update_main
     if [ -n "$INFO" ]; then
         printf '%s\n' "$META" | sed '/^$/d'
         set -f

@@ -38,6 +38,7 @@ from portenv.unpack._portenv import (
     read_archive,
     unpack_portenv,
 )
+from portenv.unpack._update import apply_update, is_update, update_summary
 
 __all__ = [
     "ArchiveKind",
@@ -93,6 +94,9 @@ def unpack(request: UnpackRequest, reporter: Reporter | None = None) -> UnpackRe
     try:
         if archive_kind(request.archive) == "pixi-pack":
             return unpack_pixi_pack(request, reporter)
+        archive = read_archive(request.archive)
+        if is_update(archive):
+            return apply_update(request, archive, reporter)
         return unpack_portenv(request, reporter)
     except PortenvError as error:
         error.exit_code = exit_code_of(error)
@@ -126,9 +130,13 @@ def describe(path: Path, what: Literal["info", "list"]) -> str:
             msg = f"{path} is a pixi-pack archive: --info and --list read portenv archives"
             raise InputError(msg, hint="unpack it, or read its pixi-pack.json")
         archive = read_archive(path)
+        if what == "list" and is_update(archive):
+            msg = f"{path} is an update: it lists no packages"
+            raise UsageError(msg, hint="use --info to see what it updates")
         if what == "list":
             return packages_text(archive)
     except PortenvError as error:
         error.exit_code = exit_code_of(error)
         raise
-    return "".join(f"{key}={value}\n" for key, value in archive.meta.items())
+    text = "".join(f"{key}={value}\n" for key, value in archive.meta.items())
+    return text + (update_summary(archive) if is_update(archive) else "")

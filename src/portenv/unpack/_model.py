@@ -41,3 +41,5 @@ class UnpackResult:
     activate: Path
     """The script to source: ``DEST/bin/activate`` (portenv) or ``DIR/activate.sh``
     (pixi-pack, where pixi-unpack writes it)."""
+    updated: bool = False
+    """The archive was an update, applied to the environment already there."""

@@ -253,6 +253,11 @@ class Placement:
                 with contextlib.suppress(OSError):
                     os.rename(old, self.dest.path)
 
+    def keep_aside(self, old: Path | None) -> None:
+        """An update moves the environment to `old` itself (when it cannot swap the two
+        folders at once): leaving the block without the new one in place puts it back."""
+        self._old = old
+
     def commit(self, built: Path, extras: Mapping[str, Path] | None = None) -> None:
         """Rename `built` to the destination, then each extra file to ``DIR/<name>``."""
         target = self.dest.path

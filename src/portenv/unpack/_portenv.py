@@ -28,7 +28,14 @@ import zstandard
 from isal import igzip, isal_zlib
 
 from portenv.errors import CompatibilityError, HashMismatchError, InputError, RelocationError
-from portenv.format import FORMAT_VERSION, META_NAME, META_SIZE, PAYLOAD_OFFSET, meta_problem
+from portenv.format import (
+    FORMAT_VERSION,
+    META_NAME,
+    META_SIZE,
+    PAYLOAD_OFFSET,
+    UPDATE_FORMAT,
+    meta_problem,
+)
 from portenv.reporting import Reporter
 from portenv.source.safetar import extract_safely
 from portenv.target import relocate as engine
@@ -117,7 +124,7 @@ def _read_at(stream: BinaryIO, offset: int, size: int) -> bytes:
 
 
 def _check_meta(path: Path, meta: Mapping[str, str]) -> None:
-    if meta.get("format") != FORMAT_VERSION:
+    if meta.get("format") not in (FORMAT_VERSION, UPDATE_FORMAT):
         msg = (
             f"{path} is of archive format '{meta.get('format', '')}', "
             f"this unpacker knows format {FORMAT_VERSION}"
