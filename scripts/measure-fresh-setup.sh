@@ -2,7 +2,12 @@
 # Measure the README's set-up commands as a new user runs them on a fresh Debian machine: the
 # figures README.md states ("Try it" and "Run the tests") come from this script.
 #
-#   sh scripts/measure-fresh-setup.sh [--keep] [--test-minutes N] [--no-tests] [REPO]
+#   sh scripts/measure-fresh-setup.sh [--keep] [--test-minutes N] [--no-tests]
+#                                     [--python PREFIX] [REPO]
+#
+# --python PREFIX copies a CPython install (e.g. a pyenv 3.12, which the demo's pixi half and
+# the tests need; Debian 12 has 3.11) into the machine at the same path and puts its bin/
+# first on PATH, as for a user who has one: its python3 then makes .venv.
 #
 # What it does (root, on a Debian host with debootstrap; 10-30 minutes on 2 cores):
 #   1. `debootstrap --variant=minbase` of the host's own Debian release into a scratch folder
@@ -30,13 +35,15 @@ set -eu
 KEEP=
 TEST_MINUTES=20
 TESTS=1
+EXTRA_PYTHON=
 REPO=
 while [ $# -gt 0 ]; do
     case $1 in
     --keep) KEEP=1 ;;
     --test-minutes) TEST_MINUTES=$2; shift ;;
     --no-tests) TESTS= ;;
-    -*) echo "usage: sh scripts/measure-fresh-setup.sh [--keep] [--test-minutes N] [--no-tests] [REPO]" >&2; exit 2 ;;
+    --python) EXTRA_PYTHON=$2; shift ;;
+    -*) echo "usage: sh scripts/measure-fresh-setup.sh [--keep] [--test-minutes N] [--no-tests] [--python PREFIX] [REPO]" >&2; exit 2 ;;
     *) REPO=$1 ;;
     esac
     shift
@@ -50,13 +57,18 @@ die() {
 [ "$(id -u)" = 0 ] || die "this needs root (debootstrap, chroot, mounts)" "run it with sudo"
 command -v debootstrap >/dev/null 2>&1 || die "debootstrap is not installed" "apt-get install debootstrap"
 git -C "$REPO" rev-parse HEAD >/dev/null 2>&1 || die "not a git repository: $REPO" "name a portenv checkout"
+if [ -n "$EXTRA_PYTHON" ]; then
+    [ -x "$EXTRA_PYTHON/bin/python3" ] || die "no bin/python3 in $EXTRA_PYTHON" "name a CPython install prefix"
+    EXTRA_PYTHON=$(cd "$EXTRA_PYTHON" && pwd -P)
+fi
 
 # A private mount namespace: whatever happens, no mount of the fresh machine outlives us.
 if [ -z "${PORTENV_MEASURE_NS:-}" ]; then
     NOTESTS=
     [ -n "$TESTS" ] || NOTESTS=--no-tests
     PORTENV_MEASURE_NS=1 exec unshare --mount --propagation private \
-        sh "$0" ${KEEP:+--keep} $NOTESTS --test-minutes "$TEST_MINUTES" "$REPO"
+        sh "$0" ${KEEP:+--keep} $NOTESTS ${EXTRA_PYTHON:+--python "$EXTRA_PYTHON"} \
+        --test-minutes "$TEST_MINUTES" "$REPO"
 fi
 
 # The host's release, and the Debian mirror its apt uses (deb822 or one-line sources).
@@ -113,7 +125,7 @@ done
 in_machine() {
     # shellcheck disable=SC2086
     chroot "$ROOT" /usr/bin/env -i HOME=/root USER=root LOGNAME=root TERM=dumb LANG=C.UTF-8 \
-        PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin $TLS_ENV \
+        PATH=${EXTRA_PYTHON:+$EXTRA_PYTHON/bin:}/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin $TLS_ENV \
         /bin/sh -c "$1"
 }
 
@@ -168,6 +180,12 @@ if ls /usr/local/share/ca-certificates/*.crt >/dev/null 2>&1; then
     in_machine "update-ca-certificates" >>"$LOGS/base.log" 2>&1
 fi
 echo "base (git ca-certificates python3): $(grep -h '^Need to get' "$LOGS/base.log" | head -n 1)" | tee -a "$RESULTS"
+
+if [ -n "$EXTRA_PYTHON" ]; then
+    mkdir -p "$ROOT$(dirname "$EXTRA_PYTHON")"
+    cp -a "$EXTRA_PYTHON" "$ROOT$EXTRA_PYTHON"
+    echo "with $(in_machine "python3 -V") from $EXTRA_PYTHON" | tee -a "$RESULTS"
+fi
 
 git -C "$REPO" bundle create "$ROOT/root/portenv.bundle" HEAD >/dev/null 2>&1
 in_machine "git -c advice.detachedHead=false clone -q /root/portenv.bundle /root/portenv && rm /root/portenv.bundle"
