@@ -108,6 +108,8 @@ secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.0f", b - a }'; }
 kib() {
     if [ -e "$ROOT$1" ]; then du -sk "$ROOT$1" | cut -f1; else echo 0; fi
 }
+# KiB -> MB (10^6 bytes, as apt counts).
+mb() { awk -v k="$1" 'BEGIN { printf "%.0f", k * 1024 / 1e6 }'; }
 caches() { echo "$(kib /root/portenv/.venv) $(kib /root/.cache/uv) $(kib /root/.cache/portenv)"; }
 
 # The network's TLS settings: where HTTPS is intercepted (as where portenv is developed), the
@@ -144,7 +146,7 @@ step() {
     set -- $before $after
     printf '%-10s exit %-3s %5s s  load %-5s apt: %-9s .venv +%s MB, caches: uv +%s MB, portenv +%s MB\n' \
         "$name" "$rc" "$(secs "$t0" "$t1")" "$(cut -d' ' -f1 /proc/loadavg)" "${apt_get:-0 B}" \
-        $((($4 - $1) / 1024)) $((($5 - $2) / 1024)) $((($6 - $3) / 1024)) | tee -a "$RESULTS"
+        "$(mb $(($4 - $1)))" "$(mb $(($5 - $2)))" "$(mb $(($6 - $3)))" | tee -a "$RESULTS"
     tail -n 5 "$LOGS/$name.log"
     return "$rc"
 }
@@ -155,7 +157,7 @@ echo "host: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), $(date -u '+%
 t0=$(now)
 debootstrap --variant=minbase "$SUITE" "$ROOT" "$MIRROR" >"$LOGS/debootstrap.log" 2>&1 \
     || { tail -n 20 "$LOGS/debootstrap.log"; die "debootstrap failed" "see $LOGS/debootstrap.log"; }
-echo "debootstrap $(secs "$t0" "$(now)") s, $(( $(kib /) / 1024 )) MB" | tee -a "$RESULTS"
+echo "debootstrap $(secs "$t0" "$(now)") s, $(mb "$(kib /)") MB" | tee -a "$RESULTS"
 
 # The machine: the host's network and name service, /proc and /dev, the release's updates.
 cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
@@ -203,9 +205,15 @@ fi
 # What pip downloaded: the set-up left no pip cache to weigh, so fetch the same wheels again
 # into a scratch folder.
 for extra in demo test; do
-    in_machine "cd /root/portenv && rm -rf /tmp/wheels && .venv/bin/python -m pip download -q -d /tmp/wheels '.[$extra]' pip \
-        && echo \"pip wheels [$extra]: \$(du -sk /tmp/wheels | cut -f1) KiB in \$(ls /tmp/wheels | wc -l) files\"; \
-        rm -rf /tmp/wheels" 2>&1 | tail -n 1 | tee -a "$RESULTS"
+    rm -rf "$ROOT/tmp/wheels"
+    if in_machine "cd /root/portenv && .venv/bin/python -m pip download -q -d /tmp/wheels '.[$extra]' pip" \
+        >"$LOGS/wheels-$extra.log" 2>&1; then
+        echo "pip wheels of .[$extra]: $(mb "$(kib /tmp/wheels)") MB in $(ls "$ROOT/tmp/wheels" | wc -l) files" \
+            | tee -a "$RESULTS"
+    else
+        echo "pip wheels of .[$extra]: pip download failed, see $LOGS/wheels-$extra.log" | tee -a "$RESULTS"
+    fi
+    rm -rf "$ROOT/tmp/wheels"
 done
 echo
 cat "$RESULTS"
