@@ -87,15 +87,17 @@ LOGS=$WORK/logs
 mkdir -p "$ROOT" "$LOGS"
 RESULTS=$LOGS/results.txt
 
+# The mount points at or under ROOT, deepest first.
+mounts() { awk -v r="$ROOT" '$5 == r || index($5, r "/") == 1 { print $5 }' /proc/self/mountinfo | sort -r; }
 cleanup() {
-    # Innermost first: the per-test overlays, then /dev and /proc.
-    grep -F " $ROOT/" /proc/self/mountinfo | cut -d' ' -f5 | sort -r | while read -r m; do
+    # The per-test overlays, /dev, /proc, then the machine's own bind mount.
+    for m in $(mounts); do
         umount -R "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
     done
-    if grep -qF " $ROOT/" /proc/self/mountinfo; then
+    if [ -n "$(mounts)" ]; then
         echo "warning: mounts left under $ROOT; not removing it" >&2
     elif [ -z "$KEEP" ]; then
-        rm -rf --one-file-system "$ROOT"
+        rm -rf --one-file-system "$ROOT" || true
     fi
     echo "logs: $LOGS${KEEP:+ (machine kept: $ROOT)}"
 }
