@@ -6,8 +6,8 @@
 set -eu
 cd "$(dirname "$0")/.."
 case ${1:-} in
---tests) EXTRA=test ;;
-'') EXTRA=demo ;;
+--tests) EXTRA="test" ;;
+'') EXTRA="demo" ;;
 *) echo "usage: sh scripts/bootstrap.sh [--tests]" >&2; exit 2 ;;
 esac
 sh scripts/install-system-deps.sh ${1:-}

@@ -15,7 +15,7 @@
 #   busybox-static       host-side tests of the target shell scripts under busybox sh
 #                        (it replaces the dynamic `busybox` package if that is installed)
 #   dash                 host-side tests under dash (Debian's /bin/sh)
-#   shellcheck           lint of the target shell scripts (tests/unit/test_unpack_sh.py)
+#   (package) shellcheck lints the target shell scripts (tests/unit/test_unpack_sh.py)
 #   gcc-aarch64-linux-gnu, libc6-dev-arm64-cross
 #                        cross-compile the C packages for the linux-aarch64 test channel
 #   qemu-user-static     runs arm64 programs (the aarch64 env in an arm64 rootfs) via binfmt_misc
