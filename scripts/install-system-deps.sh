@@ -3,7 +3,9 @@
 # host; idempotent).
 #
 # The demo (examples/demo.sh) needs:
-#   gcc                  compiles the C packages of the local test channel
+#   python3-venv         `python3 -m venv .venv` (Debian splits ensurepip out of python3)
+#   gcc, libc6-dev       compile the C packages of the local test channel (gcc only recommends
+#                        libc6-dev: without it a fresh machine has no stdio.h)
 #   dpkg, apt            `apt-get download` + `dpkg-deb -x` build the glibc+busybox rootfs
 #   util-linux, mount    unshare(1) and mount(8) for the per-run overlay sandbox
 #   tar, coreutils       rootfs cache tarballs, `env -i` inside the sandbox
@@ -13,7 +15,7 @@
 #   busybox-static       host-side tests of the target shell scripts under busybox sh
 #                        (it replaces the dynamic `busybox` package if that is installed)
 #   dash                 host-side tests under dash (Debian's /bin/sh)
-#   shellcheck           lint of the target shell scripts (tests/unit/test_unpack_sh.py)
+#   (package) shellcheck lints the target shell scripts (tests/unit/test_unpack_sh.py)
 #   gcc-aarch64-linux-gnu, libc6-dev-arm64-cross
 #                        cross-compile the C packages for the linux-aarch64 test channel
 #   qemu-user-static     runs arm64 programs (the aarch64 env in an arm64 rootfs) via binfmt_misc
@@ -26,7 +28,7 @@
 # Needs root (uses sudo when run as another user and sudo exists).
 set -eu
 
-PKGS="gcc dpkg apt util-linux mount tar coreutils"
+PKGS="python3-venv gcc libc6-dev dpkg apt util-linux mount tar coreutils"
 TEST_PKGS="debootstrap debian-archive-keyring gpgv wget busybox-static dash shellcheck gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static zstd libpq-dev chromium"
 case ${1:-} in
 --tests) PKGS="$PKGS $TEST_PKGS" ;;
