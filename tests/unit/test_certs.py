@@ -51,6 +51,19 @@ def test_conda_bundle_comes_before_certifi(tmp_path: Path) -> None:
     assert portenv_certs.configure({}, str(tmp_path), ()) == str(conda)
 
 
+def test_certifi_beside_the_hook_in_another_site_folder(tmp_path: Path) -> None:
+    """Debian's python keeps packages in local/lib/pythonX.Y/dist-packages: the hook is
+    installed there, beside certifi, and finds it from where it is."""
+    site = tmp_path / "local" / "lib" / VERSION / "dist-packages"
+    bundle = site / "certifi" / "cacert.pem"
+    bundle.parent.mkdir(parents=True)
+    bundle.write_text("-----BEGIN CERTIFICATE-----\n")
+    environ: dict[str, str] = {}
+    assert portenv_certs.configure(environ, str(tmp_path), (), str(site)) == str(bundle)
+    assert environ == {"SSL_CERT_FILE": str(bundle)}
+    assert portenv_certs.configure({}, str(tmp_path), ()) is None, "not in this module's folder"
+
+
 def test_seal_adds_the_hook_only_with_a_bundle(tmp_path: Path) -> None:
     site = tmp_path / "lib" / VERSION / "site-packages"
     site.mkdir(parents=True)

@@ -8,6 +8,7 @@ interpreter or the network is looked at, so every case runs on an empty folder.
 from __future__ import annotations
 
 import sys
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -71,3 +72,15 @@ def test_inject_needs_the_pixi_pack_format(tmp_path: Path) -> None:
 def test_the_defaults_conflict_with_nothing(tmp_path: Path) -> None:
     refuse_conflicts(PackRequest(PlanRequest(tmp_path), tmp_path / "env.sh"))
     refuse_conflicts(PackRequest(PlanRequest(tmp_path), tmp_path / "env.tar", format="pixi-pack"))
+
+
+def test_a_python_without_tarfile_filters_is_refused(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Debian 12's python3 (3.11.2) predates PEP 706: portenv says so instead of crashing
+    where it first extracts an archive."""
+    monkeypatch.delattr(tarfile, "data_filter")
+    assert main(["plan", "--help"]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("error: Python ") and "tarfile extraction filters" in err[0]
+    assert err[1] == "  hint: run portenv with Python 3.10.12+, 3.11.4+ or 3.12+"

@@ -6,6 +6,7 @@ import dataclasses
 import json
 import os
 import sys
+import tarfile
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -496,6 +497,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; the single place where errors become exit codes."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
+    if not hasattr(tarfile, "data_filter"):  # PEP 706: 3.10.12, 3.11.4, 3.12
+        version = ".".join(map(str, sys.version_info[:3]))
+        msg = f"Python {version} has no tarfile extraction filters, which portenv needs"
+        _report(PortenvError(msg, hint="run portenv with Python 3.10.12+, 3.11.4+ or 3.12+"))
+        return 1
     try:
         returned = app.main(args=args, prog_name="portenv", standalone_mode=False)
     except PortenvError as error:
