@@ -228,10 +228,13 @@ def test_transient_faults_are_retried_then_fail_clearly(
 
 @pytest.mark.usefixtures("quick")
 def test_wrong_hash_body_is_refused_without_retry(
-    served: Served, capsys: pytest.CaptureFixture[str]
+    served: Served, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # a timeout is retried: under load the quick read timeout could trip while the body
+    # streams, so this test waits as long as a user would, and every attempt is wrong
+    monkeypatch.setenv(fetch.TIMEOUT_VARIABLE, "60")
     python = served.file(PYTHON)
-    served.server.script(python, "wrong")
+    served.server.script(python, "wrong", "wrong", "wrong")
     code, lines = _pack(served, capsys)
     assert code == 1
     _one_error(lines, "hash mismatch for python", served.server.url(python))
