@@ -116,7 +116,7 @@ class PackRequest:
 
     source: PlanRequest | PythonRequest
     output: Path
-    format: Literal["portenv", "pixi-pack"] = "portenv"
+    format: Literal["portenv", "pixi-pack", "tar.gz", "zip"] = "portenv"
     cache: Path | None = None
     env_name: str = "env"
     compression: str = "gzip"
@@ -137,6 +137,8 @@ class PackRequest:
     """Ship a .pyc for every .py (see seal.bytecode)."""
     entry: str = ""
     """The command of the environment's bin/ that the env.sh runs (a one-file app)."""
+    dereference: bool = False
+    """A plain archive (tar.gz) stores symlinks as copies (see write.plain)."""
 
 
 def plan(request: PlanRequest | PythonRequest) -> Plan:
@@ -389,6 +391,9 @@ class ArchiveJob:
     extracted python-build-standalone archive (gone after the pack)."""
     entry: str = ""
     """The command the env.sh runs (see check_entry_option)."""
+    plain: Literal["", "tar.gz", "zip"] = ""
+    """A plain archive's format (write.plain), instead of a portenv archive."""
+    dereference: bool = False
 
     def make_prefix(self, dest: Path) -> StagedPrefix:
         """Install the env's base into `dest`: a portable CPython, or the conda packages."""
@@ -509,6 +514,20 @@ def _write(
     entries: list[Entry],
     expect_tar_sha256: str | None,
 ) -> WrittenArchive:
+    if job.plain:
+        from portenv.write.plain import write_plain
+
+        level = 2 if job.level is None else job.level
+        return write_plain(
+            sealed,
+            job.output,
+            archive_format=job.plain,
+            dereference=job.dereference,
+            level=level,
+            entries=entries,
+            expect_tar_sha256=expect_tar_sha256,
+            reporter=reporter,
+        )
     return write_archive(
         sealed,
         job.output,
@@ -578,7 +597,15 @@ def _pack(request: PackRequest, reporter: Reporter | None) -> WrittenArchive:
         raise InputError(msg, hint="pass --format pixi-pack, or add the package to the project")
     reporter = reporter or NullReporter()
     cache = (request.cache or default_cache()).resolve()
-    check_output(request.output, cache)
+    plain = request.format if request.format in ("tar.gz", "zip") else ""
+    if plain:
+        from portenv.write.plain import check_plain_options
+
+        check_plain_options(plain, request.output, request.entry, request.compression)
+    elif request.dereference:
+        msg = "--dereference applies to plain archives (--format tar.gz) only"
+        raise InputError(msg, hint="drop --dereference, or pass --format tar.gz")
+    check_output(request.output, cache, portenv_format=not plain)
     check_env_name(request.env_name)
     check_level(request.compression, request.level)
     check_glibc_option(request.glibc)
@@ -643,6 +670,8 @@ def _pack_plan(
         request.bytecode,
         _extracted(source, base),
         request.entry,
+        "tar.gz" if request.format == "tar.gz" else "zip" if request.format == "zip" else "",
+        request.dereference,
     )
 
     def wheels_for(staged: StagedPrefix) -> list[FetchedWheel]:

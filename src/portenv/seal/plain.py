@@ -1,0 +1,151 @@
+"""What a plain archive changes in a sealed prefix, so that nothing in it names a path.
+
+A plain archive (`pack --format tar.gz|zip`) is extracted by tools that rewrite nothing
+(Spark's `--archives`, Ray's `working_dir`, `tar`, `unzip`), at a path nobody knows in advance.
+So every file the relocation manifest lists must become one that finds its own location:
+
+* a Python launcher (a `#!` line or installer's / rattler's `/bin/sh` + `'''exec'` polyglot
+  naming the env's interpreter) runs the interpreter next to its own real path instead;
+* `bin/activate` finds the file being sourced (target/activate_locate.sh);
+* the relocation machinery (`bin/portenv-relocate`, `.portenv/manifest.json` and the scripts
+  it runs) is left out: there is nothing to relocate.
+
+Anything else that holds the placeholder (a binary with a compiled-in prefix, a config file)
+would be broken after extraction, so the pack is refused and the files named. The sealed
+prefix itself is never changed: it may be the cached one (seal.cache), and the regular
+formats still relocate it on the target.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from portenv.errors import RelocationError
+from portenv.model import RelocationManifest
+from portenv.seal.files import target_file
+
+__all__ = [
+    "ACTIVATE",
+    "DROPPED",
+    "PlainChanges",
+    "plain_activate",
+    "plain_changes",
+    "relative_launcher",
+]
+
+ACTIVATE = "bin/activate"
+DROPPED = frozenset(
+    {
+        "bin/portenv-relocate",
+        ".portenv/manifest.json",
+        ".portenv/relocate.py",
+        ".portenv/pyc_worker.py",
+    }
+)
+"""Files only a relocation uses."""
+SHOWN = 5
+"""Files named in a refusal; the rest are counted."""
+_PREFIX_LINE = (
+    "# The path below is rewritten whenever the environment is relocated.\n"
+    'PORTENV_PREFIX="@PREFIX@"\n'
+)
+_SH_EXEC = re.compile(rb"\A#!/bin/sh\n'''exec' (\"[^\"\n]*\"|[^\s\"]+) (\"\$0\" \"\$@\"[^\n]*)\n")
+_SHEBANG = re.compile(rb"\A#![ \t]*([^\s]+)([ \t][^\n]*)?\n")
+_UNSAFE = re.compile(r"[\"$`\\\n']")
+
+
+@dataclass(frozen=True)
+class PlainChanges:
+    """The new content of the files that named the prefix, and the files left out."""
+
+    replaced: dict[str, bytes]
+    dropped: frozenset[str]
+
+
+def _is_python(path: bytes) -> bool:
+    return path.rstrip(b"0123456789.").endswith(b"/python") or path.endswith(b"/pypy3")
+
+
+def _here(relative: str, interpreter: str) -> str | None:
+    """The sh expression of `interpreter` (env-relative) seen from the launcher `relative`."""
+    rel = os.path.relpath(interpreter, os.path.dirname(relative) or ".")
+    if _UNSAFE.search(rel):
+        return None
+    return f'"$(dirname -- "$(realpath "$0")")/{rel}"'
+
+
+def relative_launcher(data: bytes, relative: str, prefix: str) -> bytes | None:
+    """`data` (the launcher at `relative`) running the interpreter beside its own real path.
+
+    None when it is not a launcher of the env's python, or when the prefix appears anywhere
+    else in it. The interpreter is found from the script's real path (`realpath`, in busybox
+    and coreutils), so a symlink to the script elsewhere still runs this env's python.
+
+    >>> print(relative_launcher(b"#!/ph/bin/python3.12\\nprint(1)\\n", "bin/x", "/ph").decode())
+    #!/bin/sh
+    '''exec' "$(dirname -- "$(realpath "$0")")/python3.12" "$0" "$@"
+    ' '''
+    print(1)
+    <BLANKLINE>
+    """
+    head = prefix.encode() + b"/"
+    found = _SH_EXEC.match(data)
+    if found is not None:
+        interpreter, rest = found.group(1).strip(b'"'), data[found.end() :]
+        after = b" " + found.group(2) + b"\n"
+    else:
+        shebang = _SHEBANG.match(data)
+        if shebang is None:
+            return None
+        interpreter, rest = shebang.group(1), data[shebang.end() :]
+        after = (shebang.group(2) or b"") + b" \"$0\" \"$@\"\n' '''\n"
+    if not interpreter.startswith(head) or not _is_python(interpreter) or head in rest:
+        return None
+    expression = _here(relative, interpreter[len(head) :].decode("utf-8", "surrogateescape"))
+    if expression is None:
+        return None
+    return b"#!/bin/sh\n'''exec' " + expression.encode() + after + rest
+
+
+def plain_activate() -> bytes:
+    """bin/activate for a plain archive: the shipped one, locating itself instead of being
+    rewritten."""
+    template = target_file("activate.sh")
+    if _PREFIX_LINE not in template:
+        msg = "activate.sh has no prefix line to replace"
+        raise AssertionError(msg)
+    return template.replace(_PREFIX_LINE, target_file("activate_locate.sh")).encode()
+
+
+def plain_changes(root: Path, manifest: RelocationManifest) -> PlainChanges:
+    """What to write instead of the files that hold the placeholder, or a refusal naming them."""
+    replaced: dict[str, bytes] = {}
+    stuck: list[str] = []
+    for entry in manifest.files:
+        if entry.path in DROPPED:
+            continue
+        if entry.path == ACTIVATE:
+            replaced[entry.path] = plain_activate()
+            continue
+        new = None
+        if entry.mode == "text":
+            new = relative_launcher((root / entry.path).read_bytes(), entry.path, manifest.prefix)
+        if new is None:
+            stuck.append(f"{entry.path} ({entry.mode})")
+        else:
+            replaced[entry.path] = new
+    if stuck:
+        more = f" and {len(stuck) - SHOWN} more" if len(stuck) > SHOWN else ""
+        msg = (
+            f"{len(stuck)} files of the environment name its install path, which a plain"
+            f" archive cannot rewrite: {', '.join(stuck[:SHOWN])}{more}"
+        )
+        raise RelocationError(
+            msg,
+            hint="pack it as env.sh or env.tar (relocated when unpacked), or leave out the"
+            " packages that compile their prefix in (`portenv inspect` shows who owns a file)",
+        )
+    return PlainChanges(replaced, DROPPED)
