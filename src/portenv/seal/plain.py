@@ -102,7 +102,7 @@ def relative_launcher(data: bytes, relative: str, prefix: str) -> bytes | None:
             return None
         interpreter, rest = shebang.group(1), data[shebang.end() :]
         after = (shebang.group(2) or b"") + b" \"$0\" \"$@\"\n' '''\n"
-    if not interpreter.startswith(head) or not _is_python(interpreter) or head in rest:
+    if not interpreter.startswith(head) or not _is_python(interpreter) or head[:-1] in rest:
         return None
     expression = _here(relative, interpreter[len(head) :].decode("utf-8", "surrogateescape"))
     if expression is None:

@@ -1,0 +1,278 @@
+"""Plain archives: launchers and activate that find their own location, refusals, the writer."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import tarfile
+import zipfile
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from portenv.errors import InputError, OutputError, RelocationError
+from portenv.model import PackMeta, RelocationManifest, RelocFile
+from portenv.seal import SealedPrefix
+from portenv.seal.listing import listing
+from portenv.seal.plain import DROPPED, plain_activate, plain_changes, relative_launcher
+from portenv.write.payload import PayloadMismatchError, listed_tar_digest
+from portenv.write.plain import check_plain_options, write_plain
+
+PH = "/portenv_placehold" * 3
+INSTALLER = f"#!/bin/sh\n'''exec' \"{PH}/bin/python3.12\" \"$0\" \"$@\"\n' '''\nimport sys\n"
+RATTLER = f"#!/bin/sh\n'''exec' \"{PH}/bin/python3.12\" \"$0\" \"$@\" #'''\nimport sys\n"
+BARE = f"#!/bin/sh\n'''exec' {PH}/bin/python3.12 \"$0\" \"$@\"\n' '''\nimport sys\n"
+SHEBANG = f"#!{PH}/bin/python3.12\nimport sys\n"
+SHEBANG_ARGS = f"#!{PH}/bin/python3.12 -E -s\nimport sys\n"
+SHELLS = [s for s in ("dash", "bash", "busybox") if shutil.which(s)]
+
+
+def shell_argv(shell: str) -> list[str]:
+    return ["busybox", "sh"] if shell == "busybox" else [shell]
+
+
+@pytest.mark.parametrize(
+    ("text", "where", "args"),
+    [
+        pytest.param(INSTALLER, "bin/tool", "", id="installer"),
+        pytest.param(RATTLER, "bin/tool", "", id="rattler"),
+        pytest.param(BARE, "bin/tool", "", id="unquoted"),
+        pytest.param(SHEBANG, "bin/tool", "", id="shebang"),
+        pytest.param(SHEBANG_ARGS, "bin/tool", "-E -s", id="shebang-args"),
+        pytest.param(SHEBANG, "libexec/sub/tool", "", id="other-folder"),
+    ],
+)
+def test_launchers_run_the_python_beside_them(
+    tmp_path: Path, text: str, where: str, args: str
+) -> None:
+    """Each launcher form, made relative, runs the env's python from two places, also when
+    reached through a symlink from elsewhere; the Python part after the header is kept."""
+    new = relative_launcher(text.encode(), where, PH)
+    assert new is not None
+    assert PH.encode() not in new
+    assert new.endswith(b"import sys\n")
+    for place in ("one", "two with space"):
+        env = tmp_path / place
+        python = env / "bin" / "python3.12"
+        python.parent.mkdir(parents=True)
+        python.write_text('#!/bin/sh\necho "ran $0 with: $*"\n')
+        python.chmod(0o755)
+        script = env / where
+        script.parent.mkdir(parents=True, exist_ok=True)
+        script.write_bytes(new)
+        script.chmod(0o755)
+        link = tmp_path / f"link-{place}"
+        link.symlink_to(script)
+        for started in (script, link):
+            out = subprocess.run(
+                [str(started), "a b"], capture_output=True, text=True, check=True
+            ).stdout
+            ran, _, given = out.strip().removeprefix("ran ").partition(" with: ")
+            assert os.path.realpath(ran) == str(python.resolve())
+            assert given == f"{args + ' ' if args else ''}{started} a b"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param(f"#!{PH}/bin/perl\nprint 1;\n", id="not-python"),
+        pytest.param(f"#!/usr/bin/python3\nP = '{PH}'\n", id="other-python"),
+        pytest.param(SHEBANG + f"HOME = '{PH}'\n", id="prefix-inside"),
+        pytest.param(f"prefix={PH}\n", id="config"),
+        pytest.param(f'#!{PH}/bin/py"thon3\n', id="unsafe-name"),
+    ],
+)
+def test_what_is_not_a_launcher_is_left_alone(text: str) -> None:
+    assert relative_launcher(text.encode(), "bin/tool", PH) is None
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_activate_finds_its_own_location(tmp_path: Path, shell: str) -> None:
+    """Sourced by path (relative, absolute, with a space), from a script or a subshell."""
+    for place in ("first", "second place"):
+        env = tmp_path / place / "env"
+        (env / "bin").mkdir(parents=True)
+        (env / "bin" / "activate").write_bytes(plain_activate())
+    lines = [
+        'cd "$1"',
+        ". first/env/bin/activate",
+        'echo "A=$PORTENV_PREFIX"',
+        '. "$1/second place/env/bin/activate"',
+        'echo "B=$PORTENV_PREFIX"',
+        '( . "./second place/env/bin/activate"; echo "C=$PATH" )',
+        "deactivate",
+        'echo "D=${PORTENV_PREFIX:-unset}"',
+    ]
+    done = subprocess.run(
+        [*shell_argv(shell), "-c", "\n".join(lines), "sh", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    real = tmp_path.resolve()
+    assert done.stdout.splitlines() == [
+        f"A={real}/first/env",
+        f"B={real}/second place/env",
+        f"C={real}/second place/env/bin:{os.environ['PATH']}",
+        "D=unset",
+    ]
+
+
+def test_activate_refuses_when_it_cannot_find_itself(tmp_path: Path) -> None:
+    """Read from stdin, no shell can tell the file: one error and a hint, no PATH change."""
+    done = subprocess.run(
+        ["dash", "-c", '. /dev/stdin; echo "status $? $PATH"'],
+        input=plain_activate(),
+        capture_output=True,
+        check=False,
+    )
+    assert done.stdout.decode() == f"status 1 {os.environ['PATH']}\n"
+    assert done.stderr.decode().splitlines() == [
+        "error: cannot tell where this activate script is",
+        "  hint: source it from bash, zsh, dash or busybox sh on Linux (with /proc mounted)",
+    ]
+
+
+def make_prefix(root: Path, binary_files: int = 0) -> SealedPrefix:
+    """A small sealed-looking prefix: python, a launcher, activate, relocation files, links."""
+    (root / "bin").mkdir(parents=True)
+    (root / "lib" / "pkg").mkdir(parents=True)
+    (root / ".portenv").mkdir()
+    python = root / "bin" / "python3.12"
+    python.write_text("#!/bin/sh\necho python\n")
+    python.chmod(0o755)
+    (root / "bin" / "python").symlink_to("python3.12")
+    (root / "lib" / "pkg" / "mod.py").write_text("X = 1\n")
+    (root / "lib" / "linked").symlink_to("pkg")
+    (root / "bin" / "tool").write_text(INSTALLER)
+    (root / "bin" / "tool").chmod(0o755)
+    (root / "bin" / "activate").write_text(f'PORTENV_PREFIX="{PH}"\n')
+    files = [RelocFile("bin/activate", "text"), RelocFile("bin/tool", "text")]
+    for name in sorted(DROPPED):
+        (root / name).write_text(f"{PH}\n")
+        if name == "bin/portenv-relocate":
+            files.append(RelocFile(name, "text"))
+    for index in range(binary_files):
+        (root / "lib" / f"lib{index}.so").write_bytes(b"\x7fELF\0" + PH.encode() + b"\0")
+        files.append(RelocFile(f"lib/lib{index}.so", "binary", ((5, len(PH)),)))
+    manifest = RelocationManifest(PH, len(PH), "bin/python3.12", tuple(files))
+    meta = PackMeta("linux-64", "x86_64", "2.17", 100, 10, len(PH), "bin/python3.12")
+    return SealedPrefix(root, manifest, meta)
+
+
+def test_refusal_names_a_few_files_and_counts_the_rest(tmp_path: Path) -> None:
+    sealed = make_prefix(tmp_path / "p", binary_files=7)
+    with pytest.raises(RelocationError) as caught:
+        plain_changes(sealed.path, sealed.manifest)
+    message = str(caught.value)
+    assert message.startswith("7 files of the environment name its install path")
+    assert "lib/lib0.so (binary)" in message and "lib/lib4.so (binary)" in message
+    assert "lib/lib5.so" not in message and message.endswith("and 2 more")
+    assert "env.sh or env.tar" in (caught.value.hint or "")
+
+
+def test_changes_drop_the_relocation_machinery(tmp_path: Path) -> None:
+    sealed = make_prefix(tmp_path / "p")
+    changes = plain_changes(sealed.path, sealed.manifest)
+    assert sorted(changes.replaced) == ["bin/activate", "bin/tool"]
+    assert changes.dropped == DROPPED
+
+
+def tar_members(path: Path) -> dict[str, tarfile.TarInfo]:
+    with tarfile.open(path) as archive:
+        return {m.name: m for m in archive.getmembers()}
+
+
+@pytest.mark.parametrize("dereference", [False, True], ids=["links", "dereference"])
+def test_tar_gz_is_reproducible_and_plain(tmp_path: Path, dereference: bool) -> None:
+    sealed = make_prefix(tmp_path / "p")
+    first, second = tmp_path / "a.tar.gz", tmp_path / "b.tar.gz"
+    for output in (first, second):
+        write_plain(sealed, output, archive_format="tar.gz", dereference=dereference)
+    assert first.read_bytes() == second.read_bytes()
+    assert first.read_bytes()[4:8] == b"\0\0\0\0", "gzip mtime must be 0"
+    sidecar = (tmp_path / "a.tar.gz.sha256").read_text()
+    assert sidecar == f"{hashlib.sha256(first.read_bytes()).hexdigest()}  a.tar.gz\n"
+    members = tar_members(first)
+    assert not DROPPED & set(members)
+    assert {m.uid for m in members.values()} == {0} and {m.mtime for m in members.values()} == {0}
+    with tarfile.open(first) as archive:
+        tool = archive.extractfile("bin/tool")
+        assert tool is not None and PH.encode() not in tool.read()
+    python, linked = members["bin/python"], members["lib/linked"]
+    if dereference:
+        assert python.isfile() and python.mode == 0o755 and python.size > 0
+        assert linked.isdir() and members["lib/linked/mod.py"].isfile()
+    else:
+        assert python.issym() and python.linkname == "python3.12"
+        assert linked.issym() and "lib/linked/mod.py" not in members
+
+
+def test_zip_always_copies_links_and_keeps_modes(tmp_path: Path) -> None:
+    sealed = make_prefix(tmp_path / "p")
+    output = tmp_path / "env.zip"
+    write_plain(sealed, output, archive_format="zip")
+    with zipfile.ZipFile(output) as archive:
+        infos = {i.filename: i for i in archive.infolist()}
+        assert archive.read("bin/python") == (sealed.path / "bin/python3.12").read_bytes()
+        assert archive.read("lib/linked/mod.py") == b"X = 1\n"
+    assert infos["bin/python"].external_attr >> 16 == 0o100755
+    assert infos["lib/pkg/mod.py"].external_attr >> 16 == 0o100644
+    assert {i.date_time for i in infos.values()} == {(1980, 1, 1, 0, 0, 0)}
+    copy = tmp_path / "again.zip"
+    write_plain(sealed, copy, archive_format="zip")
+    assert copy.read_bytes() == output.read_bytes()
+
+
+def test_a_link_out_of_the_env_is_refused_with_dereference(tmp_path: Path) -> None:
+    sealed = make_prefix(tmp_path / "p")
+    (sealed.path / "lib" / "outside").symlink_to("/etc")
+    output = tmp_path / "env.tar.gz"
+    with pytest.raises(OutputError, match="symlink lib/outside points outside"):
+        write_plain(sealed, output, archive_format="tar.gz", dereference=True)
+    assert not output.exists() and not list(tmp_path.glob(".env.tar.gz*"))
+
+
+def test_a_changed_cached_prefix_is_not_written(tmp_path: Path) -> None:
+    sealed = make_prefix(tmp_path / "p")
+    entries = listing(sealed.path)
+    recorded = listed_tar_digest(sealed.path, entries)
+    (sealed.path / "lib" / "pkg" / "mod.py").write_text("X = 2\n")  # same size, new bytes
+    output = tmp_path / "env.tar.gz"
+    with pytest.raises(PayloadMismatchError):
+        write_plain(
+            sealed,
+            output,
+            archive_format="tar.gz",
+            entries=entries,
+            expect_tar_sha256=recorded,
+        )
+    assert not output.exists()
+
+
+@pytest.mark.parametrize(
+    ("archive_format", "name", "entry", "compression", "problem"),
+    [
+        pytest.param("tar.gz", "env.tar", "", "gzip", "must be named", id="name"),
+        pytest.param("zip", "env.tar.gz", "", "gzip", "must be named", id="zip-name"),
+        pytest.param("tar.gz", "env.tgz", "tool", "gzip", "--entry", id="entry"),
+        pytest.param("tar.gz", "env.tar.gz", "", "zstd", "zstd", id="zstd"),
+    ],
+)
+def test_plain_options_are_checked_first(
+    archive_format: str, name: str, entry: str, compression: str, problem: str
+) -> None:
+    with pytest.raises((InputError, OutputError), match=problem):
+        check_plain_options(archive_format, Path(name), entry, compression)
+
+
+def test_meta_reports_the_plain_archive(tmp_path: Path) -> None:
+    sealed = make_prefix(tmp_path / "p")
+    written = write_plain(sealed, tmp_path / "env.tgz", archive_format="tar.gz")
+    assert written.format_name == "tar.gz" and written.meta is not None
+    assert written.meta.prefix_max == 0 and written.meta.glibc_floor == "2.17"
+    assert written.meta.files == len(tar_members(tmp_path / "env.tgz"))
+    assert replace(written.meta, files=0).payload_size == (tmp_path / "env.tgz").stat().st_size
