@@ -77,7 +77,14 @@ def plain_archives(package_cache: Path, tmp_path_factory: pytest.TempPathFactory
     (dist / "requirements.txt").write_text(f"{wheel}\n")
     (dist / "checks.sh").write_text(CHECKS)
     (dist / "pyc_check.py").write_text(PYC_CHECK)
-    common = ["--python", python, "-r", dist / "requirements.txt", "--use-cache", package_cache]
+    common: list[str | Path] = [
+        "--python",
+        python,
+        "-r",
+        dist / "requirements.txt",
+        "--use-cache",
+        package_cache,
+    ]
     portenv("pack", *common, "--format", "tar.gz", "-o", dist / "env.tar.gz", "--sbom")
     portenv("pack", *common, "--format", "tar.gz", "--dereference", "-o", dist / "deref.tar.gz")
     portenv("pack", *common, "--format", "zip", "-o", dist / "env.zip")
