@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import portenv
+from tests.support.channel import write_project
 from tests.support.pypilock import make_wheel
 from tests.support.pyrelocate import installed_pythons
 from tests.support.rootfs import run_in_rootfs
@@ -184,3 +185,43 @@ def test_pack_writes_sidecars_and_refuses_what_needs_relocation(
     assert error.startswith("error: ") and "bin/greet (binary)" in error
     assert hint.startswith("  hint: pack it as env.sh or env.tar")
     assert list(tmp_path.iterdir()) == []
+
+
+CONDA_CHECKS = r"""
+E=$1
+"$E/bin/python" -c 'import os, sys, sysconfig as s
+print("conda prefix", os.path.realpath(sys.prefix), s.get_config_var("LIBDIR"))'
+"$E/bin/hello-py"
+"$E/bin/barcli"
+"$E/bin/python3.12-config" --prefix
+if grep -rl portenv_placehold "$E"; then echo "placeholder left"; exit 1; fi
+( . "$E/bin/activate"; hello-py )
+"""
+
+
+def test_a_conda_environment_as_plain_tar_gz(
+    local_channel: Path, package_cache: Path, busybox_root: Path, tmp_path: Path
+) -> None:
+    """The local channel's python (its sysconfig data, config script and Makefile follow the
+    prefix), a noarch entry point (rattler's launcher) and a C library pair."""
+    project = write_project(
+        tmp_path / "project", local_channel, ["python 3.12.*", "libbar", "hello-py"]
+    )
+    dist = tmp_path / "dist"
+    dist.mkdir()
+    (dist / "checks.sh").write_text(CONDA_CHECKS)
+    portenv("pack", project, "--format", "tar.gz", "-o", dist / "env.tar.gz",
+            "--use-cache", package_cache)  # fmt: skip
+    lines = ["set -e"]
+    for place in PLACES:
+        q = shlex.quote(place)
+        lines += [f"mkdir -p {q}", f"tar -xzf /dist/env.tar.gz -C {q}", f"sh /dist/checks.sh {q}"]
+    result = run_in_rootfs(
+        busybox_root, ["/bin/sh", "-c", "\n".join(lines)], binds=[(dist, "/dist")]
+    )
+    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
+    for place in PLACES:
+        assert f"conda prefix {place} {place}/lib\n" in result.stdout
+        assert result.stdout.count(f"hello-py {place}\n") == 2
+        assert f"{place}\n" in result.stdout.splitlines(keepends=True)
+    assert result.stdout.count("bar=43") == 2

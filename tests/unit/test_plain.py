@@ -6,6 +6,7 @@ import hashlib
 import os
 import shutil
 import subprocess
+import sys
 import tarfile
 import zipfile
 from dataclasses import replace
@@ -17,7 +18,14 @@ from portenv.errors import InputError, OutputError, RelocationError
 from portenv.model import PackMeta, RelocationManifest, RelocFile
 from portenv.seal import SealedPrefix
 from portenv.seal.listing import listing
-from portenv.seal.plain import DROPPED, plain_activate, plain_changes, relative_launcher
+from portenv.seal.plain import (
+    DROPPED,
+    plain_activate,
+    plain_changes,
+    relative_launcher,
+    self_locating,
+)
+from portenv.stage.cpython_sysconfig import sysconfigdata_source
 from portenv.write.payload import PayloadMismatchError, listed_tar_digest
 from portenv.write.plain import check_plain_options, write_plain
 
@@ -276,3 +284,89 @@ def test_meta_reports_the_plain_archive(tmp_path: Path) -> None:
     assert written.meta.prefix_max == 0 and written.meta.glibc_floor == "2.17"
     assert written.meta.files == len(tar_members(tmp_path / "env.tgz"))
     assert replace(written.meta, files=0).payload_size == (tmp_path / "env.tgz").stat().st_size
+
+
+SYSCONFIG_LITERAL = (
+    "build_time_vars = {'prefix': '%(p)s', 'LIBDIR': '%(p)s/lib', 'CC': 'gcc',"
+    " 'WASM_STDLIB': '.%(p)s/lib/os.py', 'CONFIG_ARGS': \"'--prefix=%(p)s'\", 'X': 1}\n"
+)
+CONFIG_SCRIPT = (
+    '#!/bin/sh\nprefix_real=$(installed_prefix "$0")\nprefix="%(p)s"\necho "-L%(p)s/lib"\n'
+)
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        pytest.param(SYSCONFIG_LITERAL % {"p": PH}, id="as-built"),
+        pytest.param(
+            sysconfigdata_source(
+                {
+                    "prefix": "/b",
+                    "LIBDIR": "/b/lib",
+                    "CC": "gcc",
+                    "WASM_STDLIB": "./b/lib/os.py",
+                    "CONFIG_ARGS": "'--prefix=/b'",
+                    "X": 1,
+                },
+                "/b",
+            ).replace("/b", PH),
+            id="made-portable",
+        ),
+    ],
+)
+def test_sysconfigdata_follows_the_prefix_everywhere(source: str) -> None:
+    """Also CONFIG_ARGS and the `./PREFIX` of 3.12's WASM paths: nothing may name the path."""
+    where = "lib/python3.12/_sysconfigdata__linux_x86_64-linux-gnu.py"
+    new = self_locating(source.encode(), where, PH)
+    assert new is not None and PH.encode() not in new
+    namespace: dict[str, object] = {}
+    exec(new.decode(), namespace)  # the module just generated
+    variables = namespace["build_time_vars"]
+    base = sys.base_prefix
+    assert variables == {
+        "prefix": base,
+        "LIBDIR": f"{base}/lib",
+        "CC": "gcc",
+        "WASM_STDLIB": f".{base}/lib/os.py",
+        "CONFIG_ARGS": f"'--prefix={base}'",
+        "X": 1,
+    }
+
+
+def test_config_script_and_pkgconfig_name_their_own_place() -> None:
+    script = self_locating((CONFIG_SCRIPT % {"p": PH}).encode(), "bin/python3.12-config", PH)
+    assert script is not None and b'prefix="${prefix_real}"' in script
+    assert b'"-L${prefix_real}/lib"' in script
+    pc = self_locating(f"prefix={PH}\nlibdir={PH}/lib\n".encode(), "lib/pkgconfig/x.pc", PH)
+    assert pc == b"prefix=${pcfiledir}/../..\nlibdir=${pcfiledir}/../../lib\n"
+    elsewhere = self_locating(f"prefix={PH}\n".encode(), "share/x.pc", PH)
+    assert elsewhere is None, "only lib/pkgconfig's .pc files are two folders down"
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="GNU make is not installed")
+def test_config_makefile_computes_its_prefix(tmp_path: Path) -> None:
+    where = "lib/python3.12/config-3.12-x86_64-linux-gnu/Makefile"
+    text = f"prefix=\t\t{PH}\nLIBDIR=\t\t{PH}/lib\nall:\n\t@false\n"
+    new = self_locating(text.encode(), where, PH)
+    assert new is not None
+    for env in (tmp_path / "one" / "env", tmp_path / "two" / "env"):
+        (env / where).parent.mkdir(parents=True)
+        (env / where).write_bytes(new)
+        done = subprocess.run(
+            ["make", "-s", "-f", str(env / where), "--eval", "show: ; @echo $(LIBDIR)", "show"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert done.stdout == f"{env}/lib\n"
+
+
+def test_a_sysconfigdata_of_another_shape_is_refused(tmp_path: Path) -> None:
+    sealed = make_prefix(tmp_path / "p")
+    odd = "lib/python3.12/_sysconfigdata_x.py"
+    (sealed.path / odd).parent.mkdir(parents=True)
+    (sealed.path / odd).write_text(f"build_time_vars = dict(prefix='{PH}')\n")
+    files = (*sealed.manifest.files, RelocFile(odd, "text"))
+    with pytest.raises(RelocationError, match=f"1 files .*: {odd} \\(text\\)$"):
+        plain_changes(sealed.path, replace(sealed.manifest, files=files))

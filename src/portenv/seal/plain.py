@@ -7,6 +7,10 @@ So every file the relocation manifest lists must become one that finds its own l
 * a Python launcher (a `#!` line or installer's / rattler's `/bin/sh` + `'''exec'` polyglot
   naming the env's interpreter) runs the interpreter next to its own real path instead;
 * `bin/activate` finds the file being sourced (target/activate_locate.sh);
+* a conda python's build configuration computes the prefix from where it is, as the
+  conda-free source's does (stage.cpython_sysconfig): `_sysconfigdata_*.py` from
+  `sys.base_prefix`, `pythonX.Y-config` from `$0`, `.pc` files from `${pcfiledir}`, and the
+  `config-X.Y/Makefile` from its own path;
 * the relocation machinery (`bin/portenv-relocate`, `.portenv/manifest.json` and the scripts
   it runs) is left out: there is nothing to relocate.
 
@@ -18,22 +22,32 @@ formats still relocate it on the target.
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from portenv.errors import RelocationError
+from portenv.errors import RelocationError, StageError
 from portenv.model import RelocationManifest
 from portenv.seal.files import target_file
+from portenv.stage.cpython_sysconfig import (
+    config_script_text,
+    pkgconfig_text,
+    prefix_pattern,
+    sysconfigdata_anywhere,
+)
 
 __all__ = [
     "ACTIVATE",
     "DROPPED",
     "PlainChanges",
+    "makefile_text",
     "plain_activate",
     "plain_changes",
     "relative_launcher",
+    "self_locating",
 ]
 
 ACTIVATE = "bin/activate"
@@ -55,6 +69,49 @@ _PREFIX_LINE = (
 _SH_EXEC = re.compile(rb"\A#!/bin/sh\n'''exec' (\"[^\"\n]*\"|[^\s\"]+) (\"\$0\" \"\$@\"[^\n]*)\n")
 _SHEBANG = re.compile(rb"\A#![ \t]*([^\s]+)([ \t][^\n]*)?\n")
 _UNSAFE = re.compile(r"[\"$`\\\n']")
+
+
+def makefile_text(text: str, prefix: str) -> str:
+    """CPython's config Makefile with `prefix` computed from the Makefile's own path
+    (lib/pythonX.Y/config-*/Makefile, three folders down) and every other use going through it.
+
+    >>> makefile_text("prefix= /ph\\nLIBDIR= /ph/lib\\n", "/ph").splitlines()
+    ['prefix :=\\t$(abspath $(dir $(lastword $(MAKEFILE_LIST)))../../..)', 'LIBDIR= $(prefix)/lib']
+    """
+    pattern = prefix_pattern(prefix)
+    lines = []
+    for line in text.splitlines(keepends=True):
+        if re.match(r"prefix\s*=", line):
+            line = "prefix :=\t$(abspath $(dir $(lastword $(MAKEFILE_LIST)))../../..)\n"
+        lines.append(pattern.sub("$(prefix)", line))
+    return "".join(lines)
+
+
+_BUILD_FILES: tuple[tuple[str, Callable[[str, str, str], str | None]], ...] = (
+    ("lib/python3*/_sysconfigdata_*.py", lambda t, p, f: sysconfigdata_anywhere(t, p, Path(f))),
+    ("bin/python3*-config", lambda t, p, _f: config_script_text(t, p)),
+    ("lib/pkgconfig/*.pc", lambda t, p, _f: pkgconfig_text(t, p)),
+    ("lib/python3*/config-*/Makefile", lambda t, p, _f: makefile_text(t, p)),
+)
+"""A python's build configuration (path pattern, rewrite) that can name its own location."""
+
+
+def self_locating(data: bytes, relative: str, prefix: str) -> bytes | None:
+    """`data` made to find its own location (a launcher, or a build configuration file), or
+    None when it cannot be: then it would need relocating."""
+    new = relative_launcher(data, relative, prefix)
+    if new is None:
+        for pattern, rewrite in _BUILD_FILES:
+            if fnmatch.fnmatchcase(relative, pattern):
+                try:
+                    text = rewrite(data.decode("utf-8", "surrogateescape"), prefix, relative)
+                except StageError:  # not the shape CPython writes: left as it is, so refused
+                    text = None
+                new = None if text is None else text.encode("utf-8", "surrogateescape")
+                break
+    if new is None or prefix.encode() in new:
+        return None
+    return new
 
 
 @dataclass(frozen=True)
@@ -132,7 +189,7 @@ def plain_changes(root: Path, manifest: RelocationManifest) -> PlainChanges:
             continue
         new = None
         if entry.mode == "text":
-            new = relative_launcher((root / entry.path).read_bytes(), entry.path, manifest.prefix)
+            new = self_locating((root / entry.path).read_bytes(), entry.path, manifest.prefix)
         if new is None:
             stuck.append(f"{entry.path} ({entry.mode})")
         else:
