@@ -27,6 +27,8 @@ from tests.support.engines import (
     engine_venv,
     offline,
     package_cache_dir,
+    spark_home,
+    spark_submit,
 )
 from tests.support.pyrelocate import installed_pythons
 
@@ -97,33 +99,16 @@ def test_spark_executors_run_the_archive(tmp_path: Path) -> None:
     driver = engine_venv(python, SPARK_PINS)
     pack_plain(python, SPARK_PINS, tmp_path / "env.tar.gz")
     (tmp_path / "job.py").write_text(SPARK_JOB)
-    spark_home = next((driver / "lib").glob("python3.*/site-packages/pyspark"))
-    confs = {
-        "spark.pyspark.python": "./environment/bin/python",
-        "spark.pyspark.driver.python": str(driver / "bin" / "python"),
-        "spark.driver.host": "127.0.0.1",
-        "spark.driver.bindAddress": "127.0.0.1",
+    confs = {  # wait for both executors, so that both run tasks
         "spark.scheduler.minRegisteredResourcesRatio": "1.0",
         "spark.scheduler.maxRegisteredResourcesWaitingTime": "300s",
     }
-    done = offline(
-        [
-            driver / "bin" / "spark-submit",
-            *("--master", "local-cluster[2,1,1024]", "--archives", "env.tar.gz#environment"),
-            *(arg for key, value in confs.items() for arg in ("--conf", f"{key}={value}")),
-            "job.py",
-        ],
-        cwd=tmp_path,
-        env={
-            "SPARK_HOME": str(spark_home),
-            "SPARK_LOCAL_IP": "127.0.0.1",
-        },
-    )
+    done = spark_submit(driver, "env.tar.gz", tmp_path / "job.py", cwd=tmp_path, confs=confs)
     assert done.returncode == 0, done.stderr[-4000:]
     executors = [line.split(" ", 1)[1] for line in done.stdout.splitlines() if "executor " in line]
     prefixes = {e.split("|")[0] for e in executors}
     # local-cluster workers keep SPARK_HOME/work (SPARK_WORKER_DIR is not passed on to them)
-    work = spark_home.resolve() / "work"
+    work = spark_home(driver).resolve() / "work"
     for app in {Path(p).parent.parent for p in prefixes if Path(p).is_relative_to(work)}:
         shutil.rmtree(app)
     assert len(prefixes) == 2, executors  # two executor JVMs, each its own extracted copy

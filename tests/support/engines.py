@@ -68,3 +68,31 @@ def offline(
         timeout=timeout,
         check=False,
     )
+
+
+def spark_home(driver: Path) -> Path:
+    """pyspark's own Spark distribution inside the driver venv."""
+    return next((driver / "lib").glob("python3.*/site-packages/pyspark"))
+
+
+def spark_submit(
+    driver: Path, archive: str, job: Path, *, cwd: Path, confs: Mapping[str, str] = {}
+) -> subprocess.CompletedProcess[str]:
+    """The README's recipe: `spark-submit --archives ARCHIVE#environment` with the executors'
+    python `./environment/bin/python`, in local-cluster[2,1,1024] bound to 127.0.0.1, offline."""
+    settings = {
+        "spark.pyspark.python": "./environment/bin/python",
+        "spark.pyspark.driver.python": str(driver / "bin" / "python"),
+        "spark.driver.host": "127.0.0.1",
+        "spark.driver.bindAddress": "127.0.0.1",
+        **confs,
+    }
+    argv: list[str | Path] = [
+        driver / "bin" / "spark-submit",
+        "--master",
+        "local-cluster[2,1,1024]",
+    ]
+    argv += ["--archives", f"{archive}#environment"]
+    argv += [arg for key, value in settings.items() for arg in ("--conf", f"{key}={value}")]
+    env = {"SPARK_HOME": str(spark_home(driver)), "SPARK_LOCAL_IP": "127.0.0.1"}
+    return offline([*argv, job], cwd=cwd, env=env)

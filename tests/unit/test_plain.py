@@ -370,3 +370,64 @@ def test_a_sysconfigdata_of_another_shape_is_refused(tmp_path: Path) -> None:
     files = (*sealed.manifest.files, RelocFile(odd, "text"))
     with pytest.raises(RelocationError, match=f"1 files .*: {odd} \\(text\\)$"):
         plain_changes(sealed.path, replace(sealed.manifest, files=files))
+
+
+class Progress:
+    """Records the compressing task: its total and every advance."""
+
+    def __init__(self) -> None:
+        self.total: int | None = None
+        self.advanced = 0
+        self.done = False
+
+    def on_task_start(self, label: str, total: int | None) -> int:
+        self.total = total
+        return 1
+
+    def on_task_advance(self, token: int, amount: int) -> None:
+        self.advanced += amount
+
+    def on_task_complete(self, token: int) -> None:
+        self.done = True
+
+    def on_warning(self, message: str) -> None:
+        raise AssertionError(message)
+
+    def on_info(self, message: str) -> None:
+        raise AssertionError(message)
+
+
+@pytest.mark.parametrize("archive_format", ["tar.gz", "zip"])
+def test_progress_adds_up_to_the_total(tmp_path: Path, archive_format: str) -> None:
+    sealed = make_prefix(tmp_path / "p")
+    (sealed.path / "lib" / "big.bin").write_bytes(os.urandom(5 << 20))
+    progress = Progress()
+    output = tmp_path / f"env.{archive_format}"
+    write_plain(sealed, output, archive_format=archive_format, reporter=progress)  # type: ignore[arg-type]
+    assert progress.done and progress.total is not None and progress.total > 5 << 20
+    assert progress.advanced == progress.total
+
+
+@pytest.mark.parametrize(
+    ("args", "problem"),
+    [
+        pytest.param(["--dereference", "-o", "env.sh"], "--dereference applies", id="deref"),
+        pytest.param(["--format", "zip", "-o", "env.tar.gz"], "must be named", id="name"),
+        pytest.param(["--format", "tar.gz", "--entry", "x", "-o", "e.tgz"], "--entry", id="entry"),
+    ],
+)
+def test_pack_refuses_bad_plain_options_first(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    args: list[str],
+    problem: str,
+) -> None:
+    from portenv.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    code = main(["pack", "--python", sys.executable, *args])
+    error, hint = capsys.readouterr().err.strip().splitlines()[-2:]
+    assert code == 1 and problem in error and error.startswith("error: ")
+    assert hint.startswith("  hint: ")
+    assert list(tmp_path.iterdir()) == []

@@ -45,6 +45,7 @@ PlainFormat = Literal["tar.gz", "zip"]
 PLAIN_FORMATS: dict[str, tuple[str, ...]] = {"tar.gz": (".tar.gz", ".tgz"), "zip": (".zip",)}
 """Each plain format and the output names it takes (engines choose the extractor by them)."""
 _READ = 1 << 20
+_PROGRESS_STEP = 4 << 20
 _LINK_DEPTH = 32
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
@@ -147,7 +148,9 @@ def _chunks(root: Path, member: Member) -> Callable[[], bytes]:
     return read
 
 
-def _write_tar_gz(root: Path, members: list[Member], sink: BinaryIO, level: int) -> None:
+def _write_tar_gz(
+    root: Path, members: list[Member], sink: BinaryIO, level: int, advance: Callable[[int], object]
+) -> None:
     gzip_file = cast("Callable[..., BinaryIO]", igzip.IGzipFile)
     with gzip_file(filename="", mode="wb", compresslevel=level, fileobj=sink, mtime=0) as gz:
         write = cast("Callable[[bytes], int]", gz.write)
@@ -160,6 +163,7 @@ def _write_tar_gz(root: Path, members: list[Member], sink: BinaryIO, level: int)
                 read = _chunks(root, member)
                 while piece := read():
                     write(piece)
+                advance(member.entry.size)
                 padding = -member.entry.size % tarfile.BLOCKSIZE
                 write(b"\0" * padding)
                 offset += member.entry.size + padding
@@ -179,7 +183,9 @@ def _zip_info(entry: Entry) -> zipfile.ZipInfo:
     return info
 
 
-def _write_zip(root: Path, members: list[Member], sink: BinaryIO) -> None:
+def _write_zip(
+    root: Path, members: list[Member], sink: BinaryIO, advance: Callable[[int], object]
+) -> None:
     with zipfile.ZipFile(sink, "w", allowZip64=True) as archive:
         for member in members:
             info = _zip_info(member.entry)
@@ -190,6 +196,7 @@ def _write_zip(root: Path, members: list[Member], sink: BinaryIO) -> None:
             with archive.open(info, "w", force_zip64=member.entry.size >= 1 << 31) as out:
                 while piece := read():
                     out.write(piece)
+            advance(member.entry.size)
 
 
 def write_plain(
@@ -220,11 +227,22 @@ def write_plain(
         root, entries, changes, dereference=dereference or archive_format == "zip"
     )
     token = reporter.on_task_start("compressing", sum(m.entry.size for m in members))
+
+    pending = [0]  # reported in 4 MiB steps: a bar redrawn per file costs more than the file
+
+    def advance(size: int) -> None:
+        pending[0] += size
+        if pending[0] >= _PROGRESS_STEP:
+            reporter.on_task_advance(token, pending[0])
+            pending[0] = 0
+
     with atomic_output(output) as sink:
         if archive_format == "zip":
-            _write_zip(root, members, sink)
+            _write_zip(root, members, sink, advance)
         else:
-            _write_tar_gz(root, members, sink, level)
+            _write_tar_gz(root, members, sink, level, advance)
+    if pending[0]:
+        reporter.on_task_advance(token, pending[0])
     reporter.on_task_complete(token)
     meta = replace(sealed.meta, env_name="", compression=archive_format, prefix_max=0)
     meta = replace(meta, files=len(members), payload_size=output.stat().st_size)
