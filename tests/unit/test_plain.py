@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -20,6 +21,7 @@ from portenv.seal import SealedPrefix
 from portenv.seal.listing import listing
 from portenv.seal.plain import (
     DROPPED,
+    compile_rewritten,
     plain_activate,
     plain_changes,
     relative_launcher,
@@ -431,3 +433,17 @@ def test_pack_refuses_bad_plain_options_first(
     assert code == 1 and problem in error and error.startswith("error: ")
     assert hint.startswith("  hint: ")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_rewritten_sources_get_checked_hash_bytecode(tmp_path: Path) -> None:
+    """By the env's python (here: this one); none when it cannot run."""
+    sealed = make_prefix(tmp_path / "p")
+    sources = {"lib/pkg/fixed.py": b"X = 2\n", "bin/tool": b"#!/bin/sh\n"}
+    assert compile_rewritten(sealed.path, sealed.manifest, sources) == {}  # a sh script
+    (sealed.path / "bin" / "python3.12").unlink()
+    (sealed.path / "bin" / "python3.12").symlink_to(sys.executable)
+    compiled = compile_rewritten(sealed.path, sealed.manifest, sources)
+    tag = sys.implementation.cache_tag
+    assert list(compiled) == [f"lib/pkg/__pycache__/fixed.{tag}.pyc"]
+    pyc = compiled[f"lib/pkg/__pycache__/fixed.{tag}.pyc"]
+    assert pyc[4:8] == b"\x03\0\0\0" and pyc[8:16] == importlib.util.source_hash(b"X = 2\n")

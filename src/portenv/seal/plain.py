@@ -25,8 +25,10 @@ from __future__ import annotations
 import fnmatch
 import os
 import re
+import subprocess
+import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from portenv.errors import RelocationError, StageError
@@ -43,6 +45,7 @@ __all__ = [
     "ACTIVATE",
     "DROPPED",
     "PlainChanges",
+    "compile_rewritten",
     "makefile_text",
     "plain_activate",
     "plain_changes",
@@ -116,10 +119,44 @@ def self_locating(data: bytes, relative: str, prefix: str) -> bytes | None:
 
 @dataclass(frozen=True)
 class PlainChanges:
-    """The new content of the files that named the prefix, and the files left out."""
+    """The new content of the files that named the prefix, the files left out, and the
+    bytecode of the rewritten sources (which had none: they held the placeholder)."""
 
     replaced: dict[str, bytes]
     dropped: frozenset[str]
+    added: dict[str, bytes] = field(default_factory=dict)
+
+
+def compile_rewritten(
+    root: Path, manifest: RelocationManifest, sources: dict[str, bytes]
+) -> dict[str, bytes]:
+    """Checked-hash .pyc files (relative path -> bytes) of rewritten `.py` sources, compiled
+    as the seal compiles every other (target/pyc_worker.py) by the env's own python; none when
+    it does not run here (a foreign platform): Python then compiles them on first import."""
+    wanted = {path: data for path, data in sources.items() if path.endswith(".py")}
+    if not wanted:
+        return {}
+    with tempfile.TemporaryDirectory(prefix="portenv-plain-") as scratch:
+        for path, data in wanted.items():
+            (Path(scratch) / path).parent.mkdir(parents=True, exist_ok=True)
+            (Path(scratch) / path).write_bytes(data)
+        worker = target_file("pyc_worker.py")
+        argv = [str(root / manifest.python), "-s", "-S", "-c", worker, scratch, manifest.prefix]
+        try:
+            subprocess.run(
+                argv,
+                input="\0".join(wanted).encode("utf-8", "surrogateescape"),
+                capture_output=True,
+                env={"PYTHONHASHSEED": "0", "LC_ALL": "C"},
+                check=True,
+                timeout=120,
+            )
+        except (OSError, subprocess.SubprocessError):
+            return {}
+        found = {}
+        for pyc in sorted(Path(scratch).rglob("__pycache__/*.pyc")):
+            found[str(pyc.relative_to(scratch))] = pyc.read_bytes()
+        return found
 
 
 def _is_python(path: bytes) -> bool:
@@ -177,7 +214,9 @@ def plain_activate() -> bytes:
     return template.replace(_PREFIX_LINE, target_file("activate_locate.sh")).encode()
 
 
-def plain_changes(root: Path, manifest: RelocationManifest) -> PlainChanges:
+def plain_changes(
+    root: Path, manifest: RelocationManifest, *, bytecode: bool = True
+) -> PlainChanges:
     """What to write instead of the files that hold the placeholder, or a refusal naming them."""
     replaced: dict[str, bytes] = {}
     stuck: list[str] = []
@@ -205,4 +244,5 @@ def plain_changes(root: Path, manifest: RelocationManifest) -> PlainChanges:
             hint="pack it as env.sh or env.tar (relocated when unpacked), or leave out the"
             " packages that compile their prefix in (`portenv inspect` shows who owns a file)",
         )
-    return PlainChanges(replaced, DROPPED)
+    added = compile_rewritten(root, manifest, replaced) if bytecode else {}
+    return PlainChanges(replaced, DROPPED, added)

@@ -122,7 +122,21 @@ def plain_members(
             found += _copy_of(root, entry.path, 0)
         else:
             found.append(Member(entry, entry.path if entry.kind in ("f", "x") else ""))
-    return found
+    return _with_added(found, changes.added)
+
+
+def _with_added(members: list[Member], added: dict[str, bytes]) -> list[Member]:
+    """`members` and the `added` files (with any folder they need), in the payload's order."""
+    if not added:
+        return members
+    names = {m.entry.path for m in members}
+    more = []
+    for path, data in added.items():
+        parents = Path(path).parents
+        more += [Member(Entry(str(d), "d")) for d in parents if str(d) not in (".", *names)]
+        names.update(str(d) for d in parents)
+        more.append(Member(Entry(path, "f", len(data)), data=data))
+    return sorted([*members, *more], key=lambda m: m.entry.path.split("/"))
 
 
 def _chunks(root: Path, member: Member) -> Callable[[], bytes]:
@@ -222,7 +236,8 @@ def write_plain(
     if expect_tar_sha256 is not None and listed_tar_digest(root, entries) != expect_tar_sha256:
         msg = f"the tar of {root} is not the one recorded when it was made"
         raise PayloadMismatchError(msg)
-    changes = plain_changes(root, sealed.manifest)
+    shipped = any("/__pycache__/" in f"/{e.path}" for e in entries)  # not --no-bytecode
+    changes = plain_changes(root, sealed.manifest, bytecode=shipped)
     members = plain_members(
         root, entries, changes, dereference=dereference or archive_format == "zip"
     )
