@@ -51,6 +51,7 @@ from portenv.write.codecs import check_level
 from portenv.write.entry import parse_entry
 from portenv.write.payload import PayloadMismatchError
 from portenv.write.pixipack import write_pixi_pack
+from portenv.write.plain import check_plain_options, plain_format
 from portenv.write.sbom import publish_sbom, sbom_timestamp
 
 if TYPE_CHECKING:
@@ -587,6 +588,7 @@ def pack(request: PackRequest, reporter: Reporter | None = None) -> WrittenArchi
 
 
 def _pack(request: PackRequest, reporter: Reporter | None) -> WrittenArchive:
+    check_plain_options(request.format, request.output, request, request.compression)
     if request.format == "pixi-pack":
         if request.entry:
             msg = "--entry makes a runnable env.sh, not a pixi-pack archive"
@@ -597,15 +599,7 @@ def _pack(request: PackRequest, reporter: Reporter | None) -> WrittenArchive:
         raise InputError(msg, hint="pass --format pixi-pack, or add the package to the project")
     reporter = reporter or NullReporter()
     cache = (request.cache or default_cache()).resolve()
-    plain = request.format if request.format in ("tar.gz", "zip") else ""
-    if plain:
-        from portenv.write.plain import check_plain_options
-
-        check_plain_options(plain, request.output, request.entry, request.compression)
-    elif request.dereference:
-        msg = "--dereference applies to plain archives (--format tar.gz) only"
-        raise InputError(msg, hint="drop --dereference, or pass --format tar.gz")
-    check_output(request.output, cache, portenv_format=not plain)
+    check_output(request.output, cache, portenv_format=not plain_format(request.format))
     check_env_name(request.env_name)
     check_level(request.compression, request.level)
     check_glibc_option(request.glibc)
@@ -670,7 +664,7 @@ def _pack_plan(
         request.bytecode,
         _extracted(source, base),
         request.entry,
-        "tar.gz" if request.format == "tar.gz" else "zip" if request.format == "zip" else "",
+        plain_format(request.format),
         request.dereference,
     )
 

@@ -12,6 +12,7 @@ import tarfile
 import zipfile
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -275,8 +276,9 @@ def test_a_changed_cached_prefix_is_not_written(tmp_path: Path) -> None:
 def test_plain_options_are_checked_first(
     archive_format: str, name: str, entry: str, compression: str, problem: str
 ) -> None:
+    options = SimpleNamespace(entry=entry, dereference=False)
     with pytest.raises((InputError, OutputError), match=problem):
-        check_plain_options(archive_format, Path(name), entry, compression)
+        check_plain_options(archive_format, Path(name), options, compression)
 
 
 def test_meta_reports_the_plain_archive(tmp_path: Path) -> None:
@@ -414,6 +416,11 @@ def test_progress_adds_up_to_the_total(tmp_path: Path, archive_format: str) -> N
     ("args", "problem"),
     [
         pytest.param(["--dereference", "-o", "env.sh"], "--dereference applies", id="deref"),
+        pytest.param(
+            ["--format", "pixi-pack", "--dereference", "-o", "e.tar"],
+            "--dereference applies",
+            id="deref-pixi-pack",
+        ),
         pytest.param(["--format", "zip", "-o", "env.tar.gz"], "must be named", id="name"),
         pytest.param(["--format", "tar.gz", "--entry", "x", "-o", "e.tgz"], "--entry", id="entry"),
     ],

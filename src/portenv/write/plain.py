@@ -19,7 +19,7 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import BinaryIO, Literal, cast
+from typing import BinaryIO, Literal, Protocol, cast
 
 from isal import igzip
 
@@ -35,8 +35,10 @@ from portenv.write.sbom import read_inventory
 __all__ = [
     "PLAIN_FORMATS",
     "PlainFormat",
+    "PlainOptions",
     "check_plain_options",
     "check_plain_output",
+    "plain_format",
     "plain_members",
     "write_plain",
 ]
@@ -70,11 +72,33 @@ def check_plain_output(output: Path, archive_format: str) -> None:
         raise OutputError(msg, hint=f"name the output like env{suffixes[0]}")
 
 
-def check_plain_options(archive_format: str, output: Path, entry: str, compression: str) -> None:
-    """Refuse, before any work, what a plain archive cannot be: named otherwise, runnable
-    (`--entry`), or zstd-compressed (extractors expect gzip)."""
+def plain_format(name: str) -> Literal["", "tar.gz", "zip"]:
+    """The plain format `pack --format` names, or "" for the other formats."""
+    return "tar.gz" if name == "tar.gz" else "zip" if name == "zip" else ""
+
+
+class PlainOptions(Protocol):
+    """The pack options a plain archive cannot take (see check_plain_options)."""
+
+    @property
+    def entry(self) -> str: ...
+
+    @property
+    def dereference(self) -> bool: ...
+
+
+def check_plain_options(
+    archive_format: str, output: Path, options: PlainOptions, compression: str
+) -> None:
+    """Refuse, before any work, what a plain archive cannot be (named otherwise, runnable with
+    `--entry`, zstd-compressed: extractors expect gzip), and `--dereference` for the others."""
+    if not plain_format(archive_format):
+        if options.dereference:
+            msg = "--dereference applies to plain archives (--format tar.gz) only"
+            raise InputError(msg, hint="drop --dereference, or pass --format tar.gz")
+        return
     check_plain_output(output, archive_format)
-    if entry:
+    if options.entry:
         msg = f"--entry makes a runnable env.sh, not a plain {archive_format} archive"
         raise InputError(msg, hint="drop --entry: run ENV/bin/COMMAND after extraction")
     if compression != "gzip":
