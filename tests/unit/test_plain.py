@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tarfile
 import zipfile
+import zlib
 from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
@@ -38,7 +39,7 @@ RATTLER = f"#!/bin/sh\n'''exec' \"{PH}/bin/python3.12\" \"$0\" \"$@\" #'''\nimpo
 BARE = f"#!/bin/sh\n'''exec' {PH}/bin/python3.12 \"$0\" \"$@\"\n' '''\nimport sys\n"
 SHEBANG = f"#!{PH}/bin/python3.12\nimport sys\n"
 SHEBANG_ARGS = f"#!{PH}/bin/python3.12 -E -s\nimport sys\n"
-SHELLS = [s for s in ("dash", "bash", "busybox") if shutil.which(s)]
+SHELLS = [s for s in ("dash", "bash", "busybox", "zsh", "mksh") if shutil.which(s)]
 
 
 def shell_argv(shell: str) -> list[str]:
@@ -205,6 +206,9 @@ def test_tar_gz_is_reproducible_and_plain(tmp_path: Path, dereference: bool) -> 
         write_plain(sealed, output, archive_format="tar.gz", dereference=dereference)
     assert first.read_bytes() == second.read_bytes()
     assert first.read_bytes()[4:8] == b"\0\0\0\0", "gzip mtime must be 0"
+    one = zlib.decompressobj(wbits=31)
+    one.decompress(first.read_bytes())
+    assert one.eof and one.unused_data == b"", "one gzip member: any reader reads it whole"
     sidecar = (tmp_path / "a.tar.gz.sha256").read_text()
     assert sidecar == f"{hashlib.sha256(first.read_bytes()).hexdigest()}  a.tar.gz\n"
     members = tar_members(first)

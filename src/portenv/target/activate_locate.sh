@@ -1,6 +1,6 @@
 # Where this environment is, found from this file's own location (a plain archive is
 # extracted by tools that rewrite nothing): bash and zsh name the file being sourced; dash,
-# busybox sh and ksh keep it open while they read it, so it is among this shell's open files.
+# busybox sh and mksh keep it open while they read it, so it is among this shell's open files.
 _portenv_here=
 if [ -n "${BASH_VERSION:-}" ]; then
     _portenv_here=$BASH_SOURCE
