@@ -458,3 +458,18 @@ def test_rewritten_sources_get_checked_hash_bytecode(tmp_path: Path) -> None:
     assert list(compiled) == [f"lib/pkg/__pycache__/fixed.{tag}.pyc"]
     pyc = compiled[f"lib/pkg/__pycache__/fixed.{tag}.pyc"]
     assert pyc[4:8] == b"\x03\0\0\0" and pyc[8:16] == importlib.util.source_hash(b"X = 2\n")
+
+
+def test_plain_activate_is_shellcheck_clean(tmp_path: Path) -> None:
+    shellcheck = shutil.which("shellcheck")
+    if shellcheck is None:
+        pytest.fail("shellcheck is not installed: run scripts/install-system-deps.sh --tests")
+    script = tmp_path / "activate"
+    script.write_bytes(plain_activate())
+    done = subprocess.run(
+        [shellcheck, "-s", "sh", "--severity=warning", "-e", "SC1090", str(script)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout

@@ -3,6 +3,7 @@
 # busybox sh and mksh keep it open while they read it, so it is among this shell's open files.
 _portenv_here=
 if [ -n "${BASH_VERSION:-}" ]; then
+    # shellcheck disable=SC2128,SC3028 # bash's own variable: its first element is this file
     _portenv_here=$BASH_SOURCE
 elif [ -n "${ZSH_VERSION:-}" ]; then
     eval '_portenv_here=${(%):-%x}'
