@@ -177,7 +177,9 @@ def compile_prefix(
     With ``bytecode.cache``, each .pyc is kept there and reused by later packs."""
     sources = clear_bytecode(root)
     worker = target_file("pyc_worker.py")
-    argv = [str(bytecode.python), "-s", "-S", "-c", worker, str(root), placeholder]
+    # -B: the worker's own imports (typing, ...) come from the env being compiled when its own
+    # python compiles it, and must not race the worker with timestamp .pyc files of their own
+    argv = [str(bytecode.python), "-B", "-s", "-S", "-c", worker, str(root), placeholder]
     if bytecode.cache is not None:
         argv.append(str(cache_folder(bytecode.cache, bytecode, worker)))
     env = {"PYTHONHASHSEED": "0", "LC_ALL": "C"}  # frozensets iterate in one order

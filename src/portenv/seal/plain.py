@@ -141,7 +141,16 @@ def compile_rewritten(
             (Path(scratch) / path).parent.mkdir(parents=True, exist_ok=True)
             (Path(scratch) / path).write_bytes(data)
         worker = target_file("pyc_worker.py")
-        argv = [str(root / manifest.python), "-s", "-S", "-c", worker, scratch, manifest.prefix]
+        argv = [
+            str(root / manifest.python),
+            "-B",
+            "-s",
+            "-S",
+            "-c",
+            worker,
+            scratch,
+            manifest.prefix,
+        ]
         try:
             subprocess.run(
                 argv,
