@@ -23,13 +23,16 @@
 #   libpq-dev            builds psycopg2 from its sdist: a wheel whose libpq.so.5 portenv bundles
 #   chromium             a headless browser renders `portenv inspect --html` reports (no console
 #                        errors, every package shown: tests/integration/test_inspect_html.py)
+#   default-jre-headless pyspark's JVMs (tests/e2e/test_engines.py: Spark runs a plain archive)
+#   iproute2             `ip link set lo up` in the engines' private network namespace
+#   zsh, mksh            a plain archive's bin/activate sourced by them (tests/unit/test_plain.py)
 #
 # `apt-get update` runs at most once, and only when something is missing.
 # Needs root (uses sudo when run as another user and sudo exists).
 set -eu
 
 PKGS="python3-venv gcc libc6-dev dpkg apt util-linux mount tar coreutils"
-TEST_PKGS="debootstrap debian-archive-keyring gpgv wget busybox-static dash shellcheck gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static zstd libpq-dev chromium"
+TEST_PKGS="debootstrap debian-archive-keyring gpgv wget busybox-static dash shellcheck gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static zstd libpq-dev chromium default-jre-headless iproute2 zsh mksh"
 case ${1:-} in
 --tests) PKGS="$PKGS $TEST_PKGS" ;;
 '') ;;

@@ -48,6 +48,7 @@ from portenv.write.codecs import check_level
 from portenv.write.entry import parse_entry
 from portenv.write.payload import PayloadMismatchError
 from portenv.write.pixipack import write_pixi_pack
+from portenv.write.plain import check_plain_options, plain_format
 from portenv.write.sbom import publish_sbom, sbom_timestamp
 
 if TYPE_CHECKING:
@@ -114,7 +115,7 @@ class PackRequest:
 
     source: PlanRequest | PythonRequest
     output: Path
-    format: Literal["portenv", "pixi-pack"] = "portenv"
+    format: Literal["portenv", "pixi-pack", "tar.gz", "zip"] = "portenv"
     cache: Path | None = None
     env_name: str = "env"
     compression: str = "gzip"
@@ -135,6 +136,8 @@ class PackRequest:
     """Ship a .pyc for every .py (see seal.bytecode)."""
     entry: str = ""
     """The command of the environment's bin/ that the env.sh runs (a one-file app)."""
+    dereference: bool = False
+    """A plain archive (tar.gz) stores symlinks as copies (see write.plain)."""
 
 
 def plan(request: PlanRequest | PythonRequest) -> Plan:
@@ -374,6 +377,9 @@ class ArchiveJob:
     extracted python-build-standalone archive (gone after the pack)."""
     entry: str = ""
     """The command the env.sh runs (see check_entry_option)."""
+    plain: Literal["", "tar.gz", "zip"] = ""
+    """A plain archive's format (write.plain), instead of a portenv archive."""
+    dereference: bool = False
 
     def make_prefix(self, dest: Path) -> StagedPrefix:
         """Install the env's base into `dest`: a portable CPython, or the conda packages."""
@@ -494,6 +500,20 @@ def _write(
     entries: list[Entry],
     expect_tar_sha256: str | None,
 ) -> WrittenArchive:
+    if job.plain:
+        from portenv.write.plain import write_plain
+
+        level = 2 if job.level is None else job.level
+        return write_plain(
+            sealed,
+            job.output,
+            archive_format=job.plain,
+            dereference=job.dereference,
+            level=level,
+            entries=entries,
+            expect_tar_sha256=expect_tar_sha256,
+            reporter=reporter,
+        )
     return write_archive(
         sealed,
         job.output,
@@ -572,6 +592,7 @@ def refuse_conflicts(request: PackRequest) -> None:
             ("--no-bytecode", not request.bytecode),
             ("--allow-missing-library", bool(request.allow_missing)),
             ("--glibc", request.glibc is not None),
+            ("--dereference", request.dereference),
         )
         if given
     ]
@@ -581,11 +602,12 @@ def refuse_conflicts(request: PackRequest) -> None:
 
 
 def _pack(request: PackRequest, reporter: Reporter | None) -> WrittenArchive:
+    check_plain_options(request.format, request.output, request, request.compression)
     if request.format == "pixi-pack":
         return pack_pixi_pack(request, reporter)
     reporter = reporter or NullReporter()
     cache = (request.cache or default_cache()).resolve()
-    check_output(request.output, cache)
+    check_output(request.output, cache, portenv_format=not plain_format(request.format))
     check_env_name(request.env_name)
     check_level(request.compression, request.level)
     check_glibc_option(request.glibc)
@@ -650,6 +672,8 @@ def _pack_plan(
         request.bytecode,
         _extracted(source, base),
         request.entry,
+        plain_format(request.format),
+        request.dereference,
     )
 
     def wheels_for(staged: StagedPrefix) -> list[FetchedWheel]:

@@ -10,7 +10,7 @@ import tarfile
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Literal, NoReturn
 
 import click
 
@@ -200,10 +200,17 @@ def plan_cmd(
 @click.option(
     "--format",
     "archive_format",
-    type=click.Choice(["portenv", "pixi-pack"]),
+    type=click.Choice(["portenv", "pixi-pack", "tar.gz", "zip"]),
     default="portenv",
     show_default=True,
-    help="portenv (env.sh / env.tar) or pixi-pack (a .tar for pixi-unpack).",
+    help="portenv (env.sh / env.tar), pixi-pack (a .tar for pixi-unpack), or a plain "
+    "tar.gz / zip whose root is the environment, that runs wherever any tool extracts it "
+    "(Spark --archives, Ray, Dask).",
+)
+@click.option(
+    "--dereference",
+    is_flag=True,
+    help="Plain tar.gz: store symlinks as copies, for extractors that drop links (Ray).",
 )
 @click.option(
     "--inject",
@@ -274,7 +281,8 @@ def pack_cmd(
     platform: str | None,
     use_cache: Path | None,
     env_name: str,
-    archive_format: str,
+    archive_format: Literal["portenv", "pixi-pack", "tar.gz", "zip"],
+    dereference: bool,
     inject: tuple[Path, ...],
     compression: str,
     level: int | None,
@@ -314,7 +322,8 @@ def pack_cmd(
                 output,
                 cache=use_cache,
                 env_name=env_name,
-                format="pixi-pack" if archive_format == "pixi-pack" else "portenv",
+                format=archive_format,
+                dereference=dereference,
                 compression=compression,
                 level=level,
                 inject=inject,
@@ -378,6 +387,11 @@ def _print_written(written: WrittenArchive) -> None:
     size = f"{written.path.stat().st_size:,} bytes"
     if meta is None:
         sys.stderr.write(f"wrote {written.path} ({size}, pixi-pack format)\n")
+    elif written.format_name:
+        sys.stderr.write(
+            f"wrote {written.path} ({size}, {meta.files} files, glibc >= {meta.glibc_floor},"
+            f" plain {written.format_name}: runs wherever it is extracted)\n"
+        )
     else:
         sys.stderr.write(
             f"wrote {written.path} ({size}, {meta.files} files, glibc >= {meta.glibc_floor}, "

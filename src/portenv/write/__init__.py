@@ -62,6 +62,8 @@ class WrittenArchive:
     """The packages inside, as `.portenv/packages.json` lists them (what the SBOM lists)."""
     sbom: Path | None = None
     """The CycloneDX document written beside the archive, if one was asked for."""
+    format_name: str = ""
+    """A plain archive's format (``tar.gz``, ``zip``; see write.plain); empty otherwise."""
 
 
 def writer_for(output: Path) -> HeaderOf:

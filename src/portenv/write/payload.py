@@ -19,7 +19,15 @@ from typing import BinaryIO
 from portenv.seal.listing import Entry, listing
 from portenv.write.codecs import CHUNK, PayloadInfo, open_compressor
 
-__all__ = ["PayloadInfo", "PayloadMismatchError", "tar_digest", "tar_end", "write_payload"]
+__all__ = [
+    "PayloadInfo",
+    "PayloadMismatchError",
+    "listed_tar_digest",
+    "tar_digest",
+    "tar_end",
+    "tar_header",
+    "write_payload",
+]
 
 BLOCK = tarfile.BLOCKSIZE
 
@@ -38,7 +46,7 @@ def tar_end(offset: int) -> bytes:
     return b"\0" * (closing + -(offset + closing) % tarfile.RECORDSIZE)
 
 
-def _header(entry: Entry) -> bytes:
+def tar_header(entry: Entry) -> bytes:
     """A normalized tar header: no owner, no time, modes 0755/0644, links kept as links."""
     info = tarfile.TarInfo(entry.path)
     info.mtime = 0
@@ -128,7 +136,7 @@ class _Chunker:
 
 def _stream(root: Path, entries: list[Entry], chunker: _Chunker) -> Iterator[Entry]:
     for entry in entries:
-        chunker.add(_header(entry))
+        chunker.add(tar_header(entry))
         if entry.kind in ("f", "x"):
             fd = os.open(os.path.join(root, entry.path), os.O_RDONLY)
             try:
@@ -166,3 +174,17 @@ def write_payload(
         compressor.abort()
         raise
     return replace(compressor.close(), tar_sha256=tar_sha256)
+
+
+def listed_tar_digest(root: Path, entries: list[Entry]) -> str:
+    """The digest the payload of `entries` would have, without compressing or writing it.
+
+    What a writer of another format checks a cached prefix with (seal.cache records this)."""
+    chunker = _Chunker(lambda _piece: None)
+    try:
+        for _entry in _stream(root, entries, chunker):
+            pass
+        return chunker.finish()
+    except BaseException:
+        chunker.abort()
+        raise
