@@ -335,7 +335,7 @@ def test_destinations_on_other_file_systems(
     assert found["mount-point"]["error"] == mount_point
     assert "mount-point env -" in lines
     assert found["symlink-dest"]["error"].endswith(
-        "is_not_a_portenv_environment:_--force_will_not_replace_it"
+        "is_not_an_environment:_--force_will_not_replace_it"
     )
     assert "symlink-dest env previous env" in lines
     record(

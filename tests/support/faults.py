@@ -172,6 +172,23 @@ class Payload:
         return cls(members, relocated)
 
 
+def compiled_by_relocation(payload: Payload, paths: set[str]) -> set[str]:
+    """Of `paths`, the bytecode the relocation compiles for the sources it rewrote (they ship
+    without any), and the __pycache__ folders that hold it."""
+    found: set[str] = set()
+    for path in paths:
+        folder, _, name = path.rpartition("/")
+        if name == "__pycache__" and any(
+            r.startswith(folder + "/") and r.endswith(".py") for r in payload.relocated
+        ):
+            found.add(path)
+        elif folder.endswith("/__pycache__") and name.endswith(".pyc"):
+            source = f"{folder.removesuffix('/__pycache__')}/{name.split('.', 1)[0]}.py"
+            if source in payload.relocated:
+                found.add(path)
+    return found
+
+
 def check_reference(stdout: str, payload: Payload, dest: str) -> int:
     """The reference env holds exactly the payload, relocated to `dest`; returns its entry count.
 
@@ -184,7 +201,9 @@ def check_reference(stdout: str, payload: Payload, dest: str) -> int:
         if line.startswith("reference ./"):
             path, key, value = line[len("reference ") :].split("|", 2)
             listed.setdefault(path, {})[key.replace("regular empty file", "regular file")] = value
-    assert sorted(listed) == sorted(payload.members), "the reference env is not the payload"
+    extra = set(listed) - set(payload.members)
+    assert set(payload.members) <= set(listed), "the reference env is not the payload"
+    assert extra <= compiled_by_relocation(payload, extra), sorted(extra)
     for path, member in payload.members.items():
         got = listed[path]
         assert got.get(member.kind) == member.mode, (path, got, member)
