@@ -15,7 +15,6 @@ import os
 import shutil
 import subprocess
 import time
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,8 @@ from bench.config import EnvSpec, cache_root
 from bench.envs import channel_for, log_path, portenv_argv, project_for, say
 from bench.onefile import read_meta_of_sh
 from bench.report import fs, med, ok_walls, table
-from bench.timing import parse_line, ptime_binary
+from bench.target import run_script
+from bench.timing import ptime_binary
 
 __all__ = ["BUMPED", "delta_section", "measure_delta"]
 
@@ -75,8 +75,6 @@ def _portenv(*args: str | Path) -> float:
 
 def measure_delta(spec: EnvSpec, rootfs: Path) -> dict[str, Any]:
     """Pack OLD and NEW, make the update, time its apply against the unpack of NEW."""
-    from tests.support.rootfs import run_in_rootfs
-
     out = cache_root() / "run" / f"delta-{spec.name}"
     res = out / "res"
     shutil.rmtree(out, ignore_errors=True)
@@ -90,20 +88,8 @@ def measure_delta(spec: EnvSpec, rootfs: Path) -> dict[str, Any]:
     (out / "ptime").chmod(0o755)
     (out / "delta-bench.sh").write_text(SCRIPT.replace("{reps}", str(spec.reps_unpack)))
     say(f"delta: {spec.reps_unpack} applies and unpacks of {spec.name}")
-    result = run_in_rootfs(
-        rootfs,
-        ["sh", "/in/delta-bench.sh"],
-        binds=[(out, "/in"), (res, "/res")],
-        tmpfs=[("/t", "6g")],
-        timeout=3600,
-    )
-    if result.returncode != 0 or not (res / "finished").exists():
-        msg = f"the rootfs run failed ({result.returncode}): {result.stderr[-2000:]}"
-        raise RuntimeError(msg)
-    samples: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for line in (res / "times.txt").read_text().splitlines():
-        label, sample = parse_line(line)
-        samples[label].append(sample.__dict__)
+    found = run_script(rootfs, out, "delta-bench.sh")
+    samples = {label: [sample.__dict__ for sample in run] for label, run in found.items()}
     update_meta = read_meta_of_sh(out / "update.sh")
     return {
         "env": spec.name,

@@ -11,13 +11,13 @@ S is packed twice more from its sealed prefix: `tool.sh` (`--entry python`) and 
 from __future__ import annotations
 
 import subprocess
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 from bench.config import EnvSpec, cache_root
 from bench.envs import embedded_offset, log_path, portenv_argv, project_for, say
-from bench.timing import parse_line, ptime_binary
+from bench.target import run_script
+from bench.timing import ptime_binary
 
 __all__ = ["WARM", "measure_onefile"]
 
@@ -67,8 +67,6 @@ def _pack(project: Path, output: Path, *extra: str) -> None:
 
 def measure_onefile(spec: EnvSpec, rootfs: Path, warm_reps: int = 201) -> dict[str, Any]:
     """Pack S as tool.sh and env.sh, time warm and first runs in the rootfs."""
-    from tests.support.rootfs import run_in_rootfs
-
     out = cache_root() / "run" / "onefile"
     res = out / "res"
     res.mkdir(parents=True, exist_ok=True)
@@ -88,20 +86,8 @@ def measure_onefile(spec: EnvSpec, rootfs: Path, warm_reps: int = 201) -> dict[s
     )
     (out / "onefile-bench.sh").write_text(script)
     say(f"onefile: {warm_reps} warm starts of each kind, {spec.reps_unpack} first runs")
-    result = run_in_rootfs(
-        rootfs,
-        ["sh", "/in/onefile-bench.sh"],
-        binds=[(out, "/in"), (res, "/res")],
-        tmpfs=[("/t", "4g")],
-        timeout=3600,
-    )
-    if result.returncode != 0 or not (res / "finished").exists():
-        msg = f"the rootfs run failed ({result.returncode}): {result.stderr[-2000:]}"
-        raise RuntimeError(msg)
-    samples: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for line in (res / "times.txt").read_text().splitlines():
-        label, sample = parse_line(line)
-        samples[label].append(sample.__dict__)
+    found = run_script(rootfs, out, "onefile-bench.sh")
+    samples = {label: [sample.__dict__ for sample in run] for label, run in found.items()}
     return {"env": spec.name, "what": spec.what, "meta": meta, "samples": dict(samples)}
 
 
