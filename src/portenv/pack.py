@@ -575,6 +575,7 @@ def pack(request: PackRequest, reporter: Reporter | None = None) -> WrittenArchi
 
 def refuse_conflicts(request: PackRequest) -> None:
     """Options that do not apply to what is packed are refused, never silently ignored."""
+    check_plain_options(request.format, request.output, request, request.compression)
     if request.format != "pixi-pack":
         if request.inject:
             msg = "--inject adds packages to pixi-pack archives only"
@@ -592,7 +593,6 @@ def refuse_conflicts(request: PackRequest) -> None:
             ("--no-bytecode", not request.bytecode),
             ("--allow-missing-library", bool(request.allow_missing)),
             ("--glibc", request.glibc is not None),
-            ("--dereference", request.dereference),
         )
         if given
     ]
@@ -602,7 +602,6 @@ def refuse_conflicts(request: PackRequest) -> None:
 
 
 def _pack(request: PackRequest, reporter: Reporter | None) -> WrittenArchive:
-    check_plain_options(request.format, request.output, request, request.compression)
     if request.format == "pixi-pack":
         return pack_pixi_pack(request, reporter)
     reporter = reporter or NullReporter()

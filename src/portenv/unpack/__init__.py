@@ -9,6 +9,8 @@ the destination and renamed into place; a failure leaves the destination as it w
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
 
@@ -91,13 +93,20 @@ def unpack(request: UnpackRequest, reporter: Reporter | None = None) -> UnpackRe
     RelocationError when installing or relocating fails.
     """
     reporter = reporter or NullReporter()
-    try:
+    with _unpacker_exit_codes():
         if archive_kind(request.archive) == "pixi-pack":
             return unpack_pixi_pack(request, reporter)
         archive = read_archive(request.archive)
         if is_update(archive):
             return apply_update(request, archive, reporter)
         return unpack_portenv(request, reporter)
+
+
+@contextmanager
+def _unpacker_exit_codes() -> Iterator[None]:
+    """A PortenvError raised inside leaves with the sh unpacker's exit code for its kind."""
+    try:
+        yield
     except PortenvError as error:
         error.exit_code = exit_code_of(error)
         raise
@@ -125,7 +134,7 @@ def exit_code_of(error: PortenvError) -> int:
 def describe(path: Path, what: Literal["info", "list"]) -> str:
     """What ``--info`` (the meta block, after the archive checks) or ``--list`` (the packages,
     after the payload's sha256 is verified) print for a portenv archive; nothing is written."""
-    try:
+    with _unpacker_exit_codes():
         if archive_kind(path) != "portenv":
             msg = f"{path} is a pixi-pack archive: --info and --list read portenv archives"
             raise InputError(msg, hint="unpack it, or read its pixi-pack.json")
@@ -135,8 +144,5 @@ def describe(path: Path, what: Literal["info", "list"]) -> str:
             raise UsageError(msg, hint="use --info to see what it updates")
         if what == "list":
             return packages_text(archive)
-    except PortenvError as error:
-        error.exit_code = exit_code_of(error)
-        raise
     text = "".join(f"{key}={value}\n" for key, value in archive.meta.items())
     return text + (update_summary(archive) if is_update(archive) else "")
