@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,6 +95,35 @@ def quote_launchers(staged: StagedPrefix) -> int:
     return changed
 
 
+class _ScriptsForThisPython(WheelFile):
+    """A wheel whose version-named scripts follow the environment's Python, not the builder's.
+
+    pip's wheel declares a `pipX.Y` script for the Python that built the wheel (the 3.12
+    ensurepip wheel says `pip3.11`); pip itself names that script after the Python it installs
+    into, and so does this. Only the scripts change: the wheel's entry_points.txt and RECORD
+    stay as shipped.
+    """
+
+    version = ""
+    """The environment's X.Y."""
+
+    def read_dist_info(self, filename: str) -> str:
+        text = super().read_dist_info(filename)
+        if filename != "entry_points.txt" or self.distribution.lower() != "pip":
+            return text
+        if not re.fullmatch(r"\d+\.\d+", self.version):
+            return text
+        return _VERSIONED_PIP.sub(f"pip{self.version} =", text)
+
+
+_VERSIONED_PIP = re.compile(r"^pip\d+\.\d+ *=", re.MULTILINE)
+
+
+def _python_version(staged: StagedPrefix) -> str:
+    """X.Y of the staged interpreter, from its name (``bin/python3.12``)."""
+    return Path(staged.python).name.removeprefix("python")
+
+
 def install_wheels(wheels: Sequence[FetchedWheel], staged: StagedPrefix) -> None:
     """Install each wheel, validating its RECORD first; scripts get the placeholder interpreter.
 
@@ -105,7 +135,8 @@ def install_wheels(wheels: Sequence[FetchedWheel], staged: StagedPrefix) -> None
         if wheel.package.is_direct or wheel.package.kind == "git":
             metadata["direct_url.json"] = _direct_url(wheel)
         try:
-            with WheelFile.open(wheel.path) as source:
+            with _ScriptsForThisPython.open(wheel.path) as source:
+                source.version = _python_version(staged)
                 source.validate_record()
                 install(source, _destination(staged), additional_metadata=metadata)
         except (InstallerError, FileExistsError, ValueError, KeyError) as exc:
