@@ -99,7 +99,7 @@ def unpack(request: UnpackRequest, reporter: Reporter | None = None) -> UnpackRe
         archive = read_archive(request.archive)
         if is_update(archive):
             return apply_update(request, archive, reporter)
-        return unpack_portenv(request, reporter)
+        return unpack_portenv(request, archive, reporter)
 
 
 @contextmanager

@@ -342,9 +342,11 @@ def _checked(request: UnpackRequest, archive: PortenvArchive) -> Destination:
     return dest
 
 
-def unpack_portenv(request: UnpackRequest, reporter: Reporter) -> UnpackResult:
-    """Unpack a portenv archive into ``DIR/NAME``: every check first, then atomically."""
-    archive = read_archive(request.archive)
+def unpack_portenv(
+    request: UnpackRequest, archive: PortenvArchive, reporter: Reporter
+) -> UnpackResult:
+    """Unpack `archive` (read from `request.archive`) into ``DIR/NAME``: every check first,
+    then atomically."""
     dest = _checked(request, archive)
     token = reporter.on_task_start(f"unpacking into {dest.path}", None)
     placement = Placement(dest, force=request.force)
