@@ -21,6 +21,7 @@ from elftools.elf.gnuversions import GNUVerNeedSection
 from elftools.elf.segments import InterpSegment
 
 from portenv.errors import StageError
+from portenv.platforms import debian_triplet
 
 __all__ = [
     "SYSTEM_LIBRARIES",
@@ -57,7 +58,6 @@ SYSTEM_LIBRARIES = frozenset(
 """Libraries expected from the target. Everything else (libcrypt.so.1, libgcc_s, libstdc++,
 libssl...) is bundled: a bare glibc + busybox system has none of them."""
 _SYSTEM_PATTERNS = ("ld-linux*.so.*", "ld64.so.*", "ld.so.*", "libnss_*.so.*")
-_TRIPLETS = {"x86_64": "x86_64-linux-gnu", "aarch64": "aarch64-linux-gnu"}
 
 
 def is_system_library(soname: str) -> bool:
@@ -178,7 +178,7 @@ def _ld_cache() -> tuple[tuple[str, Path], ...]:
 
 def default_dirs() -> tuple[Path, ...]:
     """The loader's built-in directories (Debian multiarch first, then lib64, then lib)."""
-    triplet = _TRIPLETS.get(platform.machine(), f"{platform.machine()}-linux-gnu")
+    triplet = debian_triplet(platform.machine())
     names = (f"/lib/{triplet}", f"/usr/lib/{triplet}", "/lib64", "/usr/lib64", "/lib", "/usr/lib")
     return tuple(Path(n) for n in names)
 
