@@ -46,6 +46,7 @@ from portenv.write import (
 )
 from portenv.write.codecs import check_level
 from portenv.write.entry import parse_entry
+from portenv.write.kept import KeptPayloads
 from portenv.write.payload import PayloadMismatchError
 from portenv.write.pixipack import write_pixi_pack
 from portenv.write.plain import check_plain_options, plain_format
@@ -417,7 +418,8 @@ def stage_seal_write(
     if cache is not None and hit is not None:
         reporter.on_info(f"reusing the sealed environment cached in {hit.sealed.path.parent}")
         try:
-            return _write(job, hit.sealed, reporter, hit.entries, hit.tar_sha256)
+            kept = KeptPayloads(hit.sealed.path.parent / "payloads")
+            return _write(job, hit.sealed, reporter, hit.entries, hit.tar_sha256, kept)
         except (PayloadMismatchError, FileNotFoundError):
             reporter.on_warning("the cached environment was changed on disk; staging it again")
             cache.discard(key)
@@ -447,7 +449,8 @@ def stage_seal_write(
         )
         reporter.on_task_complete(token)
         entries = listing(sealed.path)
-        written = _write(job, sealed, reporter, entries, None)
+        payloads = KeptPayloads(folder / "payloads") if cache is not None else None
+        written = _write(job, sealed, reporter, entries, None, payloads)
         if cache is not None:
             # the build machine's files the prefix holds copies of: checked before each reuse
             copied = (*staged.sources, *(b.source for b in bundle.bundled))
@@ -499,7 +502,9 @@ def _write(
     reporter: Reporter,
     entries: list[Entry],
     expect_tar_sha256: str | None,
+    kept: KeptPayloads | None = None,
 ) -> WrittenArchive:
+    """Write the archive `job` asks for; `kept`: the cache entry's compressed payloads."""
     if job.plain:
         from portenv.write.plain import write_plain
 
@@ -524,6 +529,7 @@ def _write(
         expect_tar_sha256=expect_tar_sha256,
         reporter=reporter,
         entry=job.entry,
+        kept=kept,
     )
 
 

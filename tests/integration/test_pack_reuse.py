@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import subprocess
 import tarfile
 from pathlib import Path
@@ -51,6 +52,10 @@ def test_a_tampered_entry_is_detected_and_staged_again(core_project: Path, tmp_p
     victim = entry / "prefix" / ".portenv" / "relocate.py"
     data = victim.read_bytes()
     victim.write_bytes(data.replace(b"import", b"imp0rt", 1))  # same size, other content
+    kept = portenv("pack", core_project, "-o", tmp_path / "kept.tar", "--use-cache", cache)
+    assert "changed" not in kept.stderr, "the kept payload is copied: the prefix is not read"
+    assert (tmp_path / "kept.tar").read_bytes() == (tmp_path / "good.tar").read_bytes()
+    shutil.rmtree(entry / "payloads")  # without it, the prefix is tarred again and checked
     again = portenv("pack", core_project, "-o", tmp_path / "again.tar", "--use-cache", cache)
     assert "changed on disk; staging it again" in again.stderr
     assert (tmp_path / "again.tar").read_bytes() == (tmp_path / "good.tar").read_bytes()
@@ -58,6 +63,31 @@ def test_a_tampered_entry_is_detected_and_staged_again(core_project: Path, tmp_p
     assert (entry / "prefix" / ".portenv" / "relocate.py").read_bytes() == data
     third = portenv("pack", core_project, "-o", tmp_path / "third.tar", "--use-cache", cache)
     assert "reusing" in third.stderr and "changed" not in third.stderr
+
+
+def test_a_kept_payload_is_copied_checked_and_kept_per_codec_and_level(
+    core_project: Path, tmp_path: Path
+) -> None:
+    cache = tmp_path / "cache"
+    portenv("pack", core_project, "-o", tmp_path / "good.tar", "--use-cache", cache)
+    (entry,) = sealed_entries(cache)
+    kept = entry / "payloads" / "gzip-2.bin"
+    payload = payload_bytes(tmp_path / "good.tar")[1]
+    assert kept.read_bytes() == payload
+    damaged = bytearray(payload)
+    damaged[len(damaged) // 2] ^= 0xFF
+    kept.write_bytes(bytes(damaged))
+    portenv("pack", core_project, "-o", tmp_path / "again.tar", "--use-cache", cache)
+    assert (tmp_path / "again.tar").read_bytes() == (tmp_path / "good.tar").read_bytes()
+    assert kept.read_bytes() == payload, "the damaged copy was replaced by the fresh payload"
+    portenv("pack", core_project, "-o", tmp_path / "z.tar", "--use-cache", cache, "--level", "1")
+    assert sorted(p.name for p in (entry / "payloads").iterdir()) == [
+        "gzip-1.bin",
+        "gzip-1.json",
+        "gzip-2.bin",
+        "gzip-2.json",
+    ]
+    assert (entry / "payloads" / "gzip-1.bin").read_bytes() == payload_bytes(tmp_path / "z.tar")[1]
 
 
 def test_zstd_payload_holds_the_same_tar_and_unpacks(

@@ -23,6 +23,7 @@ from portenv.write.container import (
     render_unpacker,
 )
 from portenv.write.entry import check_entry
+from portenv.write.kept import KeptPayloads
 from portenv.write.payload import PayloadMismatchError, write_payload
 from portenv.write.sbom import read_inventory
 
@@ -123,13 +124,16 @@ def write_archive(
     expect_tar_sha256: str | None = None,
     reporter: Reporter | None = None,
     entry: str = "",
+    kept: KeptPayloads | None = None,
 ) -> WrittenArchive:
     """Compress the sealed prefix straight into `output`'s place, then write what goes before.
 
     The payload is written at its final offset in the temp file, so no copy of it is made;
     with `expect_tar_sha256` the tar stream's digest must be it, else PayloadMismatchError is
     raised and nothing is published. `entry` (an env.sh's command, `pack --entry`) must be a
-    command of the environment's bin/, checked before anything is written.
+    command of the environment's bin/, checked before anything is written. With `kept` (the
+    cached prefix's payloads), a payload kept for the expected tar is copied instead of
+    compressed again, and a new one is kept.
     """
     reporter = reporter or NullReporter()
     header_of = writer_for(output)
@@ -138,18 +142,28 @@ def write_archive(
         check_entry(sealed.path, entry)
     token = reporter.on_task_start("compressing", sealed.meta.unpacked_kib * 1024)
     with atomic_output(output, 0o755 if output.suffix == ".sh" else 0o644) as sink:
-        sink.seek(len(head) + PAYLOAD_OFFSET)
-        info = write_payload(
-            sealed.path,
-            sink,
-            compression=compression,
-            level=level,
-            entries=entries,
-            advance=lambda n: reporter.on_task_advance(token, n),
-        )
-        if expect_tar_sha256 is not None and info.tar_sha256 != expect_tar_sha256:
-            msg = f"the tar of {sealed.path} is not the one recorded when it was made"
-            raise PayloadMismatchError(msg)
+        start = len(head) + PAYLOAD_OFFSET
+        sink.seek(start)
+        info = None
+        if kept is not None and expect_tar_sha256 is not None:
+            info = kept.copy_into(
+                sink, compression=compression, level=level, tar_sha256=expect_tar_sha256
+            )
+        if info is None:
+            info = write_payload(
+                sealed.path,
+                sink,
+                compression=compression,
+                level=level,
+                entries=entries,
+                advance=lambda n: reporter.on_task_advance(token, n),
+            )
+            if expect_tar_sha256 is not None and info.tar_sha256 != expect_tar_sha256:
+                msg = f"the tar of {sealed.path} is not the one recorded when it was made"
+                raise PayloadMismatchError(msg)
+            if kept is not None:
+                kept.keep(sink, start, info, compression=compression, level=level)
+                sink.seek(start + info.size)
         meta = replace(
             sealed.meta,
             payload_size=info.size,
