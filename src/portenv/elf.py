@@ -10,7 +10,9 @@ from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 from elftools.elf.gnuversions import GNUVerNeedSection
 
-__all__ = ["ElfFacts", "machine_name", "scan_elf", "version_key"]
+from portenv.platforms import version_key
+
+__all__ = ["ElfFacts", "machine_name", "scan_elf"]
 
 _MACHINES = {
     "EM_X86_64": "x86_64",
@@ -26,11 +28,6 @@ ELF_MAGIC = b"\x7fELF"
 def machine_name(e_machine: str) -> str:
     """What ``uname -m`` prints on a machine of this ELF ``e_machine`` (``EM_X86_64``)."""
     return _MACHINES.get(e_machine, e_machine)
-
-
-def version_key(version: str) -> tuple[int, ...]:
-    """Order versions like 2.9 < 2.17 < 2.34."""
-    return tuple(int(part) for part in version.split(".") if part.isdigit())
 
 
 @dataclass(frozen=True)

@@ -710,9 +710,11 @@ def _pip_wheels(
 
 def _extracted(source: PythonRequest | None, base: BaseInterpreter | None) -> str | None:
     """The scratch folder a python-build-standalone archive was extracted into, if any."""
+    if source is None or base is None:
+        return None  # a pixi source: the closure's ELF reader is not imported for nothing
     from portenv.stage.cpython_archive import is_python_archive
 
-    if source is None or base is None or not is_python_archive(source.python):
+    if not is_python_archive(source.python):
         return None
     return str(base.prefix)
 

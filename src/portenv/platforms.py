@@ -21,6 +21,7 @@ __all__ = [
     "host_subdir",
     "marker_environment",
     "platform_tags",
+    "version_key",
     "wheel_machine",
     "wheel_tags",
 ]
@@ -70,6 +71,11 @@ DEFAULT_GLIBC = "2.28"
 """The glibc a Linux target is taken to have when nothing says otherwise (pixi's default)."""
 NEWEST_GLIBC = "2.60"
 """Far beyond any glibc: the ladder for a target whose glibc the archive's floor will decide."""
+
+
+def version_key(version: str) -> tuple[int, ...]:
+    """Order versions like 2.9 < 2.17 < 2.34 (glibc's, and its symbol versions)."""
+    return tuple(int(part) for part in version.split(".") if part.isdigit())
 
 
 def wheel_machine(subdir: str) -> str:

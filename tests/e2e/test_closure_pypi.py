@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from portenv.elf import version_key
+from portenv.platforms import version_key
 from tests.conftest import portenv
 from tests.e2e.test_core import OUTSIDE_LIBS
 from tests.e2e.test_python_source import interpreters

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from portenv.elf import version_key
+from portenv.platforms import version_key
 from portenv.stage.cpython import (
     BaseInterpreter,
     PortableInterpreter,

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from portenv.elf import version_key
 from portenv.errors import InputError, StageError
+from portenv.platforms import version_key
 from portenv.stage.cpython import (
     DEFAULT_EXCLUDES,
     BaseInterpreter,

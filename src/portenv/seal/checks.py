@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from portenv.elf import ElfFacts, version_key
+from portenv.elf import ElfFacts
 from portenv.errors import CompatibilityError
+from portenv.platforms import version_key
 from portenv.source.glibc import lock_glibc_sources, refuse_above_ceiling
 
 __all__ = ["check_glibc_ceiling", "check_machines", "glibc_floor"]

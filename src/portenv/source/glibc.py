@@ -12,9 +12,9 @@ from collections.abc import Iterable, Sequence
 
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
-from portenv.elf import version_key
 from portenv.errors import CompatibilityError
 from portenv.model import Plan
+from portenv.platforms import version_key
 
 __all__ = ["lock_glibc_sources", "plan_glibc_sources", "refuse_above_ceiling", "wheel_glibc"]
 
