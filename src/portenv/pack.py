@@ -295,7 +295,7 @@ class OpenedLock:
 class OpenedPython(OpenedLock):
     """A CPython + requirements: the interpreter is the base, pip comes from its ensurepip."""
 
-    request: PythonRequest | None = None
+    request: PythonRequest = field(kw_only=True)
 
     def glibc_sources(self, limit: int) -> tuple[tuple[str, str], ...]:
         """The wheels' manylinux levels and what the interpreter's own ELF files need."""
@@ -306,14 +306,14 @@ class OpenedPython(OpenedLock):
 
     def seal_inputs(self, fetched: Fetched) -> dict[str, object] | None:
         """The interpreter, the requirements and pip or not (see python_seal_inputs)."""
-        if self.request is None or self.base is None:
+        if self.base is None:
             return None
         return python_seal_inputs(self.request, self.base, self.plan, fetched.pypi)
 
     def wheels(self, fetched: Fetched, staged: StagedPrefix) -> list[FetchedWheel]:
         """The requirements' wheels, and pip unless --no-pip."""
         wheels = super().wheels(fetched, staged)
-        if self.request is not None and self.base is not None and self.request.pip:
+        if self.base is not None and self.request.pip:
             wheels += _pip_wheels(staged, self.base, self.plan, self.reporter)
         return wheels
 
@@ -969,13 +969,11 @@ def _pip_wheels(
     return wheels
 
 
-def _extracted(source: PythonRequest | None, base: BaseInterpreter | None) -> str | None:
+def _extracted(source: PythonRequest, base: BaseInterpreter) -> str | None:
     """The scratch folder a python-build-standalone archive was extracted into, if any."""
     from portenv.stage.cpython_archive import is_python_archive
 
-    if source is None or base is None or not is_python_archive(source.python):
-        return None
-    return str(base.prefix)
+    return str(base.prefix) if is_python_archive(source.python) else None
 
 
 def python_seal_inputs(
