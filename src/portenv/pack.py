@@ -238,12 +238,15 @@ def source_for(
     `glibc` resolves a conda-free source's wheels for that manylinux level; `inject` adds
     local conda packages to a lock's environment (pixi-pack format only, see refuse_conflicts).
     """
+    if isinstance(request, PlanRequest):
+        return PixiLockSource(request, inject)
+    if inject:
+        msg = "--inject adds packages to a pixi project's environment only"
+        raise UsageError(msg, hint="pack the pixi project, or drop --inject")
     if isinstance(request, PythonRequest):
         return PythonSource(request, glibc)
     if isinstance(request, PixiPackRequest):
         return PixiPackSource(request)
-    if isinstance(request, PlanRequest):
-        return PixiLockSource(request, inject)
     return request
 
 

@@ -250,6 +250,18 @@ def test_source_for_keeps_a_source_of_the_callers_own(tmp_path: Path) -> None:
     assert source_for(source) is source
 
 
+@pytest.mark.parametrize(
+    "made",
+    [
+        pytest.param(PythonRequest(Path("python3")), id="python"),
+        pytest.param(PixiPackRequest(Path("environment.tar")), id="pixi-pack"),
+    ],
+)
+def test_only_a_lock_takes_injected_packages(made: PythonRequest | PixiPackRequest) -> None:
+    with pytest.raises(UsageError, match="--inject"):
+        source_for(made, inject=(Path("addon.conda"),))
+
+
 def test_a_stale_lock_warns_through_the_reporter_when_opened(tmp_path: Path) -> None:
     """Library callers get the warning the CLI prints: the lock source reports it itself."""
     project = copy_project("webserver", tmp_path)
