@@ -30,7 +30,7 @@ import portenv.pack as pack_module
 #: (module, attribute, label, depth): what is timed, as the pipeline calls it. Depth-1 steps
 #: run inside the depth-0 step above them.
 PHASES = (
-    ("portenv.pack", "plan", "plan: read pixi.toml + pixi.lock", 0),
+    ("portenv.pack", "_plan_lock", "plan: read pixi.toml + pixi.lock", 0),
     ("portenv.pack", "fetch_conda", "fetch (conda, verified cache)", 0),
     ("portenv.pack", "_fetch_pypi", "fetch (PyPI, verified cache)", 0),
     ("portenv.seal.cache", "SealCache.lookup", "sealed-prefix cache: look up the entry", 0),

@@ -1,4 +1,9 @@
-"""The pipeline end to end: source -> plan -> fetch -> stage -> seal -> write."""
+"""The pipeline end to end: source -> plan -> fetch -> stage -> seal -> write.
+
+`pack` asks two questions once each: which source (`source_for`: a pixi lock, a CPython +
+requirements, a pixi-pack archive) and which writer (portenv or plain archive, which stage
+and seal; pixi-pack, which writes the fetched files as they are).
+"""
 
 from __future__ import annotations
 
@@ -7,9 +12,10 @@ import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, TypeAlias
+from typing import TYPE_CHECKING, Literal, Protocol, TypeAlias
 
 import platformdirs
 
@@ -23,7 +29,7 @@ from portenv.fetch import (
 )
 from portenv.format import env_name_problem
 from portenv.model import FetchedPackage, Plan, PypiSource, StagedPrefix, Subdir
-from portenv.platforms import host_subdir
+from portenv.platforms import arch_of, host_subdir
 from portenv.reporting import NullReporter, Reporter
 from portenv.seal.cache import SealCache
 from portenv.seal.listing import Entry, listing
@@ -31,6 +37,7 @@ from portenv.source import PixiProject, plan_pixi_project
 from portenv.source.glibc import plan_glibc_sources, refuse_above_ceiling
 from portenv.source.inject import inject
 from portenv.source.pixi import stale_lock_warnings
+from portenv.source.pixipack import PixiPack, open_pixi_pack, read_metadata
 from portenv.source.pypi import decide, editable_notes, wheel_misfit
 from portenv.source.requirements import (
     RequirementsInput,
@@ -64,9 +71,17 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ArchiveJob",
+    "Fetched",
+    "OpenedSource",
     "PackRequest",
+    "PixiLockSource",
+    "PixiPackRequest",
+    "PixiPackSource",
     "PlanRequest",
     "PythonRequest",
+    "PythonSource",
+    "Source",
+    "SourceRequest",
     "cached_capacity",
     "check_entry_option",
     "check_env_name",
@@ -74,10 +89,12 @@ __all__ = [
     "check_output",
     "default_cache",
     "pack",
+    "pixi_pack_inventory",
     "plan",
     "python_seal_inputs",
     "refuse_conflicts",
     "seal_inputs",
+    "source_for",
     "stage_seal_write",
 ]
 
@@ -114,7 +131,8 @@ class PythonRequest:
 class PackRequest:
     """What to pack and where to write it."""
 
-    source: PlanRequest | PythonRequest
+    source: SourceRequest | Source
+    """What to pack: a request portenv knows (source_for), or a Source of the caller's own."""
     output: Path
     format: Literal["portenv", "pixi-pack", "tar.gz", "zip"] = "portenv"
     cache: Path | None = None
@@ -141,23 +159,275 @@ class PackRequest:
     """A plain archive (tar.gz) stores symlinks as copies (see write.plain)."""
 
 
-def plan(request: PlanRequest | PythonRequest) -> Plan:
-    """List what packing would take, without downloading anything."""
+@dataclass(frozen=True)
+class PixiPackRequest:
+    """A pixi-pack archive (its tar, or the folder it was extracted to): `portenv convert`."""
+
+    archive: Path
+
+
+SourceRequest: TypeAlias = "PlanRequest | PythonRequest | PixiPackRequest"
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """A source's packages as files on this machine, every one verified."""
+
+    conda: tuple[FetchedPackage, ...]
+    pypi: tuple[PypiSource, ...]
+
+
+class OpenedSource(Protocol):
+    """What to pack, ready for the stages after the plan: each kind of source answers for itself.
+
+    The protocol lives here, in the runner, and not in source/: answering needs the stages
+    after the plan (fetch, a portable interpreter from stage/, the inventory from seal/), and
+    a module may import only from its own stage or an earlier one (tests/unit/test_layers.py).
+    """
+
+    @property
+    def plan(self) -> Plan:
+        """What is packed (glibc_sources left for `plan` to fill)."""
+        ...
+
+    @property
+    def base(self) -> BaseInterpreter | None:
+        """The interpreter made portable as the prefix (the conda-free source), else None."""
+        ...
+
+    @property
+    def unchecked(self) -> str | None:
+        """A scratch folder the prefix is copied from that the seal inputs cover (ArchiveJob)."""
+        ...
+
+    def glibc_sources(self, limit: int) -> tuple[tuple[str, str], ...]:
+        """(version, what) known to set the glibc floor before staging (`limit` files of the
+        interpreter, which the conda-free source measures)."""
+        ...
+
+    def fetch(self, jobs: int) -> Fetched:
+        """The packages as verified files: downloaded into the cache, or read from the archive."""
+        ...
+
+    def seal_inputs(self, fetched: Fetched) -> dict[str, object] | None:
+        """Everything the sealed prefix is made from, or None when it must not be reused."""
+        ...
+
+    def wheels(self, fetched: Fetched, staged: StagedPrefix) -> list[FetchedWheel]:
+        """The wheels to install into the staged prefix (sdists are built with its python)."""
+        ...
+
+    def inventory(self, fetched: Fetched, wheels: list[FetchedWheel]) -> list[dict[str, object]]:
+        """What ``.portenv/packages.json`` says of each package."""
+        ...
+
+
+class Source(Protocol):
+    """A kind of input: opened once per pack, it is the only place that knows what it is."""
+
+    def open(self, cache: Path, reporter: Reporter) -> AbstractContextManager[OpenedSource]:
+        """Read the input and plan it; what it leaves in the cache's scratch goes on exit."""
+        ...
+
+
+def source_for(
+    request: SourceRequest | Source, *, glibc: str | None = None, inject: tuple[Path, ...] = ()
+) -> Source:
+    """The one place that asks which source a request names (a Source given is used as is).
+
+    `glibc` resolves a conda-free source's wheels for that manylinux level; `inject` adds
+    local conda packages to a lock's environment (pixi-pack format only, see refuse_conflicts).
+    """
+    if isinstance(request, PlanRequest):
+        return PixiLockSource(request, inject)
+    if inject:
+        msg = "--inject adds packages to a pixi project's environment only"
+        raise UsageError(msg, hint="pack the pixi project, or drop --inject")
     if isinstance(request, PythonRequest):
+        return PythonSource(request, glibc)
+    if isinstance(request, PixiPackRequest):
+        return PixiPackSource(request)
+    return request
+
+
+def plan(request: SourceRequest | Source) -> Plan:
+    """List what packing would take, without downloading anything."""
+    with source_for(request).open(default_cache(), NullReporter()) as opened:
+        return replace(opened.plan, glibc_sources=opened.glibc_sources(limit=3))
+
+
+@dataclass(frozen=True)
+class OpenedLock:
+    """A pixi lock's environment: its packages are downloaded into the cache and verified."""
+
+    plan: Plan
+    cache: Path
+    reporter: Reporter
+    base: BaseInterpreter | None = None
+    unchecked: str | None = None
+
+    def glibc_sources(self, limit: int) -> tuple[tuple[str, str], ...]:
+        """What the records say (the lock's __glibc, packages that require a glibc)."""
+        return plan_glibc_sources(self.plan)
+
+    def fetch(self, jobs: int) -> Fetched:
+        """Download (or find in the cache) every file the plan lists."""
+        conda = fetch_conda(
+            self.plan.conda,
+            self.cache,
+            base=self.plan.project_dir,
+            reporter=self.reporter,
+            jobs=jobs,
+        )
+        return Fetched(tuple(conda), tuple(_fetch_pypi(self.plan, self.cache, self.reporter, jobs)))
+
+    def seal_inputs(self, fetched: Fetched) -> dict[str, object] | None:
+        """The lock's records and files (see seal_inputs)."""
+        return seal_inputs(self.plan, fetched.conda, fetched.pypi)
+
+    def wheels(self, fetched: Fetched, staged: StagedPrefix) -> list[FetchedWheel]:
+        """The locked wheels, and those built from its sdists and source folders."""
+        return _wheels(list(fetched.pypi), staged, self.plan, self.cache)
+
+    def inventory(self, fetched: Fetched, wheels: list[FetchedWheel]) -> list[dict[str, object]]:
+        """The lock's conda records and the installed wheels."""
+        return _inventory(self.plan, wheels)
+
+
+@dataclass(frozen=True)
+class OpenedPython(OpenedLock):
+    """A CPython + requirements: the interpreter is the base, pip comes from its ensurepip."""
+
+    request: PythonRequest = field(kw_only=True)
+
+    def glibc_sources(self, limit: int) -> tuple[tuple[str, str], ...]:
+        """The wheels' manylinux levels and what the interpreter's own ELF files need."""
         from portenv.stage.cpython_inspect import interpreter_glibc
 
-        with base_interpreter(request.python, default_cache()) as base:
-            the_plan = _plan_python(request, base)
-            own = interpreter_glibc(base)
-            return replace(the_plan, glibc_sources=plan_glibc_sources(the_plan, own))
-    project = PixiProject.from_path(request.project)
-    the_plan = plan_pixi_project(
-        project,
+        own = interpreter_glibc(self.base, limit=limit) if self.base is not None else ()
+        return plan_glibc_sources(self.plan, own)
+
+    def seal_inputs(self, fetched: Fetched) -> dict[str, object] | None:
+        """The interpreter, the requirements and pip or not (see python_seal_inputs)."""
+        if self.base is None:
+            return None
+        return python_seal_inputs(self.request, self.base, self.plan, fetched.pypi)
+
+    def wheels(self, fetched: Fetched, staged: StagedPrefix) -> list[FetchedWheel]:
+        """The requirements' wheels, and pip unless --no-pip."""
+        wheels = super().wheels(fetched, staged)
+        if self.base is not None and self.request.pip:
+            wheels += _pip_wheels(staged, self.base, self.plan, self.reporter)
+        return wheels
+
+    def inventory(self, fetched: Fetched, wheels: list[FetchedWheel]) -> list[dict[str, object]]:
+        """The wheels, and the interpreter, which no package brings (seal.inventory)."""
+        from portenv.seal.inventory import interpreter_entry
+
+        own = [] if self.base is None else [interpreter_entry(self.base.version)]
+        return super().inventory(fetched, wheels) + own
+
+
+@dataclass(frozen=True)
+class OpenedPixiPack:
+    """A pixi-pack archive, verified: its files are the fetched packages, nothing is downloaded."""
+
+    plan: Plan
+    pack: PixiPack
+    base: BaseInterpreter | None = None
+    unchecked: str | None = None
+
+    def glibc_sources(self, limit: int) -> tuple[tuple[str, str], ...]:
+        """What the packages' records say."""
+        return plan_glibc_sources(self.plan)
+
+    def fetch(self, jobs: int) -> Fetched:
+        """The archive's packages, already checked against its repodata and wheel tags."""
+        return Fetched(self.pack.conda, self.pack.wheels)
+
+    def seal_inputs(self, fetched: Fetched) -> dict[str, object] | None:
+        """Never reused: the archive's scratch copy is gone after the pack."""
+        return None
+
+    def wheels(self, fetched: Fetched, staged: StagedPrefix) -> list[FetchedWheel]:
+        """The archive's wheels, named by their place in it."""
+        from portenv.stage.wheels import FetchedWheel
+
+        return [FetchedWheel(w, w.path, w.package.url) for w in fetched.pypi]
+
+    def inventory(self, fetched: Fetched, wheels: list[FetchedWheel]) -> list[dict[str, object]]:
+        """Each package and where in the archive it was (see pixi_pack_inventory)."""
+        return pixi_pack_inventory(self.pack)
+
+
+@dataclass(frozen=True)
+class PixiLockSource:
+    """One environment of a pixi project's lock (`inject`: local conda packages added)."""
+
+    request: PlanRequest
+    inject: tuple[Path, ...] = ()
+
+    @contextlib.contextmanager
+    def open(self, cache: Path, reporter: Reporter) -> Iterator[OpenedSource]:
+        """The lock's plan; a lock its manifest has moved on from still packs, with warnings."""
+        for warning in stale_lock_warnings(self.request.project):
+            reporter.on_warning(warning)
+        the_plan = _plan_lock(self.request)
+        if self.inject:
+            the_plan = inject(the_plan, self.inject)
+        yield OpenedLock(the_plan, cache, reporter)
+
+
+def _plan_lock(request: PlanRequest) -> Plan:
+    """The plan of one environment of a pixi project's lock, read from the files alone."""
+    return plan_pixi_project(
+        PixiProject.from_path(request.project),
         environment=request.environment,
         platform=request.platform,
         skip_pypi=request.skip_pypi,
     )
-    return replace(the_plan, glibc_sources=plan_glibc_sources(the_plan))
+
+
+@dataclass(frozen=True)
+class PythonSource:
+    """A local CPython (or python-build-standalone archive) plus PyPI requirements."""
+
+    request: PythonRequest
+    glibc: str | None = None
+
+    @contextlib.contextmanager
+    def open(self, cache: Path, reporter: Reporter) -> Iterator[OpenedSource]:
+        """The interpreter inspected (an archive extracted under the cache meanwhile), the
+        requirements resolved for its version and platform."""
+        with base_interpreter(self.request.python, cache) as base:
+            the_plan = _plan_python(self.request, base, self.glibc)
+            unchecked = _extracted(self.request, base)
+            yield OpenedPython(the_plan, cache, reporter, base, unchecked, request=self.request)
+
+
+@dataclass(frozen=True)
+class PixiPackSource:
+    """A pixi-pack archive: verified into the cache's scratch, then packed offline."""
+
+    request: PixiPackRequest
+
+    @contextlib.contextmanager
+    def open(self, cache: Path, reporter: Reporter) -> Iterator[OpenedSource]:
+        """The archive checked (platform first, before anything is extracted) and planned."""
+        archive = self.request.archive
+        arch_of(read_metadata(archive).platform)  # refuses platforms portenv cannot pack
+        scratch_root = cache / "staging"
+        scratch_root.mkdir(parents=True, exist_ok=True)
+        scratch = Path(tempfile.mkdtemp(dir=scratch_root, prefix="convert-"))
+        try:
+            pack = open_pixi_pack(archive, scratch / "pack")
+            subdir = pack.metadata.platform
+            conda = tuple(f.package for f in pack.conda)
+            pypi = tuple(w.package for w in pack.wheels)
+            the_plan = Plan(pack.root, archive.name, subdir, subdir, conda, pypi, ())
+            yield OpenedPixiPack(the_plan, pack)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
 
 
 @contextlib.contextmanager
@@ -325,30 +595,28 @@ def _archived_inventory(
     return entries
 
 
-def pack_pixi_pack(request: PackRequest, reporter: Reporter | None = None) -> WrittenArchive:
-    """Write what pixi-pack writes for the same lock: the downloaded packages, nothing staged."""
-    reporter = reporter or NullReporter()
-    cache = (request.cache or default_cache()).resolve()
-    if request.output.suffix != ".tar":
-        msg = f"a pixi-pack archive is a .tar, not {request.output.name}"
-        raise OutputError(msg, hint="name the output like environment.tar")
-    check_output(request.output, cache, portenv_format=False)
-    the_plan = plan(request.source)
-    _refuse_problems(the_plan, reporter)
-    the_plan = inject(the_plan, request.inject)
-    for package in the_plan.pypi:
-        if package.action == "build":
-            msg = f"pixi-pack archives carry wheels only, and {package.name} must be built"
-            raise InputError(msg, hint=f"lock a wheel, or pass --skip-pypi {package.name}")
-    conda = fetch_conda(
-        the_plan.conda, cache, base=the_plan.project_dir, reporter=reporter, jobs=request.jobs
-    )
-    pypi_sources = _fetch_pypi(the_plan, cache, reporter, request.jobs)
-    wheels = [(s.package, s.path) for s in pypi_sources]
-    with atomic_output(request.output) as sink:
-        write_pixi_pack(platform=the_plan.subdir, conda=conda, wheels=wheels, sink=sink)
-    inventory = tuple(_archived_inventory(conda, pypi_sources))
-    return WrittenArchive(request.output, publish_sha256(request.output), None, inventory=inventory)
+def pixi_pack_inventory(pack: PixiPack) -> list[dict[str, object]]:
+    """Each package of a pixi-pack, where in it it was, its hash, source and licence (from its
+    record, or its wheel's METADATA): ``.portenv/packages.json`` of the converted archive, and
+    what ``portenv inspect`` lists of the pack itself."""
+    from portenv.seal.inventory import conda_entry, wheel_facts
+
+    entries: list[dict[str, object]] = []
+    for fetched in pack.conda:
+        entries.append({**conda_entry(fetched.package), "from": "pixi-pack"})
+    for wheel in pack.wheels:
+        entry: dict[str, object] = {
+            "kind": "pypi",
+            "name": wheel.package.name,
+            "version": wheel.package.version,
+            "url": pack.location(wheel.path),
+            "built_from_source": False,
+            "sha256": wheel.sha256,
+            "sha256_from": "computed",
+            "from": "pixi-pack",
+        }
+        entries.append({**wheel_facts(entry, wheel.path), **entry})
+    return entries
 
 
 @dataclass(frozen=True)
@@ -557,13 +825,21 @@ def seal_inputs(
 
 
 def pack(request: PackRequest, reporter: Reporter | None = None) -> WrittenArchive:
-    """Pack one environment of a project into `request.output` (and its SBOM, if asked)."""
+    """Pack one environment into `request.output` (and its SBOM, if asked).
+
+    The source is chosen once (source_for), the writer once (by `request.format`): pixi-pack
+    writes the fetched packages as they are; the others stage, seal and write (portenv archive,
+    or a plain tar.gz / zip).
+    """
+    reporter = reporter or NullReporter()
     refuse_conflicts(request)
     timestamp = sbom_timestamp() if request.sbom else None  # a bad one stops before any work
-    if isinstance(request.source, PlanRequest):
-        for warning in stale_lock_warnings(request.source.project):
-            (reporter or NullReporter()).on_warning(warning)
-    written = _pack(request, reporter)
+    cache = _cache_of(request)
+    write = _write_pixi_pack if request.format == "pixi-pack" else _write_environment
+    request = _preflight(request, cache)
+    source = source_for(request.source, glibc=request.glibc, inject=request.inject)
+    with source.open(cache, reporter) as opened:
+        written = write(opened, request, reporter)
     if not request.sbom:
         return written
     properties: dict[str, str] = {"format": request.format}
@@ -577,6 +853,82 @@ def pack(request: PackRequest, reporter: Reporter | None = None) -> WrittenArchi
         timestamp=timestamp,
     )
     return replace(written, sbom=sbom)
+
+
+def _cache_of(request: PackRequest) -> Path:
+    return (request.cache or default_cache()).resolve()
+
+
+def _preflight(request: PackRequest, cache: Path) -> PackRequest:
+    """Refuse, before the source is read, what the writer could not write (the entry parsed)."""
+    if request.format == "pixi-pack":
+        if request.output.suffix != ".tar":
+            msg = f"a pixi-pack archive is a .tar, not {request.output.name}"
+            raise OutputError(msg, hint="name the output like environment.tar")
+        check_output(request.output, cache, portenv_format=False)
+        return request
+    check_output(request.output, cache, portenv_format=not plain_format(request.format))
+    check_env_name(request.env_name)
+    check_level(request.compression, request.level)
+    check_glibc_option(request.glibc)
+    return replace(request, entry=check_entry_option(request.entry, request.output))
+
+
+def _write_pixi_pack(
+    opened: OpenedSource, request: PackRequest, reporter: Reporter
+) -> WrittenArchive:
+    """Write what pixi-pack writes for the same packages: the fetched files, nothing staged."""
+    the_plan = opened.plan
+    _refuse_problems(the_plan, reporter)
+    for package in the_plan.pypi:
+        if package.action == "build":
+            msg = f"pixi-pack archives carry wheels only, and {package.name} must be built"
+            raise InputError(msg, hint=f"lock a wheel, or pass --skip-pypi {package.name}")
+    fetched = opened.fetch(request.jobs)
+    wheels = [(s.package, s.path) for s in fetched.pypi]
+    with atomic_output(request.output) as sink:
+        write_pixi_pack(platform=the_plan.subdir, conda=fetched.conda, wheels=wheels, sink=sink)
+    inventory = tuple(_archived_inventory(fetched.conda, fetched.pypi))
+    return WrittenArchive(request.output, publish_sha256(request.output), None, inventory=inventory)
+
+
+def _write_environment(
+    opened: OpenedSource, request: PackRequest, reporter: Reporter
+) -> WrittenArchive:
+    """Fetch, stage, seal and write what the opened source plans (portenv or plain archive)."""
+    the_plan = opened.plan
+    _refuse_problems(the_plan, reporter)
+    if request.glibc is not None:  # what is known now is refused before any download
+        refuse_above_ceiling(opened.glibc_sources(limit=8), request.glibc)
+    fetched = opened.fetch(request.jobs)
+    inputs = opened.seal_inputs(fetched) if request.reuse_sealed else None
+    if inputs is not None:
+        inputs = {**inputs, "allow_missing": sorted(request.allow_missing), "glibc": request.glibc}
+    job = ArchiveJob(
+        fetched.conda,
+        the_plan.subdir,
+        request.output,
+        request.env_name,
+        request.compression,
+        request.level,
+        _cache_of(request),
+        lock_glibc=the_plan.lock_glibc,
+        base_python=opened.base,
+        seal_key=inputs,
+        allow_missing=request.allow_missing,
+        glibc=request.glibc,
+        bytecode=request.bytecode,
+        unchecked=opened.unchecked,
+        entry=request.entry,
+        plain=plain_format(request.format),
+        dereference=request.dereference,
+    )
+    return stage_seal_write(
+        job,
+        lambda staged: opened.wheels(fetched, staged),
+        lambda wheels: opened.inventory(fetched, wheels),
+        reporter,
+    )
 
 
 def refuse_conflicts(request: PackRequest) -> None:
@@ -607,94 +959,6 @@ def refuse_conflicts(request: PackRequest) -> None:
         raise UsageError(msg, hint="drop them, or drop --format pixi-pack for a portenv archive")
 
 
-def _pack(request: PackRequest, reporter: Reporter | None) -> WrittenArchive:
-    if request.format == "pixi-pack":
-        return pack_pixi_pack(request, reporter)
-    reporter = reporter or NullReporter()
-    cache = (request.cache or default_cache()).resolve()
-    check_output(request.output, cache, portenv_format=not plain_format(request.format))
-    check_env_name(request.env_name)
-    check_level(request.compression, request.level)
-    check_glibc_option(request.glibc)
-    entry = check_entry_option(request.entry, request.output)
-    with contextlib.ExitStack() as stack:
-        base: BaseInterpreter | None = None
-        if isinstance(request.source, PythonRequest):
-            base = stack.enter_context(base_interpreter(request.source.python, cache))
-            the_plan = _plan_python(request.source, base, request.glibc)
-        else:
-            the_plan = plan(request.source)
-        return _pack_plan(replace(request, entry=entry), the_plan, base, cache, reporter)
-
-
-def _interpreter_entries(base: BaseInterpreter | None) -> list[dict[str, object]]:
-    """The conda-free source's interpreter, which no package brings (seal.inventory)."""
-    from portenv.seal.inventory import interpreter_entry
-
-    return [] if base is None else [interpreter_entry(base.version)]
-
-
-def _pack_plan(
-    request: PackRequest,
-    the_plan: Plan,
-    base: BaseInterpreter | None,
-    cache: Path,
-    reporter: Reporter,
-) -> WrittenArchive:
-    """Fetch, stage, seal and write what `the_plan` lists (`base`: the conda-free source's)."""
-    _refuse_problems(the_plan, reporter)
-    if request.glibc is not None:  # what is known now is refused before any download
-        from portenv.stage.cpython_inspect import interpreter_glibc
-
-        own = interpreter_glibc(base, limit=8) if base is not None else ()
-        refuse_above_ceiling(plan_glibc_sources(the_plan, own), request.glibc)
-    fetched = fetch_conda(
-        the_plan.conda, cache, base=the_plan.project_dir, reporter=reporter, jobs=request.jobs
-    )
-    pypi_sources = _fetch_pypi(the_plan, cache, reporter, request.jobs)
-    source = request.source if isinstance(request.source, PythonRequest) else None
-    if not request.reuse_sealed:
-        inputs = None
-    elif source is not None and base is not None:
-        inputs = python_seal_inputs(source, base, the_plan, pypi_sources)
-    else:
-        inputs = seal_inputs(the_plan, fetched, pypi_sources)
-    if inputs is not None:
-        inputs = {**inputs, "allow_missing": sorted(request.allow_missing), "glibc": request.glibc}
-    job = ArchiveJob(
-        fetched,
-        the_plan.subdir,
-        request.output,
-        request.env_name,
-        request.compression,
-        request.level,
-        cache,
-        the_plan.lock_glibc,
-        base,
-        inputs,
-        request.allow_missing,
-        request.glibc,
-        request.bytecode,
-        _extracted(source, base),
-        request.entry,
-        plain_format(request.format),
-        request.dereference,
-    )
-
-    def wheels_for(staged: StagedPrefix) -> list[FetchedWheel]:
-        wheels = _wheels(pypi_sources, staged, the_plan, cache)
-        if source is not None and base is not None and source.pip:
-            wheels += _pip_wheels(staged, base, the_plan, reporter)
-        return wheels
-
-    return stage_seal_write(
-        job,
-        wheels_for,
-        lambda wheels: _inventory(the_plan, wheels) + _interpreter_entries(base),
-        reporter,
-    )
-
-
 def _pip_wheels(
     staged: StagedPrefix, base: BaseInterpreter, the_plan: Plan, reporter: Reporter
 ) -> list[FetchedWheel]:
@@ -708,15 +972,11 @@ def _pip_wheels(
     return wheels
 
 
-def _extracted(source: PythonRequest | None, base: BaseInterpreter | None) -> str | None:
+def _extracted(source: PythonRequest, base: BaseInterpreter) -> str | None:
     """The scratch folder a python-build-standalone archive was extracted into, if any."""
-    if source is None or base is None:
-        return None  # a pixi source: the closure's ELF reader is not imported for nothing
     from portenv.stage.cpython_archive import is_python_archive
 
-    if not is_python_archive(source.python):
-        return None
-    return str(base.prefix)
+    return str(base.prefix) if is_python_archive(source.python) else None
 
 
 def python_seal_inputs(

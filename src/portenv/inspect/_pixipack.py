@@ -19,13 +19,13 @@ from pathlib import Path
 from packaging.utils import canonicalize_name
 
 from portenv import _rattler
-from portenv.convert import pixi_pack_inventory
 from portenv.elf import ElfFacts
 from portenv.errors import InputError
 from portenv.fetch import file_digest
 from portenv.inspect._model import ArchiveFacts
 from portenv.inspect._report import Found
 from portenv.inspect._scan import Scanner
+from portenv.pack import pixi_pack_inventory
 from portenv.seal.checks import glibc_floor
 from portenv.source.pixipack import PixiPack, open_pixi_pack
 
