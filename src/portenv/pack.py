@@ -51,7 +51,7 @@ from portenv.write import (
     write_archive,
     writer_for,
 )
-from portenv.write.codecs import check_level
+from portenv.write.codecs import check_level, chosen
 from portenv.write.entry import parse_entry
 from portenv.write.kept import KeptPayloads
 from portenv.write.payload import PayloadMismatchError
@@ -137,7 +137,8 @@ class PackRequest:
     format: Literal["portenv", "pixi-pack", "tar.gz", "zip"] = "portenv"
     cache: Path | None = None
     env_name: str = "env"
-    compression: str = "gzip"
+    compression: str | None = None
+    """The payload codec; None: the default (codecs.DEFAULT_COMPRESSION)."""
     level: int | None = None
     """The codec's level; None for its default."""
     jobs: int = 8
@@ -869,7 +870,7 @@ def _preflight(request: PackRequest, cache: Path) -> PackRequest:
         return request
     check_output(request.output, cache, portenv_format=not plain_format(request.format))
     check_env_name(request.env_name)
-    check_level(request.compression, request.level)
+    check_level(chosen(request.compression), request.level)
     check_glibc_option(request.glibc)
     return replace(request, entry=check_entry_option(request.entry, request.output))
 
@@ -909,7 +910,7 @@ def _write_environment(
         the_plan.subdir,
         request.output,
         request.env_name,
-        request.compression,
+        chosen(request.compression),
         request.level,
         _cache_of(request),
         lock_glibc=the_plan.lock_glibc,
@@ -945,7 +946,7 @@ def refuse_conflicts(request: PackRequest) -> None:
             ("--python (or -r, --with, --project)", isinstance(request.source, PythonRequest)),
             ("--entry", bool(request.entry)),
             ("--env-name", request.env_name != "env"),
-            ("--compression", request.compression != "gzip"),
+            ("--compression", request.compression is not None),
             ("--level", request.level is not None),
             ("--no-reuse", not request.reuse_sealed),
             ("--no-bytecode", not request.bytecode),

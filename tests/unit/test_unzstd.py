@@ -17,6 +17,7 @@ from portenv.errors import InputError
 from portenv.format import UNZSTD_NAME, Exit
 from portenv.write import unzstd as unzstd_module
 from portenv.write.codecs import ZSTD_WINDOW_LOG
+from portenv.write.container import UNZSTD_LICENCE_NAME
 from portenv.write.unzstd import decompressor, licence
 from tests.support.unpacksh import Shell, Unpacker
 from tests.unit.test_unpack_py import MACHINE, env_tree, payload_of, write_archive
@@ -74,7 +75,7 @@ def test_a_zstd_archive_carries_its_decompressor(tmp_path: Path) -> None:
         block = tar.extractfile("portenv/meta")
         assert block is not None
         meta = dict(line.partition("=")[::2] for line in block.read().decode().split("\n"))
-    assert names == ["portenv/meta", "portenv/payload.tar.zst", UNZSTD_NAME]
+    assert names == ["portenv/meta", "portenv/payload.tar.zst", UNZSTD_NAME, UNZSTD_LICENCE_NAME]
     assert meta["unzstd_size"] == str(len(carried))
     assert meta["unzstd_sha256"] == hashlib.sha256(carried).hexdigest()
     assert gzip.decompress(carried) == (BUILT / MACHINE / "portenv-unzstd").read_bytes()

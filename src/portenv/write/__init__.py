@@ -15,6 +15,7 @@ from portenv.model import PackMeta
 from portenv.reporting import NullReporter, Reporter
 from portenv.seal import SealedPrefix
 from portenv.seal.listing import Entry
+from portenv.write.codecs import DEFAULT_COMPRESSION
 from portenv.write.container import (
     PAYLOAD_OFFSET,
     container_head,
@@ -119,7 +120,7 @@ def write_archive(
     output: Path,
     *,
     env_name: str = "env",
-    compression: str = "gzip",
+    compression: str = DEFAULT_COMPRESSION,
     level: int | None = None,
     entries: list[Entry] | None = None,
     expect_tar_sha256: str | None = None,

@@ -22,12 +22,14 @@ from portenv.errors import InputError
 __all__ = [
     "CHUNK",
     "CODECS",
+    "DEFAULT_COMPRESSION",
     "ZSTD_WINDOW_LOG",
     "ZSTD_WINDOW_LOG_MAX",
     "Codec",
     "Compressor",
     "PayloadInfo",
     "check_level",
+    "chosen",
     "codec",
     "open_compressor",
 ]
@@ -66,6 +68,16 @@ CODECS: dict[str, Codec] = {
         "zstd", ".tar.zst", 1, 19, 9, "zstd, 32 MiB window, multithreaded; carries its decoder"
     ),
 }
+
+
+DEFAULT_COMPRESSION = "zstd"
+"""What portenv archives use when no --compression is given: the smallest that still needs
+nothing on the target, since a zstd archive carries its decompressor (write.unzstd)."""
+
+
+def chosen(name: str | None) -> str:
+    """The codec for a --compression value: `name`, or the default when none was given."""
+    return DEFAULT_COMPRESSION if name is None else name
 
 
 def codec(name: str) -> Codec:

@@ -13,6 +13,7 @@ from portenv.model import PackMeta
 from portenv.write.codecs import PayloadInfo, codec
 from portenv.write.entry import ENTRY_WIDTH, parse_entry
 from portenv.write.payload import tar_end
+from portenv.write.unzstd import licence
 
 __all__ = [
     "META_NAME",
@@ -41,6 +42,9 @@ _SHA256_FIELD = "PORTENV_PAYLOAD_SHA256=" + _NO_SHA256
 _ENTRY_FIELD = "PORTENV_ENTRY='" + " " * ENTRY_WIDTH + "'"
 """The command a one-file app runs, padded with spaces inside its quotes (blank: none)."""
 
+
+UNZSTD_LICENCE_NAME = "portenv/LICENSE-zstd"
+"""zstd's licence, the member after the decompressor it covers."""
 
 CUT_SHARES = 16
 """The unpacker is offered a cut near each sixteenth of the tar stream: enough for 2 to 16
@@ -105,7 +109,9 @@ def container_tail(payload_size: int, unzstd: bytes = b"") -> bytes:
     if not unzstd:
         return tar_end(end)
     padding = b"\0" * (-end % 512)
-    member = _header(UNZSTD_NAME, len(unzstd)) + unzstd
+    notice = licence().encode()
+    member = _header(UNZSTD_NAME, len(unzstd)) + unzstd + b"\0" * (-len(unzstd) % 512)
+    member += _header(UNZSTD_LICENCE_NAME, len(notice)) + notice
     return padding + member + tar_end(end + len(padding) + len(member))
 
 
