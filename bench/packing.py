@@ -22,7 +22,7 @@ class Packer:
 PACKERS = (
     Packer(
         "portenv",
-        "portenv `pack -o env.sh` (default: zstd level 9, 2 threads, carries its decompressor)",
+        "portenv `pack -o env.sh` (default: zstd level 10, 2 threads, carries its decompressor)",
         "env.sh",
     ),
     Packer(

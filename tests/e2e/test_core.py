@@ -75,7 +75,7 @@ def test_unpack_run_move_relocate(
     result = run(
         root,
         core_archives,
-        "! command -v zstd && ! command -v xz && echo no zstd, no xz",  # the default needs none
+        "command -v zstd || echo no zstd",  # the default archive needs none (busybox has xz)
         "grep -a -c '^compression=zstd$' /dist/env.tar",
         unpack_line(mode, dest, shell),
         f"sh /dist/checks.sh {shlex.quote(dest + '/env')}",
@@ -86,7 +86,7 @@ def test_unpack_run_move_relocate(
         f". {moved}/bin/activate && command -v python && python -c 'import sys; print(sys.prefix)'",
     )
     out = expect_ok(result)
-    assert out.startswith("no zstd, no xz\n1\n"), out[:200]
+    assert out.startswith("no zstd\n1\n"), out[:200]
     first, second = out.split("imports ok", 2)[1:]
     assert_runs_from("imports ok" + first, dest + "/env")
     assert_runs_from("imports ok" + second, moved)

@@ -71,7 +71,7 @@ def test_a_kept_payload_is_copied_checked_and_kept_per_codec_and_level(
     cache = tmp_path / "cache"
     portenv("pack", core_project, "-o", tmp_path / "good.tar", "--use-cache", cache)
     (entry,) = sealed_entries(cache)
-    kept = entry / "payloads" / "zstd-9.bin"  # the default codec and level
+    kept = entry / "payloads" / "zstd-10.bin"  # the default codec and level
     payload = payload_bytes(tmp_path / "good.tar")[1]
     assert kept.read_bytes() == payload
     damaged = bytearray(payload)
@@ -84,8 +84,8 @@ def test_a_kept_payload_is_copied_checked_and_kept_per_codec_and_level(
     assert sorted(p.name for p in (entry / "payloads").iterdir()) == [
         "zstd-1.bin",
         "zstd-1.json",
-        "zstd-9.bin",
-        "zstd-9.json",
+        "zstd-10.bin",
+        "zstd-10.json",
     ]
     assert (entry / "payloads" / "zstd-1.bin").read_bytes() == payload_bytes(tmp_path / "z.tar")[1]
 

@@ -55,7 +55,7 @@ def compression_opts(function: Callable[..., None]) -> Callable[..., None]:
         "--level",
         type=int,
         default=None,
-        help="Compression level: gzip 0-3 (ISA-L igzip levels; default 2), zstd 1-19 (default 9).",
+        help="Compression level: gzip 0-3 (ISA-L igzip levels; default 2), zstd 1-19 (default 10).",
     )(function)
     return click.option(
         "--compression",

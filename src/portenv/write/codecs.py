@@ -65,7 +65,7 @@ class Codec:
 CODECS: dict[str, Codec] = {
     "gzip": Codec("gzip", ".tar.gz", 0, 3, 2, "ISA-L igzip, parallel members"),
     "zstd": Codec(
-        "zstd", ".tar.zst", 1, 19, 9, "zstd, 32 MiB window, multithreaded; carries its decoder"
+        "zstd", ".tar.zst", 1, 19, 10, "zstd, 32 MiB window, multithreaded; carries its decoder"
     ),
 }
 
