@@ -604,6 +604,14 @@ install_unzstd() { # DIR: the decompressor checked, then gunzipped into DIR as U
         die 5 "cannot write the decompressor into $1" "check free space and permissions"
 }
 
+unzstd_scratch() { # the decompressor, where nothing is unpacked (--list, an update's --check)
+    [ "$UNZIP" = unzstd ] || return 0
+    UZD=${TMPDIR:-/tmp}/.portenv-unzstd.$$
+    trap 'rm -rf "$UZD"' EXIT
+    mkdir -m 700 "$UZD" || die 5 "cannot create $UZD" "set TMPDIR to a folder you can write to"
+    install_unzstd "$UZD"
+}
+
 # shellcheck disable=SC2317 # it runs as $UNZIP
 unzstd() { # the payload's zstd on stdin, its tar on stdout
     "$UZ"
@@ -865,7 +873,9 @@ update_main() { # apply an update to DIR/NAME (the options of an unpack; --force
         "it is not the environment this update is for"
     check_whole_file
     check_payload "$(payload_sha256)"
+    check_unzstd
     if [ -n "$CHECK" ]; then
+        unzstd_scratch
         update_check
         printf 'portenv: all checks passed, %s can update %s\n' "$F" "$DEST" >&2
         exit 0
@@ -893,6 +903,7 @@ update_env() { # extract the update beside DEST; the engine checks DEST, builds 
     sweep
     TMP=$ADIR/.portenv-tmp.$NAME.$$
     mkdir "$TMP" || die 5 "cannot create $TMP" "check permissions"
+    install_unzstd "$LOCK"
     # shellcheck disable=SC2086 # UNZIP is a command and its option
     rd $((OFF + 5120)) "$PSIZE" | $UNZIP | tar -xf - -C "$TMP" 2>"$LOCK/tar.err" ||
         die 8 "extracting the update into $TMP failed" "check the free space of $ADIR"
@@ -1053,12 +1064,7 @@ main() {
     if [ -n "$LIST" ]; then
         check_whole_file
         check_payload "$(payload_sha256)"
-        if [ "$UNZIP" = unzstd ]; then
-            UZD=${TMPDIR:-/tmp}/.portenv-unzstd.$$
-            trap 'rm -rf "$UZD"' EXIT
-            mkdir -m 700 "$UZD" || die 5 "cannot create $UZD" "set TMPDIR to a folder you can write to"
-            install_unzstd "$UZD"
-        fi
+        unzstd_scratch
         # shellcheck disable=SC2086 # UNZIP is a command and its option
         rd $((OFF + 5120)) "$PSIZE" | $UNZIP | tar -xOf - .portenv/packages.txt ||
             die 3 "$F lists no packages" "it was made by an older portenv: use --info"
