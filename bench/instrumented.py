@@ -6,7 +6,8 @@ MODE ``fresh`` packs with ``reuse_sealed=False`` (stage, seal and write, as a fi
 lock does) and, before the write step starts its clock, hard-link copies the sealed prefix to
 KEEP: it is the "same staged prefix" conda-pack is run on. MODE ``reuse`` packs from the
 sealed-prefix cache (a pack of the same lock must have filled it), as every later pack does.
-The steps are the functions ``portenv.pack.pack`` chains, each wrapped in the namespace it is
+The steps are the functions ``portenv.pack.pack`` chains (in ``portenv.pack.sources`` and
+``portenv.pack.chain``), each wrapped in the namespace it is
 called from, so the figures follow the real code. Runs in its own process and leaves with
 ``os._exit`` (py-rattler's runtime may crash at interpreter exit).
 """
@@ -30,9 +31,9 @@ import portenv.pack as pack_module
 #: (module, attribute, label, depth): what is timed, as the pipeline calls it. Depth-1 steps
 #: run inside the depth-0 step above them.
 PHASES = (
-    ("portenv.pack", "_plan_lock", "plan: read pixi.toml + pixi.lock", 0),
-    ("portenv.pack", "fetch_conda", "fetch (conda, verified cache)", 0),
-    ("portenv.pack", "_fetch_pypi", "fetch (PyPI, verified cache)", 0),
+    ("portenv.pack.sources", "_plan_lock", "plan: read pixi.toml + pixi.lock", 0),
+    ("portenv.pack.sources", "fetch_conda", "fetch (conda, verified cache)", 0),
+    ("portenv.pack.sources", "_fetch_pypi", "fetch (PyPI, verified cache)", 0),
     ("portenv.seal.cache", "SealCache.lookup", "sealed-prefix cache: look up the entry", 0),
     ("portenv.seal.cache", "_code_fingerprint", "key: hash portenv's code + tool versions", 1),
     ("portenv.seal.cache", "listing", "listing check (lstat every path)", 1),
@@ -41,8 +42,8 @@ PHASES = (
     ("portenv.seal", "seal", "seal", 0),
     ("portenv.elf", "scan_elf", "ELF scan (glibc floor, machines)", 1),
     ("portenv.seal", "scan_prefix", "placeholder scan (relocation manifest)", 1),
-    ("portenv.pack", "listing", "listing of the sealed prefix", 0),
-    ("portenv.pack", "write_archive", "write", 0),
+    ("portenv.pack.chain", "listing", "listing of the sealed prefix", 0),
+    ("portenv.pack.chain", "write_archive", "write", 0),
     ("portenv.write", "write_payload", "tar + gzip (ISA-L, parallel) at the payload's offset", 1),
     ("portenv.write", "publish_sha256", "sha256 of the output (+ .sha256 file)", 1),
     ("portenv.seal.cache", "SealCache.store", "keep the sealed prefix in the cache", 0),
@@ -74,7 +75,7 @@ def main(argv: list[str]) -> int:
 
     def timed(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            if name == key_of("portenv.pack", "write_archive") and not reuse:
+            if name == key_of("portenv.pack.chain", "write_archive") and not reuse:
                 sealed = args[0]  # copied before the clock starts
                 shutil.rmtree(keep, ignore_errors=True)
                 subprocess.run(["cp", "-al", str(sealed.path), str(keep)], check=True)
@@ -91,8 +92,9 @@ def main(argv: list[str]) -> int:
         module = importlib.import_module(module_name)
         if not _wrap(module, attr, partial(timed, key_of(module_name, attr))):
             missing.append(key_of(module_name, attr))
-    if key_of("portenv.pack", "write_archive") in missing:
-        print("bench: portenv.pack.write_archive is gone: cannot keep the prefix", file=sys.stderr)
+    if key_of("portenv.pack.chain", "write_archive") in missing:
+        gone = "bench: portenv.pack.chain.write_archive is gone: cannot keep the prefix"
+        print(gone, file=sys.stderr)
         return 1
     request = pack_module.PackRequest(
         pack_module.PlanRequest(project), output, cache=cache, reuse_sealed=reuse

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from portenv.model import StagedPrefix, Subdir
-from portenv.pack import _compiler
+from portenv.pack.chain import _compiler
 from portenv.platforms import host_subdir
 from portenv.seal.bytecode import Bytecode, clear_bytecode, compile_prefix, find_compiler
 from portenv.stage import make_placeholder

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from portenv.errors import InputError
-from portenv.pack import base_interpreter
+from portenv.pack.sources import base_interpreter
 from portenv.stage.cpython_archive import (
     extracted_standalone,
     is_python_archive,

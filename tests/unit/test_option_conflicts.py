@@ -60,7 +60,13 @@ def test_a_project_folder_is_no_source_of_python_packs(
     code = main(["plan", str(tmp_path), "--with", "idna"])
     err = capsys.readouterr().err
     assert code == 2
-    assert f"error: PROJECT {tmp_path} name a pixi project" in err
+    assert f"error: PROJECT {tmp_path} names a pixi project" in err
+    assert "hint: drop it, or drop --python" in err
+    code = main(["plan", str(tmp_path), "-e", "dev", "--with", "idna"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert f"error: PROJECT {tmp_path} and -e dev name a pixi project" in err
+    assert "hint: drop them, or drop --python" in err
 
 
 def test_inject_needs_the_pixi_pack_format(tmp_path: Path) -> None:

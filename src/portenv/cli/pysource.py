@@ -122,8 +122,9 @@ def source_request(
     pixi_only = [f"PROJECT {project}"] if project != Path(".") else []
     pixi_only += [f"-e {environment}"] if environment != "default" else []
     if pixi_only:
-        msg = f"{' and '.join(pixi_only)} name a pixi project, which --python does not pack"
-        raise UsageError(msg, hint="drop them, or drop --python, -r, --with and --project")
+        verb, them = ("names", "it") if len(pixi_only) == 1 else ("name", "them")
+        msg = f"{' and '.join(pixi_only)} {verb} a pixi project, which --python does not pack"
+        raise UsageError(msg, hint=f"drop {them}, or drop --python, -r, --with and --project")
     python = _interpreter(options.python) if options.python else Path(sys.executable)
     inputs = RequirementsInput(
         options.requirements,
