@@ -20,9 +20,17 @@ class Packer:
 
 
 PACKERS = (
-    Packer("portenv", "portenv `pack -o env.sh` (gzip: ISA-L level 2, parallel)", "env.sh"),
-    Packer("portenv_zstd", "portenv `--compression zstd` (level 9, 2 threads)", "env-zst.sh"),
-    Packer("portenv_fresh", "portenv `--no-reuse` (stages and seals afresh, gzip)", "fresh.sh"),
+    Packer(
+        "portenv",
+        "portenv `pack -o env.sh` (default: zstd level 10, 2 threads, carries its decompressor)",
+        "env.sh",
+    ),
+    Packer(
+        "portenv_zstd", "portenv `--compression zstd` (the default, said explicitly)", "env-zst.sh"
+    ),
+    Packer(
+        "portenv_fresh", "portenv `--no-reuse` (stages and seals afresh, default codec)", "fresh.sh"
+    ),
     Packer("pixipack", "portenv `pack --format pixi-pack` (pixi-pack's layout)", "pp.tar"),
     Packer("condapack", "conda-pack, defaults (gzip -4, 1 thread)", "cp.tar.gz"),
     Packer("condapack_j", "conda-pack `-j -1` (gzip -4, 2 threads)", "cp-j.tar.gz"),

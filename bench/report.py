@@ -545,7 +545,7 @@ def _why_size(env: Env) -> str | None:
         return (
             f"{head} The study's {label} reaches {reach:.2f}x, at {best['cpu']:.0f} CPU-s on"
             f" one core: `--level {label.split()[1].lstrip('-')}` meets the target where a slow"
-            f" pack is worth it; the default level 9 keeps the pack within seconds."
+            f" pack is worth it; the default level 10 keeps the pack within seconds."
         )
     if reach <= TARGET_ZSTD:
         return f"{head} Only the study's {label} reaches it ({reach:.2f}x): see the caveats on xz."
@@ -776,10 +776,10 @@ def _caveats(results: dict[str, Any], envs: list[Env]) -> list[str]:
         " pixi-unpack cannot be installed here), so only its size and write time are shown.",
         "- **uv venv + `tar -czhf`** has no interpreter and no stdlib (a venv points at its base"
         " python), so it is smaller and does not run on a bare target.",
-        "- **zstd**: `--compression zstd` is level 9 with a 128 MiB window (what `zstd -d`"
-        " takes without `--long`); conda-pack's `.tar.zst` row is zstd -4 on the same files."
-        " The unpack side of zstd (the sh unpacker's `zstd -dc`, refused before writing on a"
-        " target without it) is not timed here (the bare rootfs has no `zstd`).",
+        "- **zstd** is the default: level 10 with a 32 MiB window and long-distance matching;"
+        " the archive carries portenv-unzstd (built from zstd's source with no C library) so"
+        " the bare rootfs, which has no `zstd`, unpacks it; conda-pack's `.tar.zst` row is"
+        " zstd -4 on the same files.",
         "- **xz** is not a portenv option: a bare target lacks `xz` as it lacks `zstd` (the"
         " Debian minbase rootfs has neither), so it would add a second codec that needs a"
         " tool on the target, for a size the codec study shows (its xz rows, S only: they run"

@@ -43,3 +43,6 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[$EXTRA]"
+# The default archive carries portenv-unzstd, built from zstd's source (package data, not in
+# git): for this machine's arch, and with --tests for aarch64 too (the cross tests pack it).
+if [ "$EXTRA" = test ]; then sh scripts/build-unzstd.sh; else sh scripts/build-unzstd.sh "$(uname -m)"; fi

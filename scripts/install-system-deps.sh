@@ -9,6 +9,8 @@
 #   dpkg, apt            `apt-get download` + `dpkg-deb -x` build the glibc+busybox rootfs
 #   util-linux, mount    unshare(1) and mount(8) for the per-run overlay sandbox
 #   tar, coreutils       rootfs cache tarballs, `env -i` inside the sandbox
+#   xz-utils             unpacks zstd's source (.orig.tar.xz) for scripts/build-unzstd.sh,
+#                        which gcc then builds into portenv-unzstd (the default archive's)
 # The tests (--tests) need these too, and:
 #   debootstrap, debian-archive-keyring, gpgv, wget
 #                        build the Debian rootfs fixtures (tests/support/rootfs.py)
@@ -17,9 +19,11 @@
 #   dash                 host-side tests under dash (Debian's /bin/sh)
 #   (package) shellcheck lints the target shell scripts (tests/unit/test_unpack_sh.py)
 #   gcc-aarch64-linux-gnu, libc6-dev-arm64-cross
-#                        cross-compile the C packages for the linux-aarch64 test channel
+#                        cross-compile the C packages for the linux-aarch64 test channel,
+#                        and portenv-unzstd for aarch64
 #   qemu-user-static     runs arm64 programs (the aarch64 env in an arm64 rootfs) via binfmt_misc
-#   zstd                 `zstd -dc` of the --compression zstd payloads (the sh unpacker's tool)
+#   zstd                 `zstd -dc` of zstd payloads in tests, and of older archives without
+#                        a carried decompressor (the sh unpacker's fallback)
 #   libpq-dev            builds psycopg2 from its sdist: a wheel whose libpq.so.5 portenv bundles
 #   chromium             a headless browser renders `portenv inspect --html` reports (no console
 #                        errors, every package shown: tests/integration/test_inspect_html.py)
@@ -31,7 +35,7 @@
 # Needs root (uses sudo when run as another user and sudo exists).
 set -eu
 
-PKGS="python3-venv gcc libc6-dev dpkg apt util-linux mount tar coreutils"
+PKGS="python3-venv gcc libc6-dev dpkg apt util-linux mount tar coreutils xz-utils"
 TEST_PKGS="debootstrap debian-archive-keyring gpgv wget busybox-static dash shellcheck gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static zstd libpq-dev chromium default-jre-headless iproute2 zsh mksh"
 case ${1:-} in
 --tests) PKGS="$PKGS $TEST_PKGS" ;;

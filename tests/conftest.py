@@ -57,11 +57,22 @@ class Archives:
 
 @pytest.fixture(scope="session")
 def core_archives(core_project: Path, package_cache: Path) -> Archives:
-    """The core project packed both ways."""
-    dist = core_project.parent / "dist"
+    """The core project packed both ways, with the default codec (zstd, carrying its
+    decompressor)."""
+    return _pack_both(core_project, package_cache, core_project.parent / "dist")
+
+
+@pytest.fixture(scope="session")
+def core_gzip_archives(core_project: Path, package_cache: Path) -> Archives:
+    """The core project packed both ways as single-stage gzip archives (payload_cuts)."""
+    folder = core_project.parent / "dist-gzip"
+    return _pack_both(core_project, package_cache, folder, "--compression", "gzip")
+
+
+def _pack_both(project: Path, package_cache: Path, dist: Path, *options: str) -> Archives:
     dist.mkdir()
     for name in ("env.sh", "env.tar"):
-        portenv("pack", core_project, "-o", dist / name, "--use-cache", package_cache)
+        portenv("pack", project, "-o", dist / name, "--use-cache", package_cache, *options)
     portenv("unpacker", "-o", dist / "portenv-unpack")
     return Archives(dist, dist / "env.sh", dist / "env.tar", dist / "portenv-unpack")
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from portenv.pack import PackRequest, PixiPackRequest, pack
 from portenv.reporting import Reporter
 from portenv.write import WrittenArchive
+from portenv.write.codecs import chosen
 
 __all__ = ["ConvertRequest", "convert"]
 
@@ -32,7 +33,8 @@ class ConvertRequest:
     env_name: str = "env"
     level: int | None = None
     cache: Path | None = None
-    compression: str = "gzip"
+    compression: str | None = None
+    """None: the default codec (codecs.DEFAULT_COMPRESSION)."""
     entry: str = ""
     """The command of the environment's bin/ that the env.sh runs (`pack --entry`)."""
 
@@ -45,7 +47,7 @@ def convert(request: ConvertRequest, reporter: Reporter | None = None) -> Writte
             request.output,
             cache=request.cache,
             env_name=request.env_name,
-            compression=request.compression,
+            compression=chosen(request.compression),
             level=request.level,
             entry=request.entry,
         ),

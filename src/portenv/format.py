@@ -20,6 +20,7 @@ __all__ = [
     "META_NAME",
     "META_SIZE",
     "PAYLOAD_OFFSET",
+    "UNZSTD_NAME",
     "UPDATE_FORMAT",
     "UPDATE_KEYS",
     "Exit",
@@ -73,6 +74,8 @@ META_KEYS: Mapping[str, str | None] = {
     "compression": None,
     "payload_size": _NUMBER,
     "payload_sha256": r"[0-9a-f]{64}",
+    "unzstd_size": _NUMBER,
+    "unzstd_sha256": r"[0-9a-f]{64}",
     "prefix_max": _NUMBER,
     "python": r"(?!/)(?!\.\./)(?!\.\.$)(?!.*/\.\./)(?!.*/\.\.$).+",
     "env_name": None,
@@ -81,9 +84,13 @@ META_KEYS: Mapping[str, str | None] = {
 """Every key of the meta block, in the order portenv writes them, with the pattern its value
 must match (None: any value, or checked on its own, as `format` and `compression` are). A key
 with a pattern other than ``[0-9: ]*`` must be present; a reader ignores keys it does not know
-and takes the first line of a key."""
+and takes the first line of a key. `unzstd_size` and `unzstd_sha256` (the decompressor a zstd
+archive carries, member UNZSTD_NAME after the payload) are present together or not at all."""
 
-_OPTIONAL = frozenset({"payload_cuts"})
+UNZSTD_NAME = "portenv/unzstd.gz"
+"""The member after a zstd payload: portenv-unzstd for the archive's arch, gzipped."""
+
+_OPTIONAL = frozenset({"payload_cuts", "unzstd_size", "unzstd_sha256"})
 
 UPDATE_KEYS = (
     "from_sha256",
@@ -108,6 +115,10 @@ def meta_problem(meta: Mapping[str, str]) -> str | None:
             continue
         if value is None or not re.fullmatch(pattern, value):
             return key
+    if ("unzstd_size" in meta) != ("unzstd_sha256" in meta) or (
+        "unzstd_size" in meta and meta.get("compression") != "zstd"
+    ):
+        return "unzstd_size"
     return None
 
 

@@ -302,6 +302,9 @@ class PackMeta:
     payload, offset in its tar stream), the last one being (payload_size, tar size)."""
     glibc_floor_files: tuple[tuple[str, str], ...] = ()
     """The ELF files that need the highest GLIBC_ versions, as (version, relative path)."""
+    unzstd_size: int = 0
+    """Bytes of the gzipped decompressor a zstd archive carries after its payload (0: none)."""
+    unzstd_sha256: str = ""
     update: tuple[tuple[str, str], ...] = ()
     """An update's own keys (docs/format.md, "Updates"): it makes the format `update1`."""
 
@@ -330,6 +333,8 @@ class PackMeta:
             f"compression={self.compression}",
             f"payload_size={self.payload_size}",
             f"payload_sha256={self.payload_sha256}",
+            *([f"unzstd_size={self.unzstd_size}"] if self.unzstd_sha256 else []),
+            *([f"unzstd_sha256={self.unzstd_sha256}"] if self.unzstd_sha256 else []),
             f"prefix_max={self.prefix_max}",
             f"python={self.python}",
             f"env_name={self.env_name}",

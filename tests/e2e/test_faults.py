@@ -81,6 +81,7 @@ PHASES = (  # the first of these processes alive at the kill names the phase
     ("python3.12", "relocating"),
     ("tar", "extracting"),
     ("gzip", "extracting"),
+    ("portenv-unzstd", "extracting"),
     ("sha256sum", "verifying the payload"),
     ("mv", "renaming"),
     ("rm", "removing the old env"),  # the unpacker's only rm once no stale folder is left

@@ -83,7 +83,7 @@ def test_a_pixi_projects_archives(core_archives: Archives) -> None:
         meta = meta_of(core_archives.tar)
         facts = report["archive"]
         assert facts["sha256"] == sha256_of_file(archive)
-        assert (facts["compression"], facts["meta"]) == ("gzip", meta)
+        assert (facts["compression"], facts["meta"]) == ("zstd", meta)
         assert facts["made_by"] == f"portenv {meta['portenv_version']}"
         assert report["glibc"]["recorded"] == meta["glibc_floor"] == report["glibc"]["floor"]
         assert report["files"] + report["links"] < int(meta["files"]), "folders count there"

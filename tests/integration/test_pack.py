@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import io
 import json
@@ -15,14 +14,12 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Archives, portenv
+from tests.support.faults import payload_tar_of
 
 
 def payload_of(archive: Path) -> tarfile.TarFile:
     """The environment tar inside an env.tar."""
-    with tarfile.open(archive) as outer:
-        member = outer.extractfile("portenv/payload.tar.gz")
-        assert member is not None
-        return tarfile.open(fileobj=io.BytesIO(gzip.decompress(member.read())))
+    return tarfile.open(fileobj=io.BytesIO(payload_tar_of(archive)))
 
 
 def meta_of(archive: Path) -> dict[str, str]:
@@ -106,7 +103,7 @@ def test_meta_records_what_the_target_checks(core_archives: Archives, tmp_path: 
     assert real_kib <= int(meta["unpacked_kib"]) <= real_kib * 2 + 8192
     assert meta["python"] == "bin/python3.12"
     with tarfile.open(core_archives.tar) as outer:
-        data = outer.extractfile("portenv/payload.tar.gz")
+        data = outer.extractfile("portenv/payload.tar.zst")  # the default codec
         assert data is not None
         blob = data.read()
     assert meta["payload_sha256"] == hashlib.sha256(blob).hexdigest()

@@ -71,7 +71,7 @@ def test_a_kept_payload_is_copied_checked_and_kept_per_codec_and_level(
     cache = tmp_path / "cache"
     portenv("pack", core_project, "-o", tmp_path / "good.tar", "--use-cache", cache)
     (entry,) = sealed_entries(cache)
-    kept = entry / "payloads" / "gzip-2.bin"
+    kept = entry / "payloads" / "zstd-10.bin"  # the default codec and level
     payload = payload_bytes(tmp_path / "good.tar")[1]
     assert kept.read_bytes() == payload
     damaged = bytearray(payload)
@@ -82,20 +82,20 @@ def test_a_kept_payload_is_copied_checked_and_kept_per_codec_and_level(
     assert kept.read_bytes() == payload, "the damaged copy was replaced by the fresh payload"
     portenv("pack", core_project, "-o", tmp_path / "z.tar", "--use-cache", cache, "--level", "1")
     assert sorted(p.name for p in (entry / "payloads").iterdir()) == [
-        "gzip-1.bin",
-        "gzip-1.json",
-        "gzip-2.bin",
-        "gzip-2.json",
+        "zstd-1.bin",
+        "zstd-1.json",
+        "zstd-10.bin",
+        "zstd-10.json",
     ]
-    assert (entry / "payloads" / "gzip-1.bin").read_bytes() == payload_bytes(tmp_path / "z.tar")[1]
+    assert (entry / "payloads" / "zstd-1.bin").read_bytes() == payload_bytes(tmp_path / "z.tar")[1]
 
 
 def test_zstd_payload_holds_the_same_tar_and_unpacks(
     core_project: Path, package_cache: Path, tmp_path: Path
 ) -> None:
     gz, zst = tmp_path / "gz.tar", tmp_path / "zst.tar"
-    portenv("pack", core_project, "-o", gz, "--use-cache", package_cache)
-    portenv("pack", core_project, "-o", zst, "--use-cache", package_cache, "--compression", "zstd")
+    portenv("pack", core_project, "-o", gz, "--use-cache", package_cache, "--compression", "gzip")
+    portenv("pack", core_project, "-o", zst, "--use-cache", package_cache)  # the default
     assert meta_of(zst)["compression"] == "zstd" and meta_of(gz)["compression"] == "gzip"
     name, payload = payload_bytes(zst)
     assert name == "portenv/payload.tar.zst"
@@ -120,7 +120,12 @@ def test_zstd_payload_holds_the_same_tar_and_unpacks(
 def test_a_level_the_codec_lacks_is_refused_before_any_work(
     core_project: Path, tmp_path: Path
 ) -> None:
-    done = portenv("pack", core_project, "-o", tmp_path / "x.sh", "--level", "6", check=False)
+    done = portenv("pack", core_project, "-o", tmp_path / "x.sh", "--level", "20", check=False)
+    assert done.returncode == 1
+    assert done.stderr.startswith("error: --level 20 is not a zstd level\n  hint: zstd levels")
+    assert not (tmp_path / "x.sh").exists()
+    gzip6 = ("--compression", "gzip", "--level", "6")
+    done = portenv("pack", core_project, "-o", tmp_path / "x.sh", *gzip6, check=False)
     assert done.returncode == 1
     assert done.stderr.startswith("error: --level 6 is not a gzip level\n  hint: gzip levels")
     assert not (tmp_path / "x.sh").exists()

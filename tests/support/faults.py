@@ -10,6 +10,7 @@ to prove that the env a driver took as its reference is the complete, relocated 
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import json
@@ -21,6 +22,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
+
+import zstandard
 
 from tests.support.rootfs import RootfsResult, run_in_rootfs
 
@@ -132,6 +135,18 @@ class Member:
     link: str
 
 
+def payload_tar_of(env_tar: Path) -> bytes:
+    """The uncompressed tar of an env.tar's payload, whichever codec it was packed with."""
+    with tarfile.open(env_tar) as outer:
+        info = outer.getmembers()[1]
+        member = outer.extractfile(info)
+        assert member is not None
+        raw = member.read()
+    if info.name.endswith(".zst"):
+        return zstandard.ZstdDecompressor().stream_reader(io.BytesIO(raw)).read()
+    return gzip.decompress(raw)
+
+
 @dataclass(frozen=True)
 class Payload:
     """The entries of an archive's payload and the files relocation rewrites."""
@@ -141,13 +156,9 @@ class Payload:
 
     @classmethod
     def from_tar(cls, env_tar: Path) -> Payload:
-        with tarfile.open(env_tar) as outer:
-            member = outer.extractfile("portenv/payload.tar.gz")
-            assert member is not None
-            raw = member.read()
         members: dict[str, Member] = {}
         manifest: dict[str, list[dict[str, str]]] = {}
-        with tarfile.open(fileobj=io.BytesIO(raw), mode="r:gz") as inner:
+        with tarfile.open(fileobj=io.BytesIO(payload_tar_of(env_tar)), mode="r:") as inner:
             for info in inner:
                 data = b""
                 if info.isfile():

@@ -70,6 +70,8 @@ def test_the_meta_is_written_in_the_format_modules_order() -> None:
         portenv_version="0",
         payload_cuts=((1, 1),),
         glibc_floor_files=(("2.17", "lib/x.so"),),
+        unzstd_size=1,
+        unzstd_sha256="0" * 64,
     )
     written = [line.split("=", 1)[0] for line in every.lines()]
     assert written == [key for key in META_KEYS if key in written]

@@ -20,6 +20,7 @@ import pytest
 
 from portenv.cli import main
 from portenv.format import META_KEYS, META_SIZE, PAYLOAD_OFFSET, Exit, meta_problem
+from portenv.write.container import unzstd_offset
 from tests.support.unpacksh import OTHER_ARCH, Shell, Unpacker
 from tests.unit.test_unpack_py import _link, _member, env_tree, hostile, payload_of, write_archive
 
@@ -28,6 +29,10 @@ Payload = Callable[[Path], tuple[bytes, int]]
 
 def _good(tmp: Path) -> tuple[bytes, int]:
     return payload_of(env_tree(tmp / "tree"))
+
+
+def _zstd(tmp: Path) -> tuple[bytes, int]:
+    return payload_of(env_tree(tmp / "tree"), "zstd")
 
 
 def _hostile(*members: tarfile.TarInfo) -> Payload:
@@ -44,7 +49,10 @@ class Case:
     existing: str | None = None
     """A file made at DEST/NAME/`existing` before the unpack."""
     cut: int = 0
-    """The file ends this many bytes before its payload's end (0: whole)."""
+    """The file ends this many bytes before its payload's end (0: whole; -1: inside the
+    decompressor a zstd archive carries)."""
+    compression: str = "gzip"
+    """zstd: the archive carries its decompressor (the default archive)."""
 
 
 CASES = {
@@ -79,6 +87,19 @@ CASES = {
     "name-slash": Case(Exit.DESTINATION, args=("--env-name", "a/b")),
     "no-space": Case(Exit.DISK, {"unpacked_kib": str(2**50)}),
     "sha256-wrong": Case(Exit.INTEGRITY, {"payload_sha256": "0" * 64}),
+    "zstd-good": Case(Exit.OK, payload=_zstd, compression="zstd"),
+    "zstd-hostile-dotdot": Case(
+        Exit.ARCHIVE, payload=lambda tmp: hostile(_member("../evil"), zstd=True), compression="zstd"
+    ),
+    "unzstd-size-bad": Case(Exit.ARCHIVE, {"unzstd_size": "x"}, _zstd, compression="zstd"),
+    "unzstd-sha256-not-hex": Case(
+        Exit.ARCHIVE, {"unzstd_sha256": "z" * 64}, _zstd, compression="zstd"
+    ),
+    "unzstd-with-gzip": Case(Exit.ARCHIVE, {"unzstd_size": "1", "unzstd_sha256": "0" * 64}),
+    "unzstd-sha256-wrong": Case(
+        Exit.INTEGRITY, {"unzstd_sha256": "0" * 64}, _zstd, compression="zstd"
+    ),
+    "unzstd-truncated": Case(Exit.ARCHIVE, payload=_zstd, compression="zstd", cut=-1),
 }
 
 
@@ -101,12 +122,14 @@ def _set_meta(data: bytes, changes: dict[str, str]) -> bytes:
 def _archive(case: Case, tmp: Path) -> Path:
     tmp.mkdir(parents=True, exist_ok=True)
     payload, files = case.payload(tmp)
-    path = write_archive(tmp / "env.tar", payload, files)
+    path = write_archive(tmp / "env.tar", payload, files, compression=case.compression)
     data = path.read_bytes()
     if case.meta:
         data = _set_meta(data, case.meta)
-    if case.cut:
+    if case.cut > 0:
         data = data[: PAYLOAD_OFFSET + len(payload) - case.cut]
+    elif case.cut < 0:  # inside the decompressor, after the payload
+        data = data[: unzstd_offset(len(payload)) + 100]
     path.write_bytes(data)
     return path
 
@@ -163,11 +186,17 @@ def test_the_cases_cover_every_code_and_every_validated_key(tmp_path: Path) -> N
     cases expected to be a damaged meta block are those format.meta_problem finds."""
     codes = {case.expected for case in CASES.values()}
     assert codes == set(Exit) - {Exit.FAILED, Exit.USAGE, Exit.EXTRACTION}
-    block = _archive(CASES["good"], tmp_path).read_bytes()[512 : 512 + META_SIZE]
-    good = dict(line.split("=", 1) for line in block.decode().split("\n") if "=" in line)
-    assert meta_problem(good) is None
+    good: dict[str, dict[str, str]] = {}
+    for name in ("good", "zstd-good"):
+        case = CASES[name]
+        block = _archive(case, tmp_path / name).read_bytes()[512 : 512 + META_SIZE]
+        meta = dict(line.split("=", 1) for line in block.decode().split("\n") if "=" in line)
+        assert meta_problem(meta) is None
+        good[case.compression] = meta
     damaged = {
-        name: meta_problem({**good, **case.meta}) for name, case in CASES.items() if case.meta
+        name: meta_problem({**good[case.compression], **case.meta})
+        for name, case in CASES.items()
+        if case.meta
     }
     validated = {key for key, pattern in META_KEYS.items() if pattern is not None}
     assert {key for key in damaged.values() if key} == validated - {"arch", "libc"}

@@ -21,6 +21,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import zstandard
 
 from portenv.errors import (
     CompatibilityError,
@@ -39,6 +40,7 @@ from portenv.unpack._host import HostFacts, version_at_least
 from portenv.unpack._pixipack import activation_script, check_platform
 from portenv.write.container import render_unpacker, write_container, write_self_extracting
 from portenv.write.payload import write_payload
+from portenv.write.unzstd import decompressor
 from tests.support.hardening import record
 
 MACHINE = platform.machine()
@@ -105,9 +107,14 @@ def write_archive(path: Path, payload: bytes, files: int, **overrides: object) -
         portenv_version="0.1.0",
     )
     meta = replace(meta, **overrides)  # type: ignore[arg-type]
+    unzstd = b""
+    if meta.compression == "zstd":  # the default archive carries its decompressor
+        carried = decompressor(meta.arch)
+        unzstd = carried.gz
+        meta = replace(meta, unzstd_size=len(unzstd), unzstd_sha256=carried.sha256)
     wrap = write_self_extracting if path.suffix == ".sh" else write_container
     with path.open("wb") as sink:
-        wrap(meta, io.BytesIO(payload), sink)
+        wrap(meta, io.BytesIO(payload), sink, unzstd)
     return path
 
 
@@ -321,14 +328,17 @@ def _member(name: str, kind: bytes = tarfile.REGTYPE, **fields: object) -> tarfi
     return info
 
 
-def hostile(*members: tarfile.TarInfo) -> tuple[bytes, int]:
-    """A payload holding a plausible env, then `members` (regular ones get 4 bytes)."""
+def hostile(*members: tarfile.TarInfo, zstd: bool = False) -> tuple[bytes, int]:
+    """A payload holding a plausible env, then `members` (regular ones get 4 bytes); gzip, or
+    with `zstd` one zstd frame."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.GNU_FORMAT) as tar:
         for info in [_member("bin", tarfile.DIRTYPE), _member("etc", tarfile.DIRTYPE), *members]:
             data = b"evil" if info.isreg() else b""
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
+    if zstd:
+        return zstandard.ZstdCompressor().compress(buffer.getvalue()), 2 + len(members)
     return gzip.compress(buffer.getvalue(), mtime=0), 2 + len(members)
 
 

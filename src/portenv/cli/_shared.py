@@ -55,16 +55,15 @@ def compression_opts(function: Callable[..., None]) -> Callable[..., None]:
         "--level",
         type=int,
         default=None,
-        help="Compression level: gzip 0-3 (ISA-L igzip levels; default 2), zstd 1-19 (default 9).",
+        help="Compression level: gzip 0-3 (ISA-L igzip levels; default 2), zstd 1-19 (default 10).",
     )(function)
     return click.option(
         "--compression",
         type=click.Choice(["gzip", "zstd"]),
-        default="gzip",
-        show_default=True,
-        help="Payload compression. gzip unpacks on any target (tar + gzip); zstd is smaller "
-        "and needs a zstd binary on the target (the unpacker refuses before writing "
-        "anything when there is none).",
+        default=None,
+        help="Payload compression [default: zstd]. Both unpack with only sh, tar and gzip on "
+        "the target: a zstd archive carries a small decompressor for its arch (built from "
+        "zstd's source by scripts/build-unzstd.sh); gzip makes a single-stage archive.",
     )(function)
 
 

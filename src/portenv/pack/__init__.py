@@ -50,7 +50,7 @@ from portenv.write import (
     atomic_output,
     publish_sha256,
 )
-from portenv.write.codecs import check_level
+from portenv.write.codecs import check_level, chosen
 from portenv.write.pixipack import write_pixi_pack
 from portenv.write.plain import check_plain_options, plain_format
 from portenv.write.sbom import publish_sbom, sbom_timestamp
@@ -130,7 +130,7 @@ def _preflight(request: PackRequest, cache: Path) -> PackRequest:
         return request
     check_output(request.output, cache, portenv_format=not plain_format(request.format))
     check_env_name(request.env_name)
-    check_level(request.compression, request.level)
+    check_level(chosen(request.compression), request.level)
     check_glibc_option(request.glibc)
     return replace(request, entry=check_entry_option(request.entry, request.output))
 
@@ -170,7 +170,7 @@ def _write_environment(
         the_plan.subdir,
         request.output,
         request.env_name,
-        request.compression,
+        chosen(request.compression),
         request.level,
         _cache_of(request),
         lock_glibc=the_plan.lock_glibc,
@@ -206,7 +206,7 @@ def refuse_conflicts(request: PackRequest) -> None:
             ("--python (or -r, --with, --project)", isinstance(request.source, PythonRequest)),
             ("--entry", bool(request.entry)),
             ("--env-name", request.env_name != "env"),
-            ("--compression", request.compression != "gzip"),
+            ("--compression", request.compression is not None),
             ("--level", request.level is not None),
             ("--no-reuse", not request.reuse_sealed),
             ("--no-bytecode", not request.bytecode),

@@ -75,7 +75,8 @@ class PackRequest:
     format: Literal["portenv", "pixi-pack", "tar.gz", "zip"] = "portenv"
     cache: Path | None = None
     env_name: str = "env"
-    compression: str = "gzip"
+    compression: str | None = None
+    """The payload codec; None: the default (codecs.DEFAULT_COMPRESSION)."""
     level: int | None = None
     """The codec's level; None for its default."""
     jobs: int = 8

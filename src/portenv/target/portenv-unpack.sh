@@ -437,11 +437,17 @@ open_archive() { # sets F, META and the meta values; exit 3 on anything wrong
     case $PY in '' | /* | .. | ../* | */.. | */../*) bad=1 ;; esac
     case $PCUTS in *[!0-9:\ ]*) bad=1 ;; esac
     [ -n "$ARCH" ] && [ -n "$LIBC" ] || bad=1
+    if [ -n "$USIZE$USHA" ]; then # the decompressor it carries, after the payload
+        isnum "$USIZE" && [ ${#USHA} = 64 ] && [ "$COMPRESSION" = zstd ] || bad=1
+        case $USHA in *[!0-9a-f]*) bad=1 ;; esac
+        UNZIP=unzstd UOFF=$((OFF + 5120 + PSIZE + (512 - PSIZE % 512) % 512 + 512))
+    fi
     [ -z "$bad" ] || die 3 "$F has a damaged meta block" "copy it again, or pack it again"
     [ "$M2" = "portenv/payload.tar.$EXT $PSIZE" ] ||
         die 3 "$F has no $COMPRESSION payload where format 1 puts it" "copy it again, or pack it again"
-    holds $((OFF + 5120 + PSIZE)) ||
-        die 3 "$F is truncated (shorter than $((OFF + 5120 + PSIZE)) bytes)" "copy it again"
+    end=$((OFF + 5120 + PSIZE))
+    [ "$UNZIP" != unzstd ] || end=$((UOFF + USIZE))
+    holds "$end" || die 3 "$F is truncated (shorter than $end bytes)" "copy it again"
     [ "$F" != "$0" ] || [ "$PORTENV_PAYLOAD_SHA256" = "$PSHA" ] ||
         [ "$PORTENV_PAYLOAD_SHA256" = 0000000000000000000000000000000000000000000000000000000000000000 ] ||
         die 3 "$F is damaged: its header and its meta block disagree on the payload's sha256" \
@@ -453,7 +459,7 @@ open_archive() { # sets F, META and the meta values; exit 3 on anything wrong
 parse_head() { # sets M1, M2 (member "NAME SIZE"), META and one variable per meta key
     head=$(read_head) || return 1
     META='' M1='' M2='' FORMAT='' COMPRESSION='' PSIZE='' PSHA='' PY='' FILES='' KIB='' PMAX=''
-    FLOOR='' ARCH='' LIBC='' ENV_NAME='' PCUTS=''
+    FLOOR='' ARCH='' LIBC='' ENV_NAME='' PCUTS='' USIZE='' USHA=''
     while IFS= read -r line; do
         v=${line#*=}
         case $line in # the first line for a key counts, as in docs/format.md
@@ -472,6 +478,8 @@ parse_head() { # sets M1, M2 (member "NAME SIZE"), META and one variable per met
         libc=*) [ -n "$LIBC" ] || LIBC=$v ;;
         env_name=*) [ -n "$ENV_NAME" ] || ENV_NAME=$v ;;
         payload_cuts=*) [ -n "$PCUTS" ] || PCUTS=$v ;;
+        unzstd_size=*) [ -n "$USIZE" ] || USIZE=$v ;;
+        unzstd_sha256=*) [ -n "$USHA" ] || USHA=$v ;;
         esac
         case $line in @[12]=*) ;; *) META=$META$line$PORTENV_NL ;; esac
     done <<EOF
@@ -579,6 +587,34 @@ payload_sha256() { # the sha256 of the payload, as 64 hex digits
 check_payload() { # GOT: check 7, the payload's sha256
     [ "$1" = "$PSHA" ] || die 7 "the payload of $F is damaged (sha256 ${1:-unknown}, expected $PSHA)" \
         "copy the archive again"
+}
+
+check_unzstd() { # check 7 for the decompressor a zstd archive carries
+    [ "$UNZIP" = unzstd ] || return 0
+    got=$(rd "$UOFF" "$USIZE" | sha256sum)
+    [ "${got%% *}" = "$USHA" ] || die 7 "the decompressor in $F is damaged (sha256 ${got%% *}, expected $USHA)" \
+        "copy the archive again"
+}
+
+install_unzstd() { # DIR: the decompressor checked, then gunzipped into DIR as UZ
+    [ "$UNZIP" = unzstd ] || return 0
+    check_unzstd
+    UZ=$1/portenv-unzstd
+    { rd "$UOFF" "$USIZE" | gzip -dc >"$UZ" && chmod 700 "$UZ"; } ||
+        die 5 "cannot write the decompressor into $1" "check free space and permissions"
+}
+
+unzstd_scratch() { # the decompressor, where nothing is unpacked (--list, an update's --check)
+    [ "$UNZIP" = unzstd ] || return 0
+    UZD=${TMPDIR:-/tmp}/.portenv-unzstd.$$
+    trap 'rm -rf "$UZD"' EXIT
+    mkdir -m 700 "$UZD" || die 5 "cannot create $UZD" "set TMPDIR to a folder you can write to"
+    install_unzstd "$UZD"
+}
+
+# shellcheck disable=SC2317 # it runs as $UNZIP
+unzstd() { # the payload's zstd on stdin, its tar on stdout
+    "$UZ"
 }
 
 check_whole_file() { # --sha256: the whole file, before anything is extracted
@@ -757,6 +793,7 @@ install_env() { # extract, check, relocate, rename into place
     TMP=$ADIR/.portenv-tmp.$NAME.$$
     mkdir "$TMP" || die 5 "cannot create $TMP" "check permissions"
     phase "extracting $((KIB / 1024)) MiB into $ADIR"
+    install_unzstd "$LOCK"
     extract
     phase "checking $FILES files"
     check_names
@@ -836,7 +873,9 @@ update_main() { # apply an update to DIR/NAME (the options of an unpack; --force
         "it is not the environment this update is for"
     check_whole_file
     check_payload "$(payload_sha256)"
+    check_unzstd
     if [ -n "$CHECK" ]; then
+        unzstd_scratch
         update_check
         printf 'portenv: all checks passed, %s can update %s\n' "$F" "$DEST" >&2
         exit 0
@@ -864,6 +903,7 @@ update_env() { # extract the update beside DEST; the engine checks DEST, builds 
     sweep
     TMP=$ADIR/.portenv-tmp.$NAME.$$
     mkdir "$TMP" || die 5 "cannot create $TMP" "check permissions"
+    install_unzstd "$LOCK"
     # shellcheck disable=SC2086 # UNZIP is a command and its option
     rd $((OFF + 5120)) "$PSIZE" | $UNZIP | tar -xf - -C "$TMP" 2>"$LOCK/tar.err" ||
         die 8 "extracting the update into $TMP failed" "check the free space of $ADIR"
@@ -881,7 +921,7 @@ need_commands() {
     done
     [ -z "$missing" ] || die 4 "this machine lacks the commands:$missing" \
         "install them (busybox provides all of them)"
-    [ -z "$COMPRESSION" ] || [ "$COMPRESSION" != zstd ] || command -v zstd >/dev/null 2>&1 ||
+    [ -z "$COMPRESSION" ] || [ "$COMPRESSION" != zstd ] || [ -n "$USHA" ] || command -v zstd >/dev/null 2>&1 ||
         die 4 "$F holds a zstd payload and this machine has no zstd command" \
             "install zstd, or unpack an archive packed with --compression gzip"
 }
@@ -1024,6 +1064,7 @@ main() {
     if [ -n "$LIST" ]; then
         check_whole_file
         check_payload "$(payload_sha256)"
+        unzstd_scratch
         # shellcheck disable=SC2086 # UNZIP is a command and its option
         rd $((OFF + 5120)) "$PSIZE" | $UNZIP | tar -xOf - .portenv/packages.txt ||
             die 3 "$F lists no packages" "it was made by an older portenv: use --info"
@@ -1037,6 +1078,7 @@ main() {
     check_whole_file
     if [ -n "$CHECK" ]; then
         check_payload "$(payload_sha256)"
+        check_unzstd
         printf 'portenv: all checks passed, %s can be unpacked into %s\n' "$F" "$DEST" >&2
         exit 0
     fi

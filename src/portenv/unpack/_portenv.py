@@ -50,8 +50,8 @@ from portenv.unpack._place import (
     resolve_destination,
     write_failed,
 )
-from portenv.write.codecs import CODECS, ZSTD_WINDOW_LOG
-from portenv.write.container import payload_name
+from portenv.write.codecs import CODECS, ZSTD_WINDOW_LOG_MAX
+from portenv.write.container import payload_name, unzstd_offset
 
 __all__ = [
     "PortenvArchive",
@@ -162,6 +162,8 @@ def read_archive(path: Path) -> PortenvArchive:
         msg = f"{path} has no {compression} payload where format 1 puts it"
         raise InputError(msg, hint=_AGAIN)
     needed = offset + PAYLOAD_OFFSET + payload_size
+    if "unzstd_size" in meta:
+        needed = offset + unzstd_offset(payload_size) + int(meta["unzstd_size"])
     if size < needed:
         msg = f"{path} is truncated ({size} bytes, needs {needed})"
         raise InputError(msg, hint="copy it again")
@@ -223,16 +225,25 @@ class _Window:
 
 
 def check_payload(archive: PortenvArchive) -> None:
-    """Check 7: the payload's sha256 is the meta block's."""
+    """Check 7: the payload's sha256 is the meta block's, and so is the decompressor's that a
+    zstd archive carries (the sh unpacker runs it; this one does not, but refuses the same)."""
+    size = archive.number("payload_size")
+    _check_sha256(archive, "the payload", PAYLOAD_OFFSET, size, "payload_sha256")
+    if "unzstd_sha256" in archive.meta:
+        at, length = unzstd_offset(size), archive.number("unzstd_size")
+        _check_sha256(archive, "the decompressor", at, length, "unzstd_sha256")
+
+
+def _check_sha256(archive: PortenvArchive, what: str, offset: int, size: int, key: str) -> None:
     digest = hashlib.sha256()
     with archive.path.open("rb") as stream:
-        window = _Window(stream, archive.offset + PAYLOAD_OFFSET, archive.number("payload_size"))
+        window = _Window(stream, archive.offset + offset, size)
         while chunk := window.read(_CHUNK):
             digest.update(chunk)
-    expected = archive.meta["payload_sha256"]
+    expected = archive.meta[key]
     if digest.hexdigest() != expected:
         error = HashMismatchError(
-            "the payload", str(archive.path), f"sha256:{expected}", f"sha256:{digest.hexdigest()}"
+            what, str(archive.path), f"sha256:{expected}", f"sha256:{digest.hexdigest()}"
         )
         error.hint = "the archive is damaged: copy it again"
         raise error
@@ -246,7 +257,7 @@ def _decompressed(compression: str, window: _Window) -> BinaryIO:
     7 s instead of 20 s here); zstd frames are read with the window the writer allows.
     """
     if compression == "zstd":
-        reader = zstandard.ZstdDecompressor(max_window_size=1 << ZSTD_WINDOW_LOG).stream_reader(
+        reader = zstandard.ZstdDecompressor(max_window_size=1 << ZSTD_WINDOW_LOG_MAX).stream_reader(
             cast("BinaryIO", window), read_across_frames=True
         )
         return cast("BinaryIO", reader)

@@ -15,6 +15,7 @@ from portenv.model import PackMeta
 from portenv.reporting import NullReporter, Reporter
 from portenv.seal import SealedPrefix
 from portenv.seal.listing import Entry
+from portenv.write.codecs import DEFAULT_COMPRESSION
 from portenv.write.container import (
     PAYLOAD_OFFSET,
     container_head,
@@ -26,6 +27,7 @@ from portenv.write.entry import check_entry
 from portenv.write.kept import KeptPayloads
 from portenv.write.payload import PayloadMismatchError, write_payload
 from portenv.write.sbom import read_inventory
+from portenv.write.unzstd import decompressor
 
 __all__ = [
     "FORMATS",
@@ -118,7 +120,7 @@ def write_archive(
     output: Path,
     *,
     env_name: str = "env",
-    compression: str = "gzip",
+    compression: str = DEFAULT_COMPRESSION,
     level: int | None = None,
     entries: list[Entry] | None = None,
     expect_tar_sha256: str | None = None,
@@ -140,6 +142,7 @@ def write_archive(
     head = header_of(0, "", entry)
     if entry:
         check_entry(sealed.path, entry)
+    unzstd = decompressor(sealed.meta.arch) if compression == "zstd" else None
     token = reporter.on_task_start("compressing", sealed.meta.unpacked_kib * 1024)
     with atomic_output(output, 0o755 if output.suffix == ".sh" else 0o644) as sink:
         start = len(head) + PAYLOAD_OFFSET
@@ -171,8 +174,10 @@ def write_archive(
             payload_cuts=payload_cuts(info),
             env_name=env_name,
             compression=compression,
+            unzstd_size=len(unzstd.gz) if unzstd else 0,
+            unzstd_sha256=unzstd.sha256 if unzstd else "",
         )
-        sink.write(container_tail(info.size))
+        sink.write(container_tail(info.size, unzstd.gz if unzstd else b""))
         total = sink.tell()
         sink.seek(0)
         sink.write(header_of(total, info.sha256, entry) + container_head(meta))

@@ -22,11 +22,14 @@ from portenv.errors import InputError
 __all__ = [
     "CHUNK",
     "CODECS",
+    "DEFAULT_COMPRESSION",
     "ZSTD_WINDOW_LOG",
+    "ZSTD_WINDOW_LOG_MAX",
     "Codec",
     "Compressor",
     "PayloadInfo",
     "check_level",
+    "chosen",
     "codec",
     "open_compressor",
 ]
@@ -35,8 +38,12 @@ CompressionName = Literal["gzip", "zstd"]
 
 CHUNK = 4 << 20
 """Each chunk of the tar stream becomes one gzip member."""
-ZSTD_WINDOW_LOG = 27
-"""128 MiB: the largest window `zstd -d` accepts without `--long` (its default memory limit)."""
+ZSTD_WINDOW_LOG = 25
+"""32 MiB: the unpacker's memory stays near 33 MiB (<= 64 MiB, issue 17), and long-distance
+matching finds repeats across files of the tar that far apart."""
+ZSTD_WINDOW_LOG_MAX = 27
+"""The largest window a reader accepts (archives of earlier portenv versions used 128 MiB);
+scripts/build-unzstd.sh's WINDOW_LOG_MAX is the same."""
 ZSTD_JOB_SIZE = 16 << 20
 """Fixed, so that the frame is the same on any number of threads (the default grows with the
 window: 512 MiB jobs would leave one core idle for all but the largest environments)."""
@@ -57,8 +64,20 @@ class Codec:
 
 CODECS: dict[str, Codec] = {
     "gzip": Codec("gzip", ".tar.gz", 0, 3, 2, "ISA-L igzip, parallel members"),
-    "zstd": Codec("zstd", ".tar.zst", 1, 19, 9, "zstd, 128 MiB window, multithreaded"),
+    "zstd": Codec(
+        "zstd", ".tar.zst", 1, 19, 10, "zstd, 32 MiB window, multithreaded; carries its decoder"
+    ),
 }
+
+
+DEFAULT_COMPRESSION = "zstd"
+"""What portenv archives use when no --compression is given: the smallest that still needs
+nothing on the target, since a zstd archive carries its decompressor (write.unzstd)."""
+
+
+def chosen(name: str | None) -> str:
+    """The codec for a --compression value: `name`, or the default when none was given."""
+    return DEFAULT_COMPRESSION if name is None else name
 
 
 def codec(name: str) -> Codec:

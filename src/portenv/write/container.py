@@ -8,11 +8,12 @@ import tarfile
 from importlib import resources
 from typing import BinaryIO
 
-from portenv.format import META_NAME, META_SIZE, PAYLOAD_OFFSET
+from portenv.format import META_NAME, META_SIZE, PAYLOAD_OFFSET, UNZSTD_NAME
 from portenv.model import PackMeta
 from portenv.write.codecs import PayloadInfo, codec
 from portenv.write.entry import ENTRY_WIDTH, parse_entry
 from portenv.write.payload import tar_end
+from portenv.write.unzstd import licence
 
 __all__ = [
     "META_NAME",
@@ -25,6 +26,7 @@ __all__ = [
     "payload_name",
     "render_unpacker",
     "self_extracting_size",
+    "unzstd_offset",
     "write_container",
     "write_self_extracting",
 ]
@@ -40,6 +42,9 @@ _SHA256_FIELD = "PORTENV_PAYLOAD_SHA256=" + _NO_SHA256
 _ENTRY_FIELD = "PORTENV_ENTRY='" + " " * ENTRY_WIDTH + "'"
 """The command a one-file app runs, padded with spaces inside its quotes (blank: none)."""
 
+
+UNZSTD_LICENCE_NAME = "portenv/LICENSE-zstd"
+"""zstd's licence, the member after the decompressor it covers."""
 
 CUT_SHARES = 16
 """The unpacker is offered a cut near each sixteenth of the tar stream: enough for 2 to 16
@@ -92,20 +97,34 @@ def container_head(meta: PackMeta) -> bytes:
     )
 
 
-def container_tail(payload_size: int) -> bytes:
-    """What follows the payload: its padding, the two zero blocks, and the record padding.
+def container_tail(payload_size: int, unzstd: bytes = b"") -> bytes:
+    """What follows the payload: its padding, the `unzstd` member if any (the decompressor a
+    zstd archive carries: after the payload, so that the payload's offset never moves), the two
+    zero blocks, and the record padding.
 
     The same bytes tarfile and GNU tar end an archive with, counted from the container's start
     (not the stream's: env.sh must carry env.tar's bytes unchanged).
     """
-    return tar_end(PAYLOAD_OFFSET + payload_size)
+    end = PAYLOAD_OFFSET + payload_size
+    if not unzstd:
+        return tar_end(end)
+    padding = b"\0" * (-end % 512)
+    notice = licence().encode()
+    member = _header(UNZSTD_NAME, len(unzstd)) + unzstd + b"\0" * (-len(unzstd) % 512)
+    member += _header(UNZSTD_LICENCE_NAME, len(notice)) + notice
+    return padding + member + tar_end(end + len(padding) + len(member))
 
 
-def write_container(meta: PackMeta, payload: BinaryIO, sink: BinaryIO) -> None:
+def unzstd_offset(payload_size: int) -> int:
+    """Where the decompressor's bytes start in an env.tar (after the payload and a header)."""
+    return PAYLOAD_OFFSET + payload_size + -payload_size % 512 + 512
+
+
+def write_container(meta: PackMeta, payload: BinaryIO, sink: BinaryIO, unzstd: bytes = b"") -> None:
     """Write `env.tar`: the meta member at offset 0, the payload's data at offset 5120."""
     sink.write(container_head(meta))
     shutil.copyfileobj(payload, sink, 1 << 20)
-    sink.write(container_tail(meta.payload_size))
+    sink.write(container_tail(meta.payload_size, unzstd))
 
 
 def unpacker_script() -> str:
@@ -166,14 +185,17 @@ def _size_field(size: int) -> bytes:
     return field.ljust(len(_SIZE_FIELD)).encode()
 
 
-def self_extracting_size(header: bytes, payload_size: int) -> int:
+def self_extracting_size(header: bytes, payload_size: int, unzstd: bytes = b"") -> int:
     """The size of an env.sh: its header, the container head, the payload and the tail."""
-    return len(header) + PAYLOAD_OFFSET + payload_size + len(container_tail(payload_size))
+    tail = container_tail(payload_size, unzstd)
+    return len(header) + PAYLOAD_OFFSET + payload_size + len(tail)
 
 
-def write_self_extracting(meta: PackMeta, payload: BinaryIO, sink: BinaryIO) -> None:
+def write_self_extracting(
+    meta: PackMeta, payload: BinaryIO, sink: BinaryIO, unzstd: bytes = b""
+) -> None:
     """Write `env.sh`: the unpacker header, then the container bytes unchanged."""
     measured = render_unpacker(embedded=True)
-    total = self_extracting_size(measured, meta.payload_size)
+    total = self_extracting_size(measured, meta.payload_size, unzstd)
     sink.write(render_unpacker(embedded=True, total_size=total, payload_sha256=meta.payload_sha256))
-    write_container(meta, payload, sink)
+    write_container(meta, payload, sink, unzstd)

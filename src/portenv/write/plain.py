@@ -88,7 +88,7 @@ class PlainOptions(Protocol):
 
 
 def check_plain_options(
-    archive_format: str, output: Path, options: PlainOptions, compression: str
+    archive_format: str, output: Path, options: PlainOptions, compression: str | None
 ) -> None:
     """Refuse, before any work, what a plain archive cannot be (named otherwise, runnable with
     `--entry`, zstd-compressed: extractors expect gzip), and `--dereference` for the others."""
@@ -101,7 +101,7 @@ def check_plain_options(
     if options.entry:
         msg = f"--entry makes a runnable env.sh, not a plain {archive_format} archive"
         raise UsageError(msg, hint="drop --entry: run ENV/bin/COMMAND after extraction")
-    if compression != "gzip":
+    if compression not in (None, "gzip"):
         msg = f"a plain {archive_format} archive is not compressed with {compression}"
         raise UsageError(msg, hint="drop --compression: Spark, Ray and tar expect gzip")
 

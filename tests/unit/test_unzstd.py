@@ -1,0 +1,130 @@
+"""The default archive's decompressor: portenv-unzstd as scripts/build-unzstd.sh builds it, the
+member a zstd archive carries, and the sh unpacker running it on a target with no zstd."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import shutil
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+import zstandard
+
+from portenv.errors import InputError
+from portenv.format import UNZSTD_NAME, Exit
+from portenv.write import unzstd as unzstd_module
+from portenv.write.codecs import ZSTD_WINDOW_LOG
+from portenv.write.container import UNZSTD_LICENCE_NAME
+from portenv.write.unzstd import decompressor, licence
+from tests.support.unpacksh import Shell, Unpacker
+from tests.unit.test_unpack_py import MACHINE, env_tree, payload_of, write_archive
+
+BUILT = Path(unzstd_module.__file__).parents[1] / "target" / "unzstd"
+RUNNERS = {"x86_64": (), "aarch64": ("qemu-aarch64-static",)}
+
+
+def _runner(arch: str) -> tuple[str, ...]:
+    """How to run an `arch` binary here (natively, or through qemu), or skip."""
+    if arch == MACHINE:
+        return ()
+    runner = RUNNERS[arch]
+    if not all(shutil.which(tool) for tool in runner):
+        pytest.skip(f"no {' '.join(runner)} to run {arch} binaries")
+    return runner
+
+
+@pytest.mark.parametrize("arch", sorted(RUNNERS))
+def test_the_built_decompressor_reads_zstd_and_refuses_damage(arch: str) -> None:
+    binary = BUILT / arch / "portenv-unzstd"
+    assert binary.is_file(), "run: sh scripts/build-unzstd.sh"
+    run = [*_runner(arch), str(binary)]
+    data = b"".join(i.to_bytes(4, "little") * 3 for i in range(400_000)) + bytes(range(256)) * 999
+    params = zstandard.ZstdCompressionParameters.from_level(
+        9, window_log=ZSTD_WINDOW_LOG, enable_ldm=True, write_checksum=True
+    )
+    frame = zstandard.ZstdCompressor(compression_params=params).compress(data)
+    two = frame + zstandard.ZstdCompressor().compress(b"and a second frame")
+    done = subprocess.run(run, input=two, capture_output=True, check=False, timeout=60)
+    assert (done.returncode, done.stdout) == (0, data + b"and a second frame")
+    for bad in (frame[: len(frame) // 2], b"not zstd", b"", frame[:-1] + bytes([frame[-1] ^ 1])):
+        done = subprocess.run(run, input=bad, capture_output=True, check=False, timeout=60)
+        assert done.returncode == 1, bad[:20]
+        assert done.stderr.startswith(b"portenv-unzstd: ")
+        assert done.stderr.count(b"\n") == 1
+
+
+def test_the_decompressor_links_nothing() -> None:
+    """No C library on the target is needed: a static ELF with no interpreter."""
+    data = (BUILT / MACHINE / "portenv-unzstd").read_bytes()
+    assert data[:4] == b"\x7fELF"
+    assert b"ld-linux" not in data and b"libc.so" not in data
+    assert "BSD" in licence()
+
+
+def test_a_zstd_archive_carries_its_decompressor(tmp_path: Path) -> None:
+    payload, files = payload_of(env_tree(tmp_path / "tree"), "zstd")
+    archive = write_archive(tmp_path / "env.tar", payload, files, compression="zstd")
+    with tarfile.open(archive) as tar:
+        names = tar.getnames()
+        member = tar.extractfile(UNZSTD_NAME)
+        assert member is not None
+        carried = member.read()
+        block = tar.extractfile("portenv/meta")
+        assert block is not None
+        meta = dict(line.partition("=")[::2] for line in block.read().decode().split("\n"))
+    assert names == ["portenv/meta", "portenv/payload.tar.zst", UNZSTD_NAME, UNZSTD_LICENCE_NAME]
+    assert meta["unzstd_size"] == str(len(carried))
+    assert meta["unzstd_sha256"] == hashlib.sha256(carried).hexdigest()
+    assert gzip.decompress(carried) == (BUILT / MACHINE / "portenv-unzstd").read_bytes()
+    assert decompressor(MACHINE).gz == carried, "the same bytes at every pack"
+
+
+def test_a_gzip_archive_carries_none(tmp_path: Path) -> None:
+    payload, files = payload_of(env_tree(tmp_path / "tree"))
+    archive = write_archive(tmp_path / "env.tar", payload, files)
+    with tarfile.open(archive) as tar:
+        assert UNZSTD_NAME not in tar.getnames()
+    assert b"unzstd_" not in archive.read_bytes()[:5120]
+
+
+def test_no_decompressor_for_the_arch_is_one_clear_refusal() -> None:
+    with pytest.raises(InputError) as refused:
+        decompressor("riscv64")
+    assert "portenv-unzstd for riscv64 is not built" in str(refused.value)
+    assert "--compression gzip" in str(refused.value.hint)
+
+
+@pytest.mark.parametrize("shell", ["dash", "busybox"], indirect=True)
+def test_the_sh_unpacker_needs_no_zstd_command(shell: Shell, tmp_path: Path) -> None:
+    """A `zstd` that fails is first on PATH: the unpack must not call it."""
+    payload, files = payload_of(env_tree(tmp_path / "tree"), "zstd")
+    archive = write_archive(tmp_path / "env.sh", payload, files, compression="zstd")
+    fake = tmp_path / "fakebin"
+    fake.mkdir()
+    (fake / "zstd").write_text("#!/bin/sh\necho 'zstd was called' >&2\nexit 99\n")
+    (fake / "zstd").chmod(0o755)
+    up = Unpacker(shell, "sh", tmp_path)
+    done = up.run(archive, "-o", str(tmp_path / "out"), path_first=fake)
+    assert done.code == Exit.OK, done.stderr
+    assert (tmp_path / "out" / "env" / "etc" / "conf").is_file()
+    assert "zstd was called" not in done.stderr
+    assert not list((tmp_path / "out").glob(".portenv-*")), "the decompressor is left behind"
+    listed = up.run(archive, "--list", path_first=fake)
+    assert listed.code == Exit.OK or "lists no packages" in listed.stderr, listed.stderr
+    checked = up.run(archive, "--check", "-o", str(tmp_path / "again"), path_first=fake)
+    assert checked.code == Exit.OK, checked.stderr
+
+
+@pytest.mark.parametrize("shell", ["dash", "busybox"], indirect=True)
+def test_check_refuses_a_damaged_decompressor(shell: Shell, tmp_path: Path) -> None:
+    payload, files = payload_of(env_tree(tmp_path / "tree"), "zstd")
+    archive = write_archive(tmp_path / "env.tar", payload, files, compression="zstd")
+    data = bytearray(archive.read_bytes())
+    data[data.index(b"\x1f\x8b", 5120 + len(payload)) + 20] ^= 0xFF  # inside the gzip member
+    archive.write_bytes(bytes(data))
+    done = Unpacker(shell, "tar", tmp_path).run(archive, "--check", "-o", str(tmp_path / "o"))
+    assert done.code == Exit.INTEGRITY, done.stderr
+    assert "the decompressor in" in done.stderr
