@@ -130,6 +130,19 @@ def cut_env_tar(env_sh: Path, env_tar: Path, offset: int) -> None:
         raise RuntimeError(msg)
 
 
+def gzip6_of(payload: Path, dest: Path) -> None:
+    """`gzip -6` of the payload's tar: the plain tarball of the same tree that issue 17's
+    unpack target compares the default archive with."""
+    with payload.open("rb") as src, dest.open("wb") as dst:
+        tar = subprocess.Popen(["gzip", "-dc"], stdin=src, stdout=subprocess.PIPE)
+        assert tar.stdout is not None
+        gz = subprocess.run(["gzip", "-6", "-n"], stdin=tar.stdout, stdout=dst, check=False)
+        tar.stdout.close()
+        if tar.wait() != 0 or gz.returncode != 0:
+            msg = f"cannot recompress {payload} with gzip -6"
+            raise RuntimeError(msg)
+
+
 def extract_payload(env_tar: Path, payload: Path, size: int) -> None:
     with env_tar.open("rb") as src, payload.open("wb") as dst:
         src.seek(5120)
@@ -294,6 +307,15 @@ def build(spec: EnvSpec) -> Built:
     cut_env_tar(out / "env.sh", out / "env.tar", offset)
     meta = read_meta(out / "env.tar")
     extract_payload(out / "env.tar", out / "payload.tar.gz", int(meta["payload_size"]))
+    gzip6_of(out / "payload.tar.gz", out / "payload6.tar.gz")
+    say(f"{spec.name}: the default archive (zstd + its decompressor)")
+    default_sh, cache = str(out / "env-default.sh"), str(pcache)
+    default = run_timed(
+        [*portenv_argv(), "pack", str(project), "-o", default_sh, "--use-cache", cache]
+    )
+    if default.code != 0:
+        msg = f"portenv pack (default codec) failed for {spec.name}"
+        raise RuntimeError(msg)
     unpacker = run_timed([*portenv_argv(), "unpacker", "-o", str(out / "portenv-unpack")])
     if unpacker.code != 0:
         msg = "portenv unpacker failed"

@@ -19,7 +19,10 @@ from bench.timing import Sample, parse_line, ptime_binary
 #: label -> what it is (in the order the script runs them).
 STEPS = {
     "tar_xzf": "limit: `tar -xzf payload.tar.gz` into the same place",
-    "envsh": "portenv `sh env.sh -o DIR` (checks + sha256 + extract + relocate)",
+    "tar_xzf6": "limit of issue 17: `tar -xzf` of a gzip -6 tarball of the same tree",
+    "envsh_default": "portenv default archive `sh env.sh -o DIR` (zstd + its decompressor)",
+    "envsh": "portenv `--compression gzip` `sh env.sh -o DIR` (checks + sha256 + extract +"
+    " relocate)",
     "envsh_j1": "portenv `sh env.sh -o DIR -j 1` (one stream, as before `payload_cuts`)",
     "import_cold": "first import after `env.sh` (as root, with the shipped .pyc files)",
     "import_warm": "second import (warm)",
@@ -49,6 +52,11 @@ i=1
 while [ "$i" -le {reps} ]; do
     rm -rf "$T/u"; mkdir -p "$T/u/env"
     p tar_xzf tar -xzf "$A/payload.tar.gz" -C "$T/u/env"
+    rm -rf "$T/u"
+    rm -rf "$T/u"; mkdir -p "$T/u/env"
+    p tar_xzf6 tar -xzf "$A/payload6.tar.gz" -C "$T/u/env"
+    rm -rf "$T/u"
+    p envsh_default sh "$A/env-default.sh" -o "$T/u" 2>>/res/unpack.log
     rm -rf "$T/u"
     p envsh sh "$A/env.sh" -o "$T/u" 2>>/res/unpack.log
     rm -rf "$T/u"
