@@ -83,7 +83,7 @@ def main(argv: list[str]) -> int:
     if not args.tools:
         sys.stderr.write("bench: --tools is needed to run the whole suite\n")
         return 2
-    from tests.support.rootfs import debian_rootfs
+    from tests.support.rootfs import busybox_rootfs, debian_rootfs
 
     started = time.time()
     tools = Path(args.tools)
@@ -92,7 +92,7 @@ def main(argv: list[str]) -> int:
     skipped = [name for name in wanted if name not in {s.name for s in specs}]
     for name in skipped:
         say(f"{name}: skipped (for L: no CPU torch 2.13.0 wheel for CPython 3.11 on disk)")
-    rootfs = debian_rootfs("trixie")
+    rootfs, busybox = debian_rootfs("trixie"), busybox_rootfs()
     results: dict[str, Any] = {
         "command": args.command,
         "facts": machine_facts(tools, rootfs),
@@ -103,7 +103,7 @@ def main(argv: list[str]) -> int:
     for spec in specs:
         built = build(spec)
         packing = measure_packing(built, tools / "bin" / "conda-pack")
-        unpacking = measure_unpacking(built, rootfs)
+        unpacking = measure_unpacking(built, rootfs, busybox)
         say(f"{spec.name}: codec study on the payload tar (single thread)")
         codecs = subprocess.run(
             [

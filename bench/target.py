@@ -42,16 +42,26 @@ STEPS = {
     " tar -xvf -` + sha256 beside",
     "ph_count": "unpacker phase: the member checks (one `find` with `ls` of the symlinks, `awk`)",
     "ph_relocate": "unpacker phase: `python relocate.py --to DEST` on the fresh payload",
+    "bb_tar_xzf6": "glibc + busybox rootfs: busybox `tar -xzf` of the gzip -6 tarball",
+    "bb_envsh_default": "glibc + busybox rootfs: busybox `sh env.sh -o DIR`, the default archive",
 }
 
-SCRIPT = r"""
+_LOOP_HEAD = r"""
 set -u
 A=/in T=/t R=/res/times.txt
 p() { "$A/ptime" "$R" "$@"; }
 i=1
 while [ "$i" -le {reps} ]; do
     rm -rf "$T/u"; mkdir -p "$T/u/env"
-    p tar_xzf tar -xzf "$A/payload.tar.gz" -C "$T/u/env"
+"""
+_LOOP_TAIL = r"""    i=$((i + 1))
+done
+echo done >/res/finished
+"""
+
+SCRIPT = (
+    _LOOP_HEAD
+    + r"""    p tar_xzf tar -xzf "$A/payload.tar.gz" -C "$T/u/env"
     rm -rf "$T/u"
     rm -rf "$T/u"; mkdir -p "$T/u/env"
     p tar_xzf6 tar -xzf "$A/payload6.tar.gz" -C "$T/u/env"
@@ -94,10 +104,22 @@ while [ "$i" -le {reps} ]; do
     p ph_relocate "$T/u/tmp/{py}" -I -S -B "$T/u/tmp/.portenv/relocate.py" --to "$T/u/env" \
         --quiet >/dev/null 2>>/res/unpack.log
     rm -rf "$T/u"
-    i=$((i + 1))
-done
-echo done >/res/finished
 """
+    + _LOOP_TAIL
+)
+
+
+BUSYBOX_SCRIPT = (
+    _LOOP_HEAD
+    + r"""    p bb_tar_xzf6 tar -xzf "$A/payload6.tar.gz" -C "$T/u/env"
+    rm -rf "$T/u"
+    p bb_envsh_default sh "$A/env-default.sh" -o "$T/u" 2>>/res/unpack-busybox.log
+    rm -rf "$T/u"
+"""
+    + _LOOP_TAIL
+)
+"""The default archive against busybox's own `tar -xzf` in the glibc + busybox rootfs (no
+GNU tools, no zstd): issue 17's second kind of target."""
 
 
 def half_cut(meta: dict[str, str]) -> int:
@@ -146,8 +168,11 @@ def run_script(rootfs: Path, folder: Path, name: str) -> dict[str, list[Sample]]
     return dict(samples)
 
 
-def measure_unpacking(built: Built, rootfs: Path) -> dict[str, list[Sample]]:
-    """Run the script in the rootfs; return label -> samples (in run order)."""
+def measure_unpacking(
+    built: Built, rootfs: Path, busybox: Path | None = None
+) -> dict[str, list[Sample]]:
+    """Run the script in the rootfs, then the busybox one in `busybox` if given; return
+    label -> samples (in run order)."""
     res = built.out / "res"
     res.mkdir(exist_ok=True)
     for old in res.iterdir():
@@ -159,6 +184,12 @@ def measure_unpacking(built: Built, rootfs: Path) -> dict[str, list[Sample]]:
     script.write_text(script_for(built))
     say(f"{built.spec.name}: unpack measurements in the rootfs ({built.spec.reps_unpack} reps)")
     samples = run_script(rootfs, built.out, script.name)
+    if busybox is not None:
+        (res / "finished").unlink()
+        script = built.out / "unpack-busybox.sh"
+        script.write_text(BUSYBOX_SCRIPT.replace("{reps}", str(built.spec.reps_unpack)))
+        say(f"{built.spec.name}: the default archive in the glibc + busybox rootfs")
+        samples |= run_script(busybox, built.out, script.name)
     failed = sorted({k for k, v in samples.items() if any(s.code for s in v)})
     if failed:
         say(f"{built.spec.name}: FAILED in the rootfs: {failed}; see {res}/*.log")
