@@ -22,6 +22,7 @@ from bench.facts import load_average, machine_facts
 from bench.onefile import measure_onefile
 from bench.packing import measure_packing
 from bench.report import onefile_section, write_report
+from bench.small import measure_small, small_section
 from bench.target import measure_unpacking
 
 
@@ -34,7 +35,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--tools", help="the bench tool venv (conda-pack etc.)")
     parser.add_argument(
         "--only",
-        choices=["onefile", "delta"],
+        choices=["onefile", "delta", "small"],
         help="run one piece: measure it, store it in results.json and print its report section",
     )
     parser.add_argument("--output", default=str(REPO / "BENCHMARKS.md"))
@@ -50,12 +51,38 @@ def only_onefile(args: argparse.Namespace) -> int:
     piece = measure_onefile(spec, debian_rootfs("trixie"), round(201 * args.reps_scale) | 1)
     piece["command"] = args.command
     piece["load average"] = load_average()
-    stored = cache_root() / "results.json"
-    results = json.loads(stored.read_text()) if stored.is_file() else {}
-    results["onefile"] = piece
-    stored.write_text(json.dumps(results, indent=1))
+    _store_piece("onefile", piece)
     sys.stdout.write("\n".join(onefile_section(piece)) + "\n")
     return 0
+
+
+def _stored() -> dict[str, Any]:
+    stored = cache_root() / "results.json"
+    return dict(json.loads(stored.read_text())) if stored.is_file() else {}
+
+
+def _store_piece(name: str, piece: dict[str, Any]) -> None:
+    """A piece measured alone joins the stored results; the next full run's report shows it."""
+    results = _stored()
+    results[name] = piece
+    (cache_root() / "results.json").write_text(json.dumps(results, indent=1))
+
+
+def only_small(args: argparse.Namespace) -> int:
+    """The small-environment piece alone: measured, stored, its section printed."""
+    piece = _measure_small(args)
+    sys.stdout.write("\n".join(small_section(piece)) + "\n")
+    return 0
+
+
+def _measure_small(args: argparse.Namespace) -> dict[str, Any]:
+    from tests.support.rootfs import busybox_rootfs, debian_rootfs
+
+    piece = measure_small(debian_rootfs("trixie"), busybox_rootfs(), round(31 * args.reps_scale))
+    piece["command"] = args.command
+    piece["load average"] = load_average()
+    _store_piece("small", piece)
+    return piece
 
 
 def only_delta(args: argparse.Namespace) -> int:
@@ -65,11 +92,8 @@ def only_delta(args: argparse.Namespace) -> int:
 
     specs = [s for s in environments(args.reps_scale) if s.name in ("S", "M")]
     pieces = [measure_delta(spec, debian_rootfs("trixie")) for spec in specs]
-    stored = cache_root() / "results.json"
-    results = json.loads(stored.read_text()) if stored.is_file() else {}
     piece = {"pieces": pieces, "command": args.command, "load average": load_average()}
-    results["delta"] = piece
-    stored.write_text(json.dumps(results, indent=1))
+    _store_piece("delta", piece)
     sys.stdout.write("\n".join(delta_section(piece)) + "\n")
     return 0
 
@@ -80,6 +104,8 @@ def main(argv: list[str]) -> int:
         return only_onefile(args)
     if args.only == "delta":
         return only_delta(args)
+    if args.only == "small":
+        return only_small(args)
     if not args.tools:
         sys.stderr.write("bench: --tools is needed to run the whole suite\n")
         return 2
@@ -93,12 +119,15 @@ def main(argv: list[str]) -> int:
     for name in skipped:
         say(f"{name}: skipped (for L: no CPU torch 2.13.0 wheel for CPython 3.11 on disk)")
     rootfs, busybox = debian_rootfs("trixie"), busybox_rootfs()
+    pieces = {k: v for k, v in _stored().items() if k in ("onefile", "delta")}
     results: dict[str, Any] = {
         "command": args.command,
         "facts": machine_facts(tools, rootfs),
         "envs": {},
         "skipped": skipped,
+        **pieces,  # measured alone (--only), shown until measured again
     }
+    results["small"] = _measure_small(args)
     envs: dict[str, object] = {}
     for spec in specs:
         built = build(spec)

@@ -101,6 +101,14 @@ def project_for(spec: EnvSpec) -> Path:
     return project
 
 
+def pack_quietly(project: Path, output: Path, *extra: str) -> None:
+    """`portenv pack PROJECT -o OUTPUT` from the suite's package cache, its output to the log."""
+    pcache = cache_root() / "pcache"
+    argv = [*portenv_argv(), "pack", str(project), "-o", str(output), "--use-cache", str(pcache)]
+    with log_path().open("ab") as log:
+        subprocess.run([*argv, *extra], stdout=log, stderr=log, check=True)
+
+
 def read_meta(env_tar: Path) -> dict[str, str]:
     with env_tar.open("rb") as f:
         f.seek(512)
@@ -125,7 +133,8 @@ def cut_env_tar(env_sh: Path, env_tar: Path, offset: int) -> None:
         shutil.copyfileobj(src, dst, 1 << 20)
     with tarfile.open(env_tar) as archive:
         names = archive.getnames()
-    if names != ["portenv/meta", "portenv/payload.tar.gz"]:
+    zstd = ["portenv/payload.tar.zst", "portenv/unzstd.gz", "portenv/LICENSE-zstd"]
+    if names not in (["portenv/meta", "portenv/payload.tar.gz"], ["portenv/meta", *zstd]):
         msg = f"{env_tar} cut from {env_sh} holds {names}"
         raise RuntimeError(msg)
 

@@ -10,12 +10,11 @@ S is packed twice more from its sealed prefix: `tool.sh` (`--entry python`) and 
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 from typing import Any
 
 from bench.config import EnvSpec, cache_root
-from bench.envs import embedded_offset, log_path, portenv_argv, project_for, say
+from bench.envs import embedded_offset, pack_quietly, project_for, say
 from bench.target import run_script
 from bench.timing import ptime_binary
 
@@ -58,13 +57,6 @@ echo done >/res/finished
 """
 
 
-def _pack(project: Path, output: Path, *extra: str) -> None:
-    pcache = cache_root() / "pcache"
-    argv = [*portenv_argv(), "pack", str(project), "-o", str(output), "--use-cache", str(pcache)]
-    with log_path().open("ab") as log:
-        subprocess.run([*argv, *extra], stdout=log, stderr=log, check=True)
-
-
 def measure_onefile(spec: EnvSpec, rootfs: Path, warm_reps: int = 201) -> dict[str, Any]:
     """Pack S as tool.sh and env.sh, time warm and first runs in the rootfs."""
     out = cache_root() / "run" / "onefile"
@@ -74,8 +66,8 @@ def measure_onefile(spec: EnvSpec, rootfs: Path, warm_reps: int = 201) -> dict[s
         old.unlink()
     project = project_for(spec)
     say(f"onefile: packing {spec.name} as tool.sh (--entry python) and env.sh")
-    _pack(project, out / "tool.sh", "--entry", "python")
-    _pack(project, out / "env.sh")
+    pack_quietly(project, out / "tool.sh", "--entry", "python")
+    pack_quietly(project, out / "env.sh")
     (out / "ptime").write_bytes(ptime_binary().read_bytes())
     (out / "ptime").chmod(0o755)
     meta = read_meta_of_sh(out / "env.sh")

@@ -46,7 +46,7 @@ STEPS = {
     "bb_envsh_default": "glibc + busybox rootfs: busybox `sh env.sh -o DIR`, the default archive",
 }
 
-_LOOP_HEAD = r"""
+LOOP_HEAD = r"""
 set -u
 A=/in T=/t R=/res/times.txt
 p() { "$A/ptime" "$R" "$@"; }
@@ -54,13 +54,13 @@ i=1
 while [ "$i" -le {reps} ]; do
     rm -rf "$T/u"; mkdir -p "$T/u/env"
 """
-_LOOP_TAIL = r"""    i=$((i + 1))
+LOOP_TAIL = r"""    i=$((i + 1))
 done
 echo done >/res/finished
 """
 
 SCRIPT = (
-    _LOOP_HEAD
+    LOOP_HEAD
     + r"""    p tar_xzf tar -xzf "$A/payload.tar.gz" -C "$T/u/env"
     rm -rf "$T/u"
     rm -rf "$T/u"; mkdir -p "$T/u/env"
@@ -105,18 +105,18 @@ SCRIPT = (
         --quiet >/dev/null 2>>/res/unpack.log
     rm -rf "$T/u"
 """
-    + _LOOP_TAIL
+    + LOOP_TAIL
 )
 
 
 BUSYBOX_SCRIPT = (
-    _LOOP_HEAD
+    LOOP_HEAD
     + r"""    p bb_tar_xzf6 tar -xzf "$A/payload6.tar.gz" -C "$T/u/env"
     rm -rf "$T/u"
     p bb_envsh_default sh "$A/env-default.sh" -o "$T/u" 2>>/res/unpack-busybox.log
     rm -rf "$T/u"
 """
-    + _LOOP_TAIL
+    + LOOP_TAIL
 )
 """The default archive against busybox's own `tar -xzf` in the glibc + busybox rootfs (no
 GNU tools, no zstd): issue 17's second kind of target."""

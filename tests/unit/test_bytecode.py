@@ -93,6 +93,48 @@ def test_compile_prefix_leaves_what_holds_the_placeholder(tmp_path: Path) -> Non
     assert not (tmp_path / ".portenv" / "__pycache__").exists()
 
 
+def stdlib_tree(root: Path) -> Path:
+    """A prefix's library: the stdlib, site-packages with a start-up hook, a package."""
+    lib = root / "lib" / "python3.12"
+    site = lib / "site-packages"
+    for name, text in {
+        "json/__init__.py": "X = 1\n",
+        "os.py": "X = 1\n",
+        "site-packages/hook.py": "X = 1\n",
+        "site-packages/dotted/__init__.py": "X = 1\n",
+        "site-packages/dotted/sub.py": "X = 1\n",
+        "site-packages/numpy/__init__.py": "X = 1\n",
+        "site-packages/numpy/linalg.py": "X = 1\n",
+        "site-packages/hooks.pth": "import hook; hook.X\nimport\tdotted.sub, os\n# import numpy\n",
+        "site-packages/paths.pth": "numpy\n",
+    }.items():
+        (lib / name).parent.mkdir(parents=True, exist_ok=True)
+        (lib / name).write_text(text)
+    return site
+
+
+def test_the_stdlib_scope_compiles_what_every_start_may_import(tmp_path: Path) -> None:
+    site = stdlib_tree(tmp_path)
+    compiler = Bytecode(Path(sys.executable), HERE, sys.version, scope="stdlib")
+    assert compile_prefix(tmp_path, compiler, PLACEHOLDER).compiled == 4
+    compiled = sorted(
+        f"{p.parent.parent.relative_to(tmp_path)}/{p.name.split('.')[0]}"
+        for p in tmp_path.rglob("*.pyc")
+    )
+    assert compiled == [
+        "lib/python3.12/json/__init__",
+        "lib/python3.12/os",
+        "lib/python3.12/site-packages/dotted/__init__",
+        "lib/python3.12/site-packages/hook",
+    ]
+    assert not (site / "numpy" / "__pycache__").exists(), "no .pth imports it"
+
+
+def test_the_all_scope_compiles_site_packages_too(tmp_path: Path) -> None:
+    stdlib_tree(tmp_path)
+    assert compile_prefix(tmp_path, running(), PLACEHOLDER).compiled == 7
+
+
 def test_the_bytecode_cache_gives_the_same_files(tmp_path: Path) -> None:
     for name in ("a", "b"):
         make_tree(tmp_path / name)
@@ -217,11 +259,14 @@ def test_a_pack_without_a_compiler_warns_once_and_goes_on(
 ) -> None:
     monkeypatch.setattr(shutil, "which", lambda name: None)
     reporter = RecordingReporter()
-    assert _compiler(staged(tmp_path, FOREIGN, "3.7"), tmp_path, reporter) is None
+    assert _compiler(staged(tmp_path, FOREIGN, "3.7"), "all", tmp_path, reporter) is None
     assert [kind for kind, _ in reporter.calls] == ["warning"]
     assert "packing without bytecode: no CPython 3.7" in str(reporter.calls[0][1])
-    found = _compiler(staged(tmp_path, FOREIGN, HERE), tmp_path, reporter)
+    found = _compiler(staged(tmp_path, FOREIGN, HERE), "stdlib", tmp_path, reporter)
     assert found is not None and found.cache == tmp_path / "bytecode"
+    assert found.scope == "stdlib"
+    assert _compiler(staged(tmp_path, FOREIGN, HERE), "none", tmp_path, reporter) is None
+    assert len(reporter.calls) == 1, "no compiler is looked for, and no warning, with none"
 
 
 def test_no_pip_without_python_is_refused(

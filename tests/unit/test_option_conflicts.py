@@ -30,7 +30,11 @@ PIXI_PACK = ["--format", "pixi-pack"]
         pytest.param([*PIXI_PACK, "--compression", "zstd"], "--compression", id="compression"),
         pytest.param([*PIXI_PACK, "--level", "1"], "--level", id="level"),
         pytest.param([*PIXI_PACK, "--no-reuse"], "--no-reuse", id="no-reuse"),
-        pytest.param([*PIXI_PACK, "--no-bytecode"], "--no-bytecode", id="no-bytecode"),
+        pytest.param([*PIXI_PACK, "--no-bytecode"], "--bytecode", id="no-bytecode"),
+        pytest.param([*PIXI_PACK, "--bytecode", "stdlib"], "--bytecode", id="bytecode"),
+        pytest.param(
+            ["--no-bytecode", "--bytecode", "all"], "--no-bytecode", id="bytecode-contradicted"
+        ),
         pytest.param([*PIXI_PACK, "--glibc", "2.28"], "--glibc", id="glibc"),
         pytest.param(
             [*PIXI_PACK, "--allow-missing-library", "libX11.so.6"],

@@ -118,7 +118,7 @@ def fake_source(tmp_path: Path, *packages: FetchedPackage, **plan: object) -> Fa
 def request(source: FakeSource, output: Path, **options: object) -> PackRequest:
     """No bytecode (nothing could compile it), an option the pixi-pack writer refuses."""
     cache = output.parent / "cache"
-    bytecode = options.get("format") == "pixi-pack"
+    bytecode = "all" if options.get("format") == "pixi-pack" else "none"
     return PackRequest(source, output, cache=cache, bytecode=bytecode, **options)  # type: ignore[arg-type]
 
 

@@ -209,7 +209,7 @@ def refuse_conflicts(request: PackRequest) -> None:
             ("--compression", request.compression is not None),
             ("--level", request.level is not None),
             ("--no-reuse", not request.reuse_sealed),
-            ("--no-bytecode", not request.bytecode),
+            ("--bytecode", request.bytecode != "all"),
             ("--allow-missing-library", bool(request.allow_missing)),
             ("--glibc", request.glibc is not None),
         )

@@ -27,7 +27,7 @@ from portenv.write.payload import PayloadMismatchError
 
 if TYPE_CHECKING:
     from portenv.seal import SealedPrefix
-    from portenv.seal.bytecode import Bytecode
+    from portenv.seal.bytecode import Bytecode, BytecodeScope
     from portenv.stage.bundle import Bundle
     from portenv.stage.cpython import BaseInterpreter
     from portenv.stage.wheels import FetchedWheel
@@ -64,7 +64,8 @@ class ArchiveJob:
     """Shared libraries left to the target (see PackRequest)."""
     glibc: str | None = None
     """The newest glibc floor allowed (see PackRequest)."""
-    bytecode: bool = True
+    bytecode: BytecodeScope = "all"
+    """Which sources ship with their .pyc (see seal.bytecode.BYTECODE_SCOPES)."""
     unchecked: str | None = None
     """A folder whose files the prefix is copied from but that the seal key covers: an
     extracted python-build-standalone archive (gone after the pack)."""
@@ -139,7 +140,7 @@ def stage_seal_write(
             depends=[d for f in job.conda for d in f.package.depends],
             inventory=inventory_of(wheels),
             glibc_ceiling=job.glibc,
-            bytecode=_compiler(staged, job.cache, reporter) if job.bytecode else None,
+            bytecode=_compiler(staged, job.bytecode, job.cache, reporter),
         )
         reporter.on_task_complete(token)
         entries = listing(sealed.path)
@@ -179,15 +180,19 @@ def _under(path: str, folder: str | None) -> bool:
     return folder is not None and path.startswith(folder.rstrip("/") + "/")
 
 
-def _compiler(staged: StagedPrefix, cache: Path, reporter: Reporter) -> Bytecode | None:
-    """Who compiles the bytecode; without anyone, the pack goes on with one warning."""
+def _compiler(
+    staged: StagedPrefix, scope: BytecodeScope, cache: Path, reporter: Reporter
+) -> Bytecode | None:
+    """Who compiles the bytecode, and which; without anyone, the pack goes on with one warning."""
     from portenv.seal.bytecode import find_compiler
 
+    if scope == "none":
+        return None
     found = find_compiler(staged)
     if isinstance(found, str):
         reporter.on_warning(f"packing without bytecode: {found}")
         return None
-    return replace(found, cache=cache / "bytecode")
+    return replace(found, cache=cache / "bytecode", scope=scope)
 
 
 def _write(

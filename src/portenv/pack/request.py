@@ -22,6 +22,7 @@ from portenv.write.entry import parse_entry
 
 if TYPE_CHECKING:
     from portenv.pack.sources import Source
+    from portenv.seal.bytecode import BytecodeScope
 
 __all__ = [
     "PackRequest",
@@ -90,8 +91,8 @@ class PackRequest:
     """Shared libraries (sonames or globs) left to the target: never bundled, never missing."""
     glibc: str | None = None
     """The oldest glibc the archive must run on: a newer floor is refused (`--glibc`)."""
-    bytecode: bool = True
-    """Ship a .pyc for every .py (see seal.bytecode)."""
+    bytecode: BytecodeScope = "all"
+    """Which .py files ship with their .pyc (see seal.bytecode.BYTECODE_SCOPES)."""
     entry: str = ""
     """The command of the environment's bin/ that the env.sh runs (a one-file app)."""
     dereference: bool = False

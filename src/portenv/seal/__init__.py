@@ -88,8 +88,9 @@ def seal(
     with); it lands in `.portenv/packages.json` for `--list` and audits, with what the
     installed files tell of each (seal.inventory: source, licence, size). With
     `glibc_ceiling` (`pack --glibc`), an environment that needs a newer glibc is refused.
-    With `bytecode`, every .py (the start-up hook's too) gets its .pyc first (see
-    seal.bytecode); without, the environment ships none.
+    With `bytecode`, the .py files of its scope (every one, or the interpreter's library and
+    the start-up hook) get their .pyc first (see seal.bytecode); without, the environment
+    ships none.
     """
     # Imported here: a pack from the sealed-prefix cache (seal.cache) loads neither the ELF
     # reader nor the wheel installer.

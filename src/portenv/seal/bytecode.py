@@ -18,6 +18,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from portenv.errors import SealError
 from portenv.model import StagedPrefix
@@ -25,13 +26,23 @@ from portenv.platforms import host_subdir
 from portenv.seal.files import target_file
 
 __all__ = [
+    "BYTECODE_SCOPES",
     "Bytecode",
     "BytecodeCounts",
+    "BytecodeScope",
     "cache_folder",
     "clear_bytecode",
     "compile_prefix",
     "find_compiler",
+    "started_sources",
 ]
+
+BytecodeScope = Literal["all", "stdlib", "none"]
+BYTECODE_SCOPES: tuple[BytecodeScope, ...] = ("all", "stdlib", "none")
+"""Which sources ship with their .pyc: every one; the interpreter's own library and what a
+``.pth`` file imports at every start (site-packages is compiled at its first import on the
+target, as after pixi-unpack or uv, or at unpack with --compile); none."""
+_SITE_DIRS = frozenset({"site-packages", "dist-packages"})
 
 _QUERY = (
     "import importlib.util, sys;"
@@ -54,6 +65,8 @@ class Bytecode:
     """The compiler's ``sys.version``: what the bytecode depends on besides the sources."""
     cache: Path | None = None
     """Where compiled .pyc files are kept for later packs (see cache_folder)."""
+    scope: BytecodeScope = "all"
+    """Which sources get their .pyc (see BYTECODE_SCOPES; "none" never comes here)."""
 
 
 @dataclass(frozen=True)
@@ -139,6 +152,38 @@ def clear_bytecode(root: Path) -> list[str]:
     return found
 
 
+def started_sources(root: Path, sources: list[str]) -> list[str]:
+    """The `sources` outside site-packages, and those a ``.pth`` file there imports: what
+    any start of the interpreter may import before the application's own packages."""
+    kept: list[str] = []
+    by_folder: dict[str, set[str]] = {}
+    for source in sources:
+        parts = source.split(os.sep)
+        site = next((i for i, part in enumerate(parts) if part in _SITE_DIRS), None)
+        if site is None:
+            kept.append(source)
+            continue
+        folder = os.sep.join(parts[: site + 1])
+        if folder not in by_folder:
+            by_folder[folder] = _pth_imports(root / folder)
+        inside = parts[site + 1 :]
+        top = inside[0].removesuffix(".py") if len(inside) == 1 else inside[0]
+        if top in by_folder[folder] and (len(inside) == 1 or inside[1:] == ["__init__.py"]):
+            kept.append(source)
+    return kept
+
+
+def _pth_imports(site: Path) -> set[str]:
+    """Top-level modules that the ``.pth`` files of `site` import (``import a, b`` lines)."""
+    names: set[str] = set()
+    for pth in site.glob("*.pth"):
+        for line in pth.read_text("utf-8", "replace").splitlines():
+            if line.startswith(("import ", "import\t")):
+                first = line.split(";", 1)[0].removeprefix("import").split(",")
+                names.update(n.strip().split(".")[0] for n in first if n.strip())
+    return names
+
+
 def _inside(link: str, root: Path) -> bool:
     """A symlink to a file of the env: Python imports it by its own name (Debian's
     ``_sysconfigdata__linux_*`` is one), so it needs bytecode of its own."""
@@ -171,11 +216,15 @@ def compile_prefix(
     placeholder: str,
     jobs: int | None = None,
 ) -> BytecodeCounts:
-    """Compile every .py under ``root`` in parallel; a source holding ``placeholder`` is left
-    for the relocation (its bytecode would hold the placeholder where nothing rewrites it).
+    """Compile every .py under ``root`` in parallel (with the scope ``stdlib``, those of the
+    interpreter's library and the modules ``.pth`` files import); a source holding
+    ``placeholder`` is left for the relocation (its bytecode would hold the placeholder where
+    nothing rewrites it).
 
     With ``bytecode.cache``, each .pyc is kept there and reused by later packs."""
     sources = clear_bytecode(root)
+    if bytecode.scope == "stdlib":
+        sources = started_sources(root, sources)
     worker = target_file("pyc_worker.py")
     # -B: the worker's own imports (re, importlib ...) come from the env's stdlib when it runs
     # the env's python; without it they would write timestamp .pyc files there, racing with
