@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import os
 import shutil
 import subprocess
 import tarfile
@@ -128,3 +129,58 @@ def test_check_refuses_a_damaged_decompressor(shell: Shell, tmp_path: Path) -> N
     done = Unpacker(shell, "tar", tmp_path).run(archive, "--check", "-o", str(tmp_path / "o"))
     assert done.code == Exit.INTEGRITY, done.stderr
     assert "the decompressor in" in done.stderr
+
+
+NOEXEC_CASES = {
+    # case: (the cache folder, /dev/shm's mount option, the exit, what the hint says)
+    "the-cache": ("cache", "noexec", Exit.OK, ""),
+    "dev-shm": ("noexec/cache", "exec", Exit.OK, ""),
+    "nowhere": ("noexec/cache", "noexec", Exit.DESTINATION, "set TMPDIR to a folder"),
+    "not-an-unsafe-cache": ("unsafe", "noexec", Exit.DESTINATION, "set TMPDIR to a folder"),
+}
+MOUNTS = """
+mount --bind "$1" "$1" && mount -o remount,bind,noexec "$1" &&
+mount --bind "$2" /dev/shm && mount -o remount,bind,"$3" /dev/shm && shift 3 && exec "$@"
+"""
+"""TMPDIR ($1) noexec, and /dev/shm a folder of the test ($2, exec or noexec, $3): bind
+mounts, so that what the unpacker leaves in them stays visible after the namespace ends."""
+
+
+@pytest.mark.root
+@pytest.mark.parametrize("case", sorted(NOEXEC_CASES))
+@pytest.mark.parametrize("shell", ["dash", "busybox"], indirect=True)
+def test_list_runs_the_decompressor_where_it_can(shell: Shell, tmp_path: Path, case: str) -> None:
+    """A TMPDIR mounted noexec (hardened servers): --list tries the user's cache, then
+    /dev/shm, and fails in one line naming TMPDIR when none runs it; a cache folder that
+    other users can write to is never used."""
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        pytest.skip("needs root and unshare, to mount noexec folders in a mount namespace")
+    cache, shm, code, hint = NOEXEC_CASES[case]
+    tree = env_tree(tmp_path / "tree")
+    (tree / ".portenv" / "packages.txt").write_text("demo 1.0 (conda)\n")
+    payload, files = payload_of(tree, "zstd")
+    archive = write_archive(tmp_path / "env.sh", payload, files, compression="zstd")
+    for folder in ("noexec", "shm"):
+        (tmp_path / folder).mkdir()
+    if case == "not-an-unsafe-cache":
+        (tmp_path / cache).mkdir()
+        (tmp_path / cache).chmod(0o777)
+    up = Unpacker(shell, "sh", tmp_path)
+    mounts = ["sh", "-c", MOUNTS, "mounts", str(tmp_path / "noexec"), str(tmp_path / "shm"), shm]
+    done = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", *mounts, *up.argv(archive), "--list"],
+        capture_output=True,
+        text=True,
+        env=up.env(TMPDIR=str(tmp_path / "noexec"), PORTENV_CACHE=str(tmp_path / cache)),
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == code, done.stderr
+    if code == Exit.OK:
+        assert (done.stdout, done.stderr) == ("demo 1.0 (conda)\n", "")
+    else:
+        first, second = done.stderr.splitlines()
+        assert first.startswith("error: found no folder to run the decompressor from"), first
+        assert str(tmp_path / "noexec") in first and "/dev/shm" in first
+        assert hint in second
+    assert not list(tmp_path.rglob(".portenv-unzstd.*")), "the decompressor is left behind"
