@@ -8,6 +8,7 @@ import hashlib
 import os
 import shutil
 import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -15,12 +16,12 @@ import pytest
 import zstandard
 
 from portenv.errors import InputError
-from portenv.format import UNZSTD_NAME, Exit
+from portenv.format import UNZSTD_NAME, UPDATE_KEYS, Exit
 from portenv.write import unzstd as unzstd_module
 from portenv.write.codecs import ZSTD_WINDOW_LOG
 from portenv.write.container import UNZSTD_LICENCE_NAME
 from portenv.write.unzstd import decompressor, licence
-from tests.support.unpacksh import Shell, Unpacker
+from tests.support.unpacksh import Result, Shell, Unpacker
 from tests.unit.test_unpack_py import MACHINE, env_tree, payload_of, write_archive
 
 BUILT = Path(unzstd_module.__file__).parents[1] / "target" / "unzstd"
@@ -146,6 +147,25 @@ mount --bind "$2" /dev/shm && mount -o remount,bind,"$3" /dev/shm && shift 3 && 
 mounts, so that what the unpacker leaves in them stays visible after the namespace ends."""
 
 
+def run_noexec(up: Unpacker, archive: Path, cache: str, shm: str, *args: str) -> Result:
+    """Run the unpacker with TMPDIR (tmp/noexec) noexec, /dev/shm tmp/shm mounted `shm`, and
+    the cache folder tmp/`cache`, in a mount namespace of its own (as root)."""
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        pytest.skip("needs root and unshare, to mount noexec folders in a mount namespace")
+    for folder in ("noexec", "shm"):
+        (up.tmp / folder).mkdir(exist_ok=True)
+    mounts = ["sh", "-c", MOUNTS, "mounts", str(up.tmp / "noexec"), str(up.tmp / "shm"), shm]
+    done = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", *mounts, *up.argv(archive), *args],
+        capture_output=True,
+        text=True,
+        env=up.env(TMPDIR=str(up.tmp / "noexec"), PORTENV_CACHE=str(up.tmp / cache)),
+        timeout=60,
+        check=False,
+    )
+    return Result(done.returncode, done.stdout, done.stderr)
+
+
 @pytest.mark.root
 @pytest.mark.parametrize("case", sorted(NOEXEC_CASES))
 @pytest.mark.parametrize("shell", ["dash", "busybox"], indirect=True)
@@ -153,29 +173,16 @@ def test_list_runs_the_decompressor_where_it_can(shell: Shell, tmp_path: Path, c
     """A TMPDIR mounted noexec (hardened servers): --list tries the user's cache, then
     /dev/shm, and fails in one line naming TMPDIR when none runs it; a cache folder that
     other users can write to is never used."""
-    if os.geteuid() != 0 or not shutil.which("unshare"):
-        pytest.skip("needs root and unshare, to mount noexec folders in a mount namespace")
     cache, shm, code, hint = NOEXEC_CASES[case]
     tree = env_tree(tmp_path / "tree")
     (tree / ".portenv" / "packages.txt").write_text("demo 1.0 (conda)\n")
     payload, files = payload_of(tree, "zstd")
     archive = write_archive(tmp_path / "env.sh", payload, files, compression="zstd")
-    for folder in ("noexec", "shm"):
-        (tmp_path / folder).mkdir()
     if case == "not-an-unsafe-cache":
         (tmp_path / cache).mkdir()
         (tmp_path / cache).chmod(0o777)
-    up = Unpacker(shell, "sh", tmp_path)
-    mounts = ["sh", "-c", MOUNTS, "mounts", str(tmp_path / "noexec"), str(tmp_path / "shm"), shm]
-    done = subprocess.run(
-        ["unshare", "--mount", "--propagation", "private", *mounts, *up.argv(archive), "--list"],
-        capture_output=True,
-        text=True,
-        env=up.env(TMPDIR=str(tmp_path / "noexec"), PORTENV_CACHE=str(tmp_path / cache)),
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == code, done.stderr
+    done = run_noexec(Unpacker(shell, "sh", tmp_path), archive, cache, shm, "--list")
+    assert done.code == code, done.stderr
     if code == Exit.OK:
         assert (done.stdout, done.stderr) == ("demo 1.0 (conda)\n", "")
     else:
@@ -183,4 +190,33 @@ def test_list_runs_the_decompressor_where_it_can(shell: Shell, tmp_path: Path, c
         assert first.startswith("error: found no folder to run the decompressor from"), first
         assert str(tmp_path / "noexec") in first and "/dev/shm" in first
         assert hint in second
+    assert not list(tmp_path.rglob(".portenv-unzstd.*")), "the decompressor is left behind"
+
+
+@pytest.mark.root
+@pytest.mark.parametrize("shell", ["dash", "busybox"], indirect=True)
+def test_an_updates_check_runs_the_decompressor_beside_the_destination(
+    shell: Shell, tmp_path: Path
+) -> None:
+    """TMPDIR, the cache and /dev/shm all noexec: an update's --check runs it in -o DIR."""
+    stage = tmp_path / "stage" / ".portenv-update"
+    stage.mkdir(parents=True)
+    (stage / "apply.py").write_text("import sys\nprint('engine:', *sys.argv[1:])\n")
+    (stage / "plan.json").write_text("{}")
+    payload, files = payload_of(stage.parent, "zstd")
+    keys = ("a" * 64, "b" * 64, "from", "to", "0", "0", "0", "bin/python3.12")
+    update = tuple(zip(UPDATE_KEYS, keys, strict=True))
+    archive = write_archive(
+        tmp_path / "update.sh", payload, files, compression="zstd", update=update
+    )
+    dest = tmp_path / "apps" / "env"
+    (dest / ".portenv").mkdir(parents=True)
+    (dest / "bin").mkdir()
+    (dest / "bin" / "python3.12").write_text(f"#!/bin/sh\nexec '{sys.executable}' \"$@\"\n")
+    (dest / "bin" / "python3.12").chmod(0o755)
+    up = Unpacker(shell, "sh", tmp_path)
+    done = run_noexec(up, archive, "noexec/cache", "noexec", "--check", "-o", str(dest.parent))
+    assert done.code == Exit.OK, done.stderr
+    assert done.stdout == f"engine: {dest} - - --check\n"
+    assert "all checks passed" in done.stderr
     assert not list(tmp_path.rglob(".portenv-unzstd.*")), "the decompressor is left behind"
