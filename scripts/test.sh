@@ -11,8 +11,8 @@ if [ "${1:-}" = --fast ]; then
     shift
 fi
 sh scripts/bootstrap.sh --tests
-.venv/bin/ruff check src tests examples bench
-.venv/bin/ruff format --check src tests examples bench
+.venv/bin/ruff check src tests examples bench backend
+.venv/bin/ruff format --check src tests examples bench backend
 .venv/bin/mypy
 if [ -n "$FAST" ]; then
     # The unit tests share no session fixture worth building twice, so they split across

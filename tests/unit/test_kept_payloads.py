@@ -52,3 +52,18 @@ def test_keeping_into_a_folder_that_cannot_be_made_is_no_error(tmp_path: Path) -
     store = KeptPayloads(tmp_path / "file" / "payloads")
     store.keep(io.BytesIO(PAYLOAD), 0, INFO, compression="gzip", level=2)
     assert store.copy_into(io.BytesIO(), compression="gzip", level=2, tar_sha256="t" * 64) is None
+
+
+def test_keeping_leaves_exactly_the_two_files(tmp_path: Path) -> None:
+    kept_in(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gzip-2.bin", "gzip-2.json"]
+    assert (tmp_path / "gzip-2.bin").read_bytes() == PAYLOAD
+
+
+def test_a_payload_that_ends_early_is_not_kept_at_all(tmp_path: Path) -> None:
+    """The copy fails halfway: no part of it, no temp file, and the older record stays."""
+    kept_in(tmp_path)
+    store = KeptPayloads(tmp_path)
+    store.keep(io.BytesIO(PAYLOAD[:100]), 0, INFO, compression="gzip", level=None)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gzip-2.bin", "gzip-2.json"]
+    assert (tmp_path / "gzip-2.bin").read_bytes() == PAYLOAD

@@ -359,7 +359,7 @@ cleanup() { # EXIT trap: leave DEST and DIR as they were before a failed run
 
 parse_args() {
     ARCHIVE='' DIR=. NAME='' FORCE='' CHECK='' INFO='' LIST='' WANT_SHA='' NAME_SET='' JOBS=''
-    LIST_CACHE='' PRUNE='' ALL='' CACHE=''
+    LIST_CACHE='' PRUNE='' ALL='' CACHE='' ADIR=''
     while [ $# -gt 0 ]; do
         case $1 in
         -h | --help) usage; exit 0 ;;
@@ -604,12 +604,26 @@ install_unzstd() { # DIR: the decompressor checked, then gunzipped into DIR as U
         die 5 "cannot write the decompressor into $1" "check free space and permissions"
 }
 
-unzstd_scratch() { # the decompressor, where nothing is unpacked (--list, an update's --check)
+unzstd_scratch() { # the decompressor where nothing is unpacked (--list, an update's --check):
+    # in the first of TMPDIR, the user's cache, /dev/shm and the destination's folder where it
+    # runs (a /tmp mounted noexec cannot run it)
     [ "$UNZIP" = unzstd ] || return 0
-    UZD=${TMPDIR:-/tmp}/.portenv-unzstd.$$
+    tried=
     trap 'rm -rf "$UZD"' EXIT
-    mkdir -m 700 "$UZD" || die 5 "cannot create $UZD" "set TMPDIR to a folder you can write to"
-    install_unzstd "$UZD"
+    for d in "${TMPDIR:-/tmp}" :cache /dev/shm ${ADIR:+"$ADIR"}; do
+        c=
+        [ "$d" != :cache ] || { cache_root; d=$PORTENV_R c=1; }
+        tried=${tried:+$tried, }$d
+        [ -z "$c" ] || { mkdir -p "$d" && (cache_safe "$d"); } 2>/dev/null || continue
+        UZD=$d/.portenv-unzstd.$$
+        mkdir -m 700 "$UZD" 2>/dev/null || continue
+        install_unzstd "$UZD"
+        # an empty zstd frame: only a decompressor that runs here turns it into nothing
+        printf '\050\265\057\375\040\000\001\000\000' | "$UZ" >/dev/null 2>&1 && return 0
+        rm -rf "$UZD"
+    done
+    die 5 "found no folder to run the decompressor from (tried $tried: not writable, or mounted noexec)" \
+        "set TMPDIR to a folder you can write to and run programs from"
 }
 
 # shellcheck disable=SC2317 # it runs as $UNZIP

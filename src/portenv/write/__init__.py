@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import BinaryIO
 
 from portenv.errors import OutputError
 from portenv.model import PackMeta
 from portenv.reporting import NullReporter, Reporter
 from portenv.seal import SealedPrefix
 from portenv.seal.listing import Entry
+from portenv.write.atomic import atomic_output
 from portenv.write.codecs import DEFAULT_COMPRESSION
 from portenv.write.container import (
     PAYLOAD_OFFSET,
@@ -77,34 +75,6 @@ def writer_for(output: Path) -> HeaderOf:
         known = ", ".join(FORMATS)
         msg = f"unknown output type {output.suffix or '(no suffix)'!r} for {output.name}"
         raise OutputError(msg, hint=f"name the output with one of: {known}") from None
-
-
-class atomic_output:
-    """A temp file beside `path`, renamed over it on success and removed on any failure."""
-
-    def __init__(self, path: Path, mode: int = 0o644) -> None:
-        self.path = path
-        self.mode = mode
-        self.stream: BinaryIO | None = None
-        self._tmp = ""
-
-    def __enter__(self) -> BinaryIO:
-        try:
-            fd, self._tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.")
-        except OSError as exc:
-            msg = f"cannot write into {self.path.parent}: {exc.strerror}"
-            raise OutputError(msg, hint="choose an output folder you can write to") from exc
-        self.stream = os.fdopen(fd, "w+b")
-        return self.stream
-
-    def __exit__(self, kind: object, value: object, traceback: object) -> None:
-        assert self.stream is not None
-        self.stream.close()
-        if kind is None:
-            os.chmod(self._tmp, self.mode)
-            os.replace(self._tmp, self.path)
-        else:
-            os.unlink(self._tmp)
 
 
 def _sha256_of(path: Path) -> str:

@@ -13,12 +13,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 from typing import BinaryIO
 
+from portenv.errors import OutputError
+from portenv.write.atomic import atomic_output
 from portenv.write.codecs import PayloadInfo, check_level
 
 __all__ = ["KeptPayloads"]
@@ -86,22 +86,13 @@ class KeptPayloads:
         never this pack its archive.
         """
         data, record = self._paths(compression, level)
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(OSError, OutputError):
             self.folder.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".kept-")
-            try:
-                with os.fdopen(fd, "wb") as out:
-                    source.seek(offset)
-                    _copy(source, out, info.size)
-                os.replace(tmp, data)
-                text = json.dumps(asdict(info))
-                fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".kept-")
-                with os.fdopen(fd, "w", encoding="utf-8") as out:
-                    out.write(text)
-                os.replace(tmp, record)
-            finally:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(tmp)
+            with atomic_output(data, 0o600) as out:
+                source.seek(offset)
+                _copy(source, out, info.size)
+            with atomic_output(record, 0o600) as out:
+                out.write(json.dumps(asdict(info)).encode())
 
     @staticmethod
     def _drop(*paths: Path) -> None:

@@ -24,6 +24,7 @@ from packaging.utils import canonicalize_name
 
 from portenv import __version__
 from portenv.errors import InputError
+from portenv.write.atomic import atomic_output
 
 __all__ = [
     "SBOM_SUFFIX",
@@ -317,8 +318,6 @@ def publish_sbom(
     `timestamp` comes from `sbom_timestamp`, read before any work so that a bad
     ``SOURCE_DATE_EPOCH`` stops the pack before anything is written.
     """
-    from portenv.write import atomic_output  # the package imports this module: not at the top
-
     document = sbom_document(
         inventory,
         archive_name=written.name,
