@@ -250,3 +250,19 @@ def test_the_workers_run_at_the_same_time(tmp_path: Path) -> None:
     assert compile_in_parallel(failing, str(tmp_path), sources, 2, {})[1] == ["last line"] * 2
     with pytest.raises(OSError):
         compile_in_parallel([str(tmp_path / "nothing")], str(tmp_path), sources, 2, {})
+
+
+def test_portenv_relocate_compiles_an_env_in_place(target_up: Unpacker, tmp_path: Path) -> None:
+    res = target_up.unpack(archive_of(tmp_path, "env"), "-o", str(tmp_path / "opt"))
+    assert res.code == 0, res.stderr
+    dest = tmp_path / "opt" / "env"
+    done = subprocess.run(
+        [str(dest / "bin/python3"), str(dest / ".portenv/relocate.py"), "--compile", "-j", "1"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "portenv: compiled 3 modules (1 did not compile)" in done.stderr
+    for source in MODULES:
+        assert_checked_hash(dest, source)
