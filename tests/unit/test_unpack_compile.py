@@ -193,7 +193,8 @@ def test_a_compiled_env_still_accepts_its_update(target_up: Unpacker, tmp_path: 
     assert "mod" not in refused.stderr
 
 
-def test_an_update_applied_with_compile_compiles_the_new_tree(tmp_path: Path) -> None:
+def compiled_update(tmp_path: Path) -> tuple[Path, Path]:
+    """(an env unpacked and compiled, an update of it that changes mod.py and adds added.py)."""
     old, new = make_env(tmp_path / "old"), make_env(tmp_path / "new")
     (new / f"{SITE}/mod.py").write_text("VALUE = 'updated'\n")
     (new / f"{SITE}/added.py").write_text("ADDED = 1\n")
@@ -203,21 +204,48 @@ def test_an_update_applied_with_compile_compiles_the_new_tree(tmp_path: Path) ->
         (folder / ".portenv-update/files" / path).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(new / path, folder / ".portenv-update/files" / path)
     stage_update(folder, plan)
+    shutil.copytree(folder, tmp_path / "again", symlinks=True)
     dest = tmp_path / "app" / "env"
     shutil.copytree(old, dest, symlinks=True)
     relocate.relocate(str(dest), str(dest))
     relocate.compile_missing(str(dest))
     assert_checked_hash(dest, f"{SITE}/mod.py")
-    done = subprocess.run(
-        [sys.executable, engine.__file__, str(dest), str(folder), str(tmp_path / "aside"), *JOBS],
+    return dest, folder
+
+
+def apply_update(dest: Path, folder: Path, *options: str) -> subprocess.CompletedProcess[str]:
+    """The update's engine as the sh unpacker runs it."""
+    aside = dest.parent / f"aside-{folder.name}"
+    return subprocess.run(
+        [sys.executable, engine.__file__, str(dest), str(folder), str(aside), *options],
         capture_output=True,
         text=True,
         check=False,
     )
+
+
+def test_an_update_applied_with_compile_compiles_the_new_tree(tmp_path: Path) -> None:
+    dest, folder = compiled_update(tmp_path)
+    done = apply_update(dest, folder, *JOBS)
     assert done.returncode == 0, done.stderr
     assert (dest / f"{SITE}/mod.py").read_text() == "VALUE = 'updated'\n"
     for source in [*MODULES, f"{SITE}/added.py"]:
         assert_checked_hash(dest, source)
+
+
+def test_an_update_keeps_the_bytecode_of_the_sources_it_keeps(tmp_path: Path) -> None:
+    """Without --compile, the bytecode of unchanged sources stays (valid as it is), that of a
+    changed source goes; the updated env is then taken as updated."""
+    dest, folder = compiled_update(tmp_path)
+    done = apply_update(dest, folder)
+    assert done.returncode == 0, done.stderr
+    for source in MODULES[1:]:  # pkg/__init__.py and pkg/sub.py are kept
+        assert_checked_hash(dest, source)
+    assert not pyc(dest, f"{SITE}/mod.py").exists()
+    assert not pyc(dest, f"{SITE}/added.py").exists()
+    again = apply_update(dest, tmp_path / "again")
+    assert again.returncode == 5
+    assert "already updated" in again.stderr
 
 
 def test_the_python_unpacker_compiles_too(tmp_path: Path) -> None:

@@ -36,6 +36,7 @@ __all__ = [
     "UpdateError",
     "apply",
     "canonical_manifest",
+    "carry_compiled",
     "check_old",
     "drop_compiled",
     "identity",
@@ -217,8 +218,9 @@ def drop_compiled(have: list[list[str]], tree: list[list[str]]) -> list[list[str
     return [e for e in kept if not emptied(e)]
 
 
-def check_old(dest: str, plan: dict) -> list[list[str]]:  # type: ignore[type-arg]
-    """Refuse unless `dest` is exactly the environment the update was made from."""
+def check_old(dest: str, plan: dict) -> list[str]:  # type: ignore[type-arg]
+    """Refuse unless `dest` is exactly the environment the update was made from; the paths of
+    the bytecode written since for its own sources (left out of the comparison)."""
     if not os.path.isfile(os.path.join(dest, MANIFEST)):
         msg = f"{dest} is not a portenv environment (no {MANIFEST})"
         raise UpdateError(msg, "give -o and --env-name of the environment to update")
@@ -233,7 +235,8 @@ def check_old(dest: str, plan: dict) -> list[list[str]]:  # type: ignore[type-ar
         msg = f"{dest} was moved from {prefix} and not relocated"
         raise UpdateError(msg, f"run {dest}/bin/portenv-relocate first, then the update")
     if identity(have) == plan["from"]:
-        return have
+        kept = {e[0] for e in have}
+        return [e[0] for e in listing if e[0] not in kept and e[1] != "d"]
     if identity(drop_compiled(listing, plan["new"])) == plan["to"]:
         msg = f"{dest} is already updated (to {plan['to'][:12]}): nothing to do"
         raise UpdateError(msg, "this update was applied before; nothing was changed")
@@ -298,6 +301,21 @@ def build(dest: str, update: str, work: str, plan: dict) -> list[str]:  # type: 
         else:
             _link(os.path.join(dest, path), target, mode)
     return shipped
+
+
+def carry_compiled(dest: str, work: str, plan: dict, compiled: list[str]) -> None:  # type: ignore[type-arg]
+    """Keep the bytecode written in `dest` for its own sources (`compiled`: by --compile, or
+    by Python at import) where the new tree keeps the source as it is: still valid, and
+    users who cannot write into the env would otherwise compile those modules again at
+    every start."""
+    kept = {e[0] for e in plan["new"] if e[3] == "old" and e[0].endswith(".py")}
+    for path in compiled:
+        folder, name = os.path.split(path)
+        source = os.path.join(os.path.dirname(folder), name.split(".")[0] + ".py")
+        target = os.path.join(work, path)
+        if source in kept and not os.path.lexists(target):
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            _link(os.path.join(dest, path), target, 0o644 & ~_umask())
 
 
 def _link(source: str, target: str, mode: int) -> None:
@@ -373,9 +391,10 @@ def apply(dest: str, update: str, aside: str, compile_jobs: int | None = None) -
     """Check, build in ``UPDATE/new``, relocate (with `compile_jobs`, also compile: 0 is one
     worker per core) and switch; the number of paths now in `dest`."""
     plan = json.loads(_read(os.path.join(update, PLAN)).decode("utf-8"))
-    check_old(dest, plan)
+    compiled = check_old(dest, plan)
     work = os.path.join(update, "new")
     shipped = build(dest, update, work, plan)
+    carry_compiled(dest, work, plan, compiled)
     engine_path = os.path.join(update, ".portenv-update", "relocate.py")
     try:
         engine = relocate_new(work, dest, shipped, engine_path)
