@@ -43,8 +43,10 @@ __all__ = [
     "canonical_refs",
     "checked_hash_pyc",
     "compile_in_parallel",
+    "cores",
     "groups",
     "main",
+    "missing_bytecode",
 ]
 
 COUNTS = ("compiled", "reused", "held", "failed")
@@ -259,6 +261,34 @@ def groups(root: str, sources: list[str], jobs: int) -> list[list[str]]:
         found[lightest].append(source)
         loads[lightest] += size
     return [g for g in found if g]
+
+
+def cores() -> int:
+    """The cores this process may run on (as nproc counts them): one worker each."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def missing_bytecode(root: str, tag: str, skipped: str) -> list[str]:
+    """The .py files under ``root`` (relative, sorted) without ``__pycache__/NAME.TAG.pyc``,
+    outside the top folder ``skipped``; a symlink counts when it leads to a file of ``root``
+    (Python imports it by its own name)."""
+    found: list[str] = []
+    real_root = os.path.realpath(root)
+    for dirpath, dirnames, filenames in os.walk(root):
+        if dirpath == root and skipped in dirnames:
+            dirnames.remove(skipped)
+        for name in filenames:
+            path = os.path.join(dirpath, name)
+            if not name.endswith(".py") or not os.path.isfile(path):
+                continue
+            if os.path.islink(path) and not os.path.realpath(path).startswith(real_root + "/"):
+                continue
+            if not os.path.lexists(os.path.join(dirpath, "__pycache__", f"{name[:-3]}.{tag}.pyc")):
+                found.append(os.path.relpath(path, root))
+    return sorted(found)
 
 
 def _send(fd: int, data: bytes) -> None:

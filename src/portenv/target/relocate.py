@@ -26,6 +26,10 @@ import os
 import stat
 import sys
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs more to import than the relocation of most environments
+    from typing import Any
+
 # Every unpack starts this file with a fresh interpreter: it imports what it needs and no more
 # (argparse, re and tempfile cost more than the relocation of most environments).
 
@@ -37,7 +41,6 @@ __all__ = [
     "compile_sources",
     "find_added",
     "main",
-    "missing_bytecode",
     "placeholder",
     "relocate",
     "rewrite_text",
@@ -208,23 +211,15 @@ def compile_sources(root: str, sources: list[str], manifest: dict) -> None:  # t
     """
     if sources:
         try:
-            _compile(root, sources, manifest, None)
+            _compile(_worker(root), root, sources, manifest, None)
         except CompileError:
             return
 
 
-def _cores() -> int:
-    """The cores this process may run on (as nproc counts them)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
-
-
-def _worker(root: str) -> tuple[str, object] | None:
+def _worker(root: str) -> tuple[str, Any]:
     """(path, module) of the bytecode worker: the one beside this file (the env's own, or
     portenv's when portenv runs this module), else the env's (an update's engine has none
-    beside it); None when neither is there or knows how to run in parallel."""
+    beside it). CompileError when neither is there or runs workers in parallel."""
     import importlib.util
 
     here = os.path.dirname(os.path.abspath(__file__))
@@ -237,24 +232,27 @@ def _worker(root: str) -> tuple[str, object] | None:
         spec.loader.exec_module(module)
         if hasattr(module, "compile_in_parallel"):
             return path, module
-    return None
+    msg = f"{root} has no bytecode worker (.portenv/pyc_worker.py) this relocation can run"
+    raise CompileError(msg)
 
 
-def _compile(root: str, sources: list[str], manifest: dict, jobs: int | None) -> dict:  # type: ignore[type-arg]
+def _compile(
+    worker: tuple[str, Any],
+    root: str,
+    sources: list[str],
+    manifest: dict,  # type: ignore[type-arg]
+    jobs: int | None,
+) -> dict:  # type: ignore[type-arg]
     """Compile `sources` (relative to `root`) with the env's python (the manifest's `python`,
     its `prefix_max` giving the placeholder), one worker per core; the counts of the
     workers. CompileError when they do not run."""
-    found = _worker(root)
+    path, module = worker
     python = os.path.join(root, manifest["python"])
-    if found is None:
-        msg = f"{root} has no bytecode worker (.portenv/pyc_worker.py) this relocation can run"
-        raise CompileError(msg)
-    worker, module = found
-    argv = [python, "-B", "-s", "-S", worker, root, placeholder(int(manifest["prefix_max"]))]
+    argv = [python, "-B", "-s", "-S", path, root, placeholder(int(manifest["prefix_max"]))]
     env = {"PYTHONHASHSEED": "0", "LC_ALL": "C"}  # frozensets iterate in one order
     try:
-        counts, problems = module.compile_in_parallel(  # type: ignore[attr-defined]
-            argv, root, sources, jobs or _cores(), env
+        counts, problems = module.compile_in_parallel(
+            argv, root, sources, jobs or module.cores(), env
         )
     except OSError as exc:
         msg = f"cannot start {python}: {exc.strerror or exc}"
@@ -290,27 +288,6 @@ def _cache_tag(python: str) -> str:
     return tag
 
 
-def missing_bytecode(root: str, tag: str) -> list[str]:
-    """The .py files under `root` (relative) without ``__pycache__/NAME.TAG.pyc``, outside
-    .portenv/; a symlink counts when it leads to a file of the env (Python imports it by its
-    own name)."""
-    found: list[str] = []
-    real_root = os.path.realpath(root)
-    for dirpath, dirnames, filenames in os.walk(root):
-        if dirpath == root and _SKIPPED in dirnames:
-            dirnames.remove(_SKIPPED)
-        for name in filenames:
-            if not name.endswith(".py"):
-                continue
-            path = os.path.join(dirpath, name)
-            if os.path.islink(path) and not os.path.realpath(path).startswith(real_root + "/"):
-                continue
-            pyc = os.path.join(dirpath, "__pycache__", f"{name[:-3]}.{tag}.pyc")
-            if os.path.isfile(path) and not os.path.lexists(pyc):
-                found.append(os.path.relpath(path, root))
-    return sorted(found)
-
-
 def compile_missing(root: str, jobs: int | None = None, python: str | None = None) -> dict:  # type: ignore[type-arg]
     """--compile: write the checked-hash bytecode of every .py of the env at `root` that has
     none, in parallel; the workers' counts (a source that does not compile is counted as
@@ -318,8 +295,10 @@ def compile_missing(root: str, jobs: int | None = None, python: str | None = Non
     not run. `python` (relative) is for an env without a relocation manifest (pixi-pack's).
     """
     manifest: dict = _load(root) if python is None else {"python": python, "prefix_max": 255}  # type: ignore[type-arg]
-    sources = missing_bytecode(root, _cache_tag(os.path.join(root, manifest["python"])))
-    return _compile(root, sources, manifest, jobs) if sources else {}
+    worker = _worker(root)
+    tag = _cache_tag(os.path.join(root, manifest["python"]))
+    sources = worker[1].missing_bytecode(root, tag, _SKIPPED)
+    return _compile(worker, root, sources, manifest, jobs) if sources else {}
 
 
 def placeholder(prefix_max: int) -> str:
