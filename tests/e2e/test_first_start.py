@@ -128,23 +128,26 @@ def test_pip_installs_and_its_script_survives_a_move(dist: Path, busybox_root: P
 
 
 @pytest.fixture(scope="module")
-def bare(dist: Path, package_cache: Path) -> Path:
-    """app.sh's environment packed with no bytecode at all: what --compile must make up for."""
+def stdlib_only(dist: Path, package_cache: Path) -> Path:
+    """app.sh's environment with the standard library's bytecode only (--bytecode stdlib):
+    site-packages is what --compile must make up for."""
     python = installed_pythons(["3.12"])["3.12"]
-    out = dist / "bare.sh"
+    out = dist / "stdlib.sh"
     portenv("pack", "--python", python, "-r", dist / "requirements.txt", "-o", out,
-            "--no-bytecode", "--use-cache", package_cache, "-q")  # fmt: skip
+            "--bytecode", "stdlib", "--use-cache", package_cache, "-q")  # fmt: skip
     return out
 
 
-def test_unpack_compile_spares_every_user_the_compiling(bare: Path, busybox_root: Path) -> None:
+def test_unpack_compile_spares_every_user_the_compiling(
+    stdlib_only: Path, busybox_root: Path
+) -> None:
     """Root unpacks with --compile; a user who cannot write into the env then compiles
     nothing, where the same archive unpacked without it has that user compile every import."""
     compiled, plain = "/opt/app/env", "/opt/plain/env"
     script = [
         "set -e",
-        "sh /dist/bare.sh -o /opt/plain",
-        "sh /dist/bare.sh -o /opt/app --compile",
+        "sh /dist/stdlib.sh -o /opt/plain",
+        "sh /dist/stdlib.sh -o /opt/app --compile",
         "cp /dist/probe.py /tmp/probe.py && chmod 644 /tmp/probe.py",
         *(
             f"su -s /bin/sh nobody -c {shlex.quote(f'{env}/bin/python /tmp/probe.py idna json')}"
@@ -153,7 +156,7 @@ def test_unpack_compile_spares_every_user_the_compiling(bare: Path, busybox_root
         f"su -s /bin/sh nobody -c 'touch {compiled}/w' 2>/dev/null && echo WRITABLE || true",
     ]
     result = run_in_rootfs(
-        busybox_root, ["/bin/sh", "-c", "\n".join(script)], binds=[(bare.parent, "/dist")]
+        busybox_root, ["/bin/sh", "-c", "\n".join(script)], binds=[(stdlib_only.parent, "/dist")]
     )
     assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
     assert "WRITABLE" not in result.stdout, "the env must be read-only for that user"

@@ -8,7 +8,7 @@ get each recorded C-string region rewritten and NUL-padded to its reserved lengt
 is written to a new file beside it and renamed over the original, so a running interpreter or
 a mapped shared library is never written in place. A rewritten .py gets its bytecode again,
 from the packer's own worker (.portenv/pyc_worker.py). With --compile, so does every .py that
-has no bytecode (an archive carries it for the standard library only), compiled in parallel:
+has no bytecode (packed with --bytecode stdlib or none), compiled in parallel:
 for an environment installed once for users who cannot write into it (who would otherwise
 compile every module they import at every start).
 
