@@ -27,7 +27,7 @@ from portenv.target import update as engine
 from portenv.target.pyc_worker import PER_WORKER, checked_hash_pyc, compile_in_parallel
 from portenv.unpack import UnpackRequest, unpack
 from portenv.write.delta import Tree, plan_delta, stage_update
-from tests.support.unpacksh import Shell, Unpacker
+from tests.support.unpacksh import Env, Shell, Unpacker, build_tar
 from tests.unit.test_unpack_py import payload_of, write_archive
 
 TARGET = Path(relocate.__file__).parent
@@ -294,3 +294,25 @@ def test_portenv_relocate_compiles_an_env_in_place(target_up: Unpacker, tmp_path
     assert "portenv: compiled 3 modules (1 did not compile)" in done.stderr
     for source in MODULES:
         assert_checked_hash(dest, source)
+
+
+OLD_RELOCATE = """\
+import sys
+if "--compile" in sys.argv:
+    sys.stderr.write("usage: portenv-relocate [--to PREFIX] [--quiet]\\n")
+    sys.stderr.write("error: unexpected argument '--compile'\\n")
+    sys.exit(2)
+"""
+
+
+def test_an_archive_whose_relocation_predates_compile(target_up: Unpacker, tmp_path: Path) -> None:
+    """A newer portenv-unpack on an older env.tar: one line that names what was refused."""
+    archive = build_tar(Env(relocate=OLD_RELOCATE))
+    res = target_up.unpack(archive, "-o", str(tmp_path / "opt"), "--compile")
+    assert res.code == 8
+    dest = tmp_path / "opt" / "env"
+    assert res.first == (
+        f"error: relocating the environment to {dest} failed: unexpected argument '--compile'"
+    )
+    assert not (tmp_path / "opt").exists()
+    assert target_up.unpack(archive, "-o", str(tmp_path / "opt")).code == 0

@@ -846,9 +846,10 @@ install_env() { # extract, check, relocate, rename into place
         why=$(printf '%s\n' "$out" | sed -n 's/^error: //p' | sed -n 1p)
         fix=$(printf '%s\n' "$out" | sed -n 's/^  hint: //p' | sed -n 1p)
         case $why in
-        'relocation failed: '*) why="relocating the environment to $DEST failed: ${why#*: }" ;;
+        'compiling the bytecode failed: '*) ;;
         '') [ -z "$out" ] || printf '%s\n' "$out" >&2
             why="relocating the environment to $DEST failed: exit $rc" ;;
+        *) why="relocating the environment to $DEST failed: ${why#relocation failed: }" ;;
         esac
         die 8 "$why" "${fix:-see the messages above}; $DEST was left as it was"
     }
