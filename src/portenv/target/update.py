@@ -29,7 +29,10 @@ import json
 import os
 import stat
 import sys
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs more to import than checking a small environment
+    from typing import Any
 
 __all__ = [
     "PLAN",
