@@ -249,3 +249,24 @@ def test_sigkill_during_the_apply(
     assert ("137", "old") in states, "no point killed the apply before it was done"
     if target == "trixie":  # killed after the swap, before the old tree was removed
         assert states[-1] == ("137", "new"), rows
+
+
+def test_an_env_unpacked_with_compile_takes_its_update_with_compile(
+    busybox_root: Path, python_dist: Path, tmp_path: Path
+) -> None:
+    """Root unpacks with --compile and applies the update with --compile (its engine compiles
+    the new tree with NEW's python): a user who cannot write into the env then loads the
+    updated module from bytecode."""
+    probe = "/opt/c/env/bin/python -v -c 'import tiny; print(tiny.VALUE)'"
+    out = ok(
+        run(
+            busybox_root,
+            python_dist,
+            tmp_path / "srv",
+            "sh /dist/P1.sh -o /opt/c --compile 2>/dev/null",
+            "sh /dist/P12.sh -o /opt/c --compile",
+            f"su -s /bin/sh nobody -c {shlex.quote(probe)} 2>&1",
+        )
+    )
+    assert "tiny 1.1" in out
+    assert "site-packages/__pycache__/tiny.cpython-312.pyc matches" in out, out[-2000:]

@@ -125,3 +125,43 @@ def test_pip_installs_and_its_script_survives_a_move(dist: Path, busybox_root: P
         assert f"from {where}/lib/python3.12/site-packages/pip (python 3.12)" in result.stdout
     assert "uninstalled" in result.stdout
     assert "portenv: relocated" in result.stderr
+
+
+@pytest.fixture(scope="module")
+def stdlib_only(dist: Path, package_cache: Path) -> Path:
+    """app.sh's environment with the standard library's bytecode only (--bytecode stdlib):
+    site-packages is what --compile must make up for."""
+    python = installed_pythons(["3.12"])["3.12"]
+    out = dist / "stdlib.sh"
+    portenv("pack", "--python", python, "-r", dist / "requirements.txt", "-o", out,
+            "--bytecode", "stdlib", "--use-cache", package_cache, "-q")  # fmt: skip
+    return out
+
+
+def test_unpack_compile_spares_every_user_the_compiling(
+    stdlib_only: Path, busybox_root: Path
+) -> None:
+    """Root unpacks with --compile; a user who cannot write into the env then compiles
+    nothing, where the same archive unpacked without it has that user compile every import."""
+    compiled, plain = "/opt/app/env", "/opt/plain/env"
+    script = [
+        "set -e",
+        "sh /dist/stdlib.sh -o /opt/plain",
+        "sh /dist/stdlib.sh -o /opt/app --compile",
+        "cp /dist/probe.py /tmp/probe.py && chmod 644 /tmp/probe.py",
+        *(
+            f"su -s /bin/sh nobody -c {shlex.quote(f'{env}/bin/python /tmp/probe.py idna json')}"
+            for env in (compiled, plain)
+        ),
+        f"su -s /bin/sh nobody -c 'touch {compiled}/w' 2>/dev/null && echo WRITABLE || true",
+    ]
+    result = run_in_rootfs(
+        busybox_root, ["/bin/sh", "-c", "\n".join(script)], binds=[(stdlib_only.parent, "/dist")]
+    )
+    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
+    assert "WRITABLE" not in result.stdout, "the env must be read-only for that user"
+    lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    assert len(lines) == 2, result.stdout
+    assert lines[0]["compiled"] == [], "modules compiled at start: --compile left them out"
+    assert lines[0]["checked"] > 30 and lines[0]["stale"] == []
+    assert f"{plain}/lib/python3.12/site-packages/idna/__init__.py" in lines[1]["compiled"]

@@ -307,3 +307,20 @@ def test_cli_unpack_and_convert(core_pixi_pack: Path, tmp_path: Path) -> None:
     assert refused.returncode != 0
     assert refused.stderr.startswith(f"error: {tmp_path / 'out' / 'env'} already exists")
     shutil.rmtree(tmp_path / "out")
+
+
+def test_cli_unpack_compile_of_a_pixi_pack(core_pixi_pack: Path, tmp_path: Path) -> None:
+    """`portenv unpack --compile` of a pixi-pack (no relocation manifest): the env's python
+    compiles the noarch package rattler installed without bytecode."""
+    portenv("unpack", core_pixi_pack, "-o", tmp_path / "plain")
+    portenv("unpack", core_pixi_pack, "-o", tmp_path / "compiled", "--compile")
+    found = {}
+    for where in ("plain", "compiled"):
+        site = tmp_path / where / "env/lib/python3.12/site-packages/hello_py"
+        found[where] = sorted(p.name for p in site.glob("__pycache__/*.pyc"))
+    assert found["plain"] == []
+    assert found["compiled"] == ["__init__.cpython-312.pyc"]
+    source = tmp_path / "compiled/env/lib/python3.12/site-packages/hello_py/__init__.py"
+    head = (source.parent / "__pycache__" / found["compiled"][0]).read_bytes()[:16]
+    assert head[4:8] == (0b11).to_bytes(4, "little")
+    assert "hello-py" in run_core(tmp_path / "compiled" / "env")

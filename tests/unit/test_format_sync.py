@@ -85,3 +85,16 @@ def test_every_side_forbids_the_same_characters() -> None:
     for char in FORBIDDEN_IN_DESTINATION:
         shown = {"\n": '"$PORTENV_NL"', '"': "'\"'", "$": "'$'", "`": "'`'", "\\": "\\\\"}[char]
         assert shown in check, repr(char)
+
+
+def test_every_option_of_the_sh_unpacker_is_documented() -> None:
+    """What `--help` lists is in docs/format.md, and the options the unpacker passes on to the
+    relocation engine (`compile_opts`) are ones that engine reads."""
+    options = set(re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", _function("usage")))
+    assert "--compile" in options
+    missing = {o for o in options if not re.search(rf"{re.escape(o)}(?![\w-])", DOC)}
+    assert not missing, missing
+    passed = re.findall(r"--[a-z]+", _function("compile_opts").split("\n", 1)[1])
+    assert passed == ["--compile", "--jobs"]
+    for option in passed:
+        assert option in relocate.USAGE

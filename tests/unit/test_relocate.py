@@ -181,17 +181,24 @@ def test_main_reports_one_error_line(tmp_path: Path, capsys: pytest.CaptureFixtu
 @pytest.mark.parametrize(
     ("argv", "expected"),
     [
-        (["--to", "/a b"], ("/a b", False)),
-        (["--to=/x", "--quiet"], ("/x", True)),
-        (["--quiet"], (None, True)),
-        ([], (None, False)),
+        (["--to", "/a b"], ("/a b", False, False, None)),
+        (["--to=/x", "--quiet"], ("/x", True, False, None)),
+        (["--quiet"], (None, True, False, None)),
+        (["--compile", "-j", "3"], (None, False, True, "3")),
+        (["--jobs=2", "--compile"], (None, False, True, "2")),
+        ([], (None, False, False, None)),
     ],
 )
-def test_options_are_parsed(argv: list[str], expected: tuple[str | None, bool]) -> None:
-    assert engine._parse(argv) == expected
+def test_options_are_parsed(
+    argv: list[str], expected: tuple[str | None, bool, bool, str | None]
+) -> None:
+    options = engine._parse(argv)
+    assert (options.to, options.quiet, options.compile, options.jobs) == expected
 
 
-@pytest.mark.parametrize("argv", [["--to"], ["--frobnicate"], ["/path"]])
+@pytest.mark.parametrize(
+    "argv", [["--to"], ["--frobnicate"], ["/path"], ["--jobs"], ["--jobs=0"], ["-j", "x"]]
+)
 def test_bad_options_are_usage_errors(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     assert engine.main(argv) == 2
     err = capsys.readouterr().err.splitlines()

@@ -36,6 +36,13 @@ def unpacker_cmd(output: Path) -> None:
     show_default=True,
     help="Refuse an archive built for another machine.",
 )
+@click.option(
+    "--compile",
+    "compile_bytecode",
+    is_flag=True,
+    help="Also write the bytecode of every module that has none (for users who cannot"
+    " write into the environment).",
+)
 @click.option("--info", is_flag=True, help="Print a portenv archive's meta block; write nothing.")
 @click.option(
     "--list",
@@ -49,6 +56,7 @@ def unpack_cmd(
     env_name: str | None,
     force: bool,
     platform_check: str,
+    compile_bytecode: bool,
     info: bool,
     list_packages: bool,
 ) -> None:
@@ -62,7 +70,15 @@ def unpack_cmd(
     reporter = RichReporter()
     try:
         result = unpack(
-            UnpackRequest(archive, output, env_name, force, platform_check == "on"), reporter
+            UnpackRequest(
+                archive,
+                output,
+                env_name,
+                force,
+                platform_check == "on",
+                compile_bytecode=compile_bytecode,
+            ),
+            reporter,
         )
     finally:
         reporter.close()

@@ -103,7 +103,10 @@ usage() {
         '  -o, --output DIR   parent folder, created if missing (default: .)' \
         '  --env-name NAME    folder name under DIR (default: the archive'"'"'s env_name)' \
         '  --force            replace an existing environment at DIR/NAME' \
-        '  -j, --jobs N       decompress on N cores (default: all, as nproc counts)' \
+        '  -j, --jobs N       decompress (and compile) on N cores (default: all, as nproc' \
+        '                     counts)' \
+        '  --compile          also write the bytecode of every module that has none, for' \
+        '                     users who cannot write into the environment' \
         '  --sha256 HEX       also require this sha256 of the whole archive file' \
         '  --check            run every check, write nothing, exit 0 if all pass' \
         '  --info             print the archive'"'"'s meta block and exit' \
@@ -344,6 +347,10 @@ take_lock() { # [WAIT]: take DIR/.portenv-lock.NAME; a live owner is exit 5, or 
     printf '%s\n' "$$" >"$LOCK/pid" || die 5 "cannot write into $LOCK" "check free space and permissions"
 }
 
+compile_opts() { # what --compile (and -j) asks of the relocation, or of an update's engine
+    [ -z "${COMPILE-}" ] || printf '%s\n' "--compile${JOBS:+ --jobs=$JOBS}"
+}
+
 # shellcheck disable=SC2317 # it runs from the EXIT trap
 cleanup() { # EXIT trap: leave DEST and DIR as they were before a failed run
     [ -z "$TMP" ] || rm -rf "$TMP"
@@ -359,7 +366,7 @@ cleanup() { # EXIT trap: leave DEST and DIR as they were before a failed run
 
 parse_args() {
     ARCHIVE='' DIR=. NAME='' FORCE='' CHECK='' INFO='' LIST='' WANT_SHA='' NAME_SET='' JOBS=''
-    LIST_CACHE='' PRUNE='' ALL='' CACHE='' ADIR=''
+    LIST_CACHE='' PRUNE='' ALL='' CACHE='' ADIR='' COMPILE=''
     while [ $# -gt 0 ]; do
         case $1 in
         -h | --help) usage; exit 0 ;;
@@ -375,6 +382,7 @@ parse_args() {
         -j=* | --jobs=*) JOBS=${1#*=}; { isnum "$JOBS" && [ "$JOBS" -ge 1 ]; } ||
             die 2 "--jobs needs a number of cores (1 or more)" "see --help" ;;
         --force) FORCE=1 ;;
+        --compile) COMPILE=1 ;;
         --check) CHECK=1 ;;
         --info) INFO=1 ;;
         --list) LIST=1 ;;
@@ -831,14 +839,19 @@ install_env() { # extract, check, relocate, rename into place
             "see the messages above: check the free space of $ADIR"
     { [ -x "$TMP/$PY" ] && [ -s "$TMP/$PY" ]; } ||
         die 8 "the environment has no runnable $PY" "pack the environment again"
-    phase "relocating to $DEST"
-    out=$("$TMP/$PY" -I -S -B "$TMP/.portenv/relocate.py" --to "$DEST" --quiet 2>&1) || {
+    phase "relocating to $DEST${COMPILE:+ and compiling the bytecode}"
+    # shellcheck disable=SC2046 # the options of --compile: words without blanks
+    out=$("$TMP/$PY" -I -S -B "$TMP/.portenv/relocate.py" --to "$DEST" --quiet $(compile_opts) 2>&1) || {
         rc=$?
-        why=$(printf '%s\n' "$out" | sed -n 's/^error: relocation failed: //p' | sed -n 1p)
+        why=$(printf '%s\n' "$out" | sed -n 's/^error: //p' | sed -n 1p)
         fix=$(printf '%s\n' "$out" | sed -n 's/^  hint: //p' | sed -n 1p)
-        [ -n "$why" ] || { [ -z "$out" ] || printf '%s\n' "$out" >&2; why="exit $rc"; }
-        die 8 "relocating the environment to $DEST failed: $why" \
-            "${fix:-see the messages above}; $DEST was left as it was"
+        case $why in
+        'compiling the bytecode failed: '*) ;;
+        '') [ -z "$out" ] || printf '%s\n' "$out" >&2
+            why="relocating the environment to $DEST failed: exit $rc" ;;
+        *) why="relocating the environment to $DEST failed: ${why#relocation failed: }" ;;
+        esac
+        die 8 "$why" "${fix:-see the messages above}; $DEST was left as it was"
     }
     check_existing
     if [ -e "$DEST" ] || [ -L "$DEST" ]; then
@@ -923,7 +936,8 @@ update_env() { # extract the update beside DEST; the engine checks DEST, builds 
         die 8 "extracting the update into $TMP failed" "check the free space of $ADIR"
     check_tree
     OLD=$ADIR/.portenv-old.$NAME.$$
-    "$DEST/$PY" -I -S -B "$TMP/.portenv-update/apply.py" "$DEST" "$TMP" "$OLD" || exit $?
+    # shellcheck disable=SC2046 # the options of --compile: words without blanks
+    "$DEST/$PY" -I -S -B "$TMP/.portenv-update/apply.py" "$DEST" "$TMP" "$OLD" $(compile_opts) || exit $?
     rm -rf "$OLD" "$TMP"
     TMP='' OLD=''
 }

@@ -5,7 +5,9 @@ same X.Y for a foreign platform) at pack time, and on the target, as .portenv/py
 for the sources the relocation rewrote. ``python -s -S pyc_worker.py ROOT PLACEHOLDER [CACHE]``
 with PYTHONHASHSEED=0 and the NUL-separated source paths (relative to ROOT) on stdin prints
 ``compiled N reused N held N failed N``. Standard library only, and Python 3.8 syntax:
-this file runs under every CPython that portenv packs, never under portenv's own.
+this file runs under every CPython that portenv packs. ``compile_in_parallel`` starts those
+workers, one per group of sources (``groups``): the seal at pack time and the relocation on
+the target (also under portenv's own python, by ``portenv unpack``) share it.
 
 Why each choice (see docs/format.md, "Bytecode"):
 
@@ -23,16 +25,34 @@ Why each choice (see docs/format.md, "Bytecode"):
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import marshal
 import os
 import sys
 import types
 import warnings
-from typing import Any
 
-__all__ = ["Worker", "canonical_refs", "checked_hash_pyc", "main"]
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing and hashlib cost more to import than a relocation takes
+    from typing import Any
+
+__all__ = [
+    "COUNTS",
+    "PER_WORKER",
+    "Worker",
+    "canonical_refs",
+    "checked_hash_pyc",
+    "compile_in_parallel",
+    "cores",
+    "groups",
+    "main",
+    "missing_bytecode",
+]
+
+COUNTS = ("compiled", "reused", "held", "failed")
+"""What a worker prints a number of, in this order."""
+PER_WORKER = 64
+"""Sources per worker at least: a worker's start costs about one file's compilation."""
 
 FLAG_REF = 0x80
 _CHECKED_HASH = (0b11).to_bytes(4, "little")
@@ -187,10 +207,12 @@ class Worker:
         self.root = root
         self.placeholder = placeholder
         self.cache = cache
-        self.counts = {"compiled": 0, "reused": 0, "held": 0, "failed": 0}
+        self.counts = dict.fromkeys(COUNTS, 0)
 
     def _cached(self, relative: str, source: bytes) -> tuple[str, bytes | None]:
         name = relative.encode("utf-8", "surrogateescape")
+        import hashlib  # only a pack keeps a cache
+
         key = hashlib.sha256(name + b"\0" + source).hexdigest()
         path = os.path.join(str(self.cache), key[:2], key[2:] + ".pyc")
         try:
@@ -225,6 +247,108 @@ class Worker:
                 self._keep(cached, data)
         _write(importlib.util.cache_from_source(path), data)
         return outcome
+
+
+def groups(root: str, sources: list[str], jobs: int) -> list[list[str]]:
+    """``sources`` (relative to ``root``) split into at most ``jobs`` lists of about the same
+    number of bytes, none shorter than PER_WORKER sources but the only one."""
+    count = max(1, min(jobs, len(sources) // PER_WORKER))
+    found: list[list[str]] = [[] for _ in range(count)]
+    loads = [0] * count
+    sized = sorted(((os.path.getsize(os.path.join(root, s)), s) for s in sources), reverse=True)
+    for size, source in sized:
+        lightest = loads.index(min(loads))
+        found[lightest].append(source)
+        loads[lightest] += size
+    return [g for g in found if g]
+
+
+def cores() -> int:
+    """The cores this process may run on (as nproc counts them): one worker each."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def missing_bytecode(root: str, tag: str, skipped: str) -> list[str]:
+    """The .py files under ``root`` (relative, sorted) without ``__pycache__/NAME.TAG.pyc``,
+    outside the top folder ``skipped``; a symlink counts when it leads to a file of ``root``
+    (Python imports it by its own name)."""
+    found: list[str] = []
+    real_root = os.path.realpath(root)
+    for dirpath, dirnames, filenames in os.walk(root):
+        if dirpath == root and skipped in dirnames:
+            dirnames.remove(skipped)
+        for name in filenames:
+            path = os.path.join(dirpath, name)
+            if not name.endswith(".py") or not os.path.isfile(path):
+                continue
+            if os.path.islink(path) and not os.path.realpath(path).startswith(real_root + "/"):
+                continue
+            if not os.path.lexists(os.path.join(dirpath, "__pycache__", f"{name[:-3]}.{tag}.pyc")):
+                found.append(os.path.relpath(path, root))
+    return sorted(found)
+
+
+def _send(fd: int, data: bytes) -> None:
+    """Write ``data`` into a pipe and close it; a worker that died meanwhile says why itself."""
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    except BrokenPipeError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def compile_in_parallel(
+    argv: list[str], root: str, sources: list[str], jobs: int, env: dict[str, str]
+) -> tuple[dict[str, int], list[str]]:
+    """Run the worker command ``argv`` (``PYTHON ... ROOT PLACEHOLDER [CACHE]``) once per group
+    of ``sources``, all at once; (the summed counts, the last stderr line of each worker that
+    failed). OSError when a worker cannot be started (the ones started are stopped).
+
+    Every worker gets all its names before the first result is read: a worker reads them to
+    the end before it compiles, so feeding one only after the previous one finished would
+    run them one after the other.
+    """
+    import subprocess  # here: the workers that run this file never need it
+
+    running: list[tuple[subprocess.Popen[bytes], int, bytes]] = []
+    try:
+        for group in groups(root, sources, jobs):
+            names, feed = os.pipe()
+            try:
+                pipes = subprocess.PIPE
+                process = subprocess.Popen(argv, stdin=names, stdout=pipes, stderr=pipes, env=env)
+            except OSError:
+                os.close(feed)
+                raise
+            finally:
+                os.close(names)
+            running.append((process, feed, "\0".join(group).encode("utf-8", "surrogateescape")))
+    except OSError:
+        for process, feed, _ in running:
+            os.close(feed)
+            process.kill()
+            process.communicate()
+        raise
+    for _, feed, data in running:
+        _send(feed, data)
+    totals = dict.fromkeys(COUNTS, 0)
+    problems: list[str] = []
+    for process, _, _ in running:
+        out, err = process.communicate()
+        words = out.decode("ascii", "replace").split()
+        if process.returncode != 0 or words[::2] != list(COUNTS) or len(words) != 2 * len(COUNTS):
+            lines = err.decode("utf-8", "replace").strip().splitlines()
+            problems.append(lines[-1] if lines else f"exit {process.returncode}, no output")
+            continue
+        for index, key in enumerate(COUNTS):
+            totals[key] += int(words[2 * index + 1])
+    return totals, problems
 
 
 def main(argv: list[str]) -> int:

@@ -7,7 +7,10 @@ portenv import): the unpacker calls it before renaming the env into place, and
 get each recorded C-string region rewritten and NUL-padded to its reserved length. Every file
 is written to a new file beside it and renamed over the original, so a running interpreter or
 a mapped shared library is never written in place. A rewritten .py gets its bytecode again,
-from the packer's own worker (.portenv/pyc_worker.py).
+from the packer's own worker (.portenv/pyc_worker.py). With --compile, so does every .py that
+has no bytecode (packed with --bytecode stdlib or none), compiled in parallel:
+for an environment installed once for users who cannot write into it (who would otherwise
+compile every module they import at every start).
 
 What was installed after unpacking (pip's console scripts with absolute shebangs, .pth files)
 is not in the manifest. Every file of the payload was unpacked with mtime 0, so a relocation
@@ -23,12 +26,18 @@ import os
 import stat
 import sys
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs more to import than the relocation of most environments
+    from typing import Any
+
 # Every unpack starts this file with a fresh interpreter: it imports what it needs and no more
 # (argparse, re and tempfile cost more than the relocation of most environments).
 
 __all__ = [
+    "CompileError",
     "RelocationError",
     "check_destination",
+    "compile_missing",
     "compile_sources",
     "find_added",
     "main",
@@ -43,7 +52,9 @@ PLACEHOLDER_UNIT = "/portenv_placehold"
 SHEBANG_MAX = 127
 """The shortest kernel limit on a `#!` line still in use; longer lines get a trampoline."""
 FORBIDDEN = '\n"$`\\'
-USAGE = "usage: portenv-relocate [--to PREFIX] [--quiet]"
+USAGE = "usage: portenv-relocate [--to PREFIX] [--compile [--jobs N]] [--quiet]"
+_SKIPPED = ".portenv"
+"""The folder whose .py files are never imported (this file runs as a script, with -B)."""
 
 
 def _is_python(interpreter: bytes) -> bool:
@@ -53,6 +64,10 @@ def _is_python(interpreter: bytes) -> bool:
 
 class RelocationError(Exception):
     """The environment cannot be relocated to the requested path."""
+
+
+class CompileError(Exception):
+    """The bytecode compiler (the environment's python running pyc_worker.py) did not run."""
 
 
 def check_destination(prefix: str, prefix_max: int) -> None:
@@ -141,23 +156,40 @@ def _new_file_beside(path: str) -> tuple[int, str]:
     raise OSError(msg)
 
 
-def _parse(argv: list[str]) -> tuple[str | None, bool]:
-    """The `--to PREFIX` and `--quiet` options; ValueError names what is wrong."""
-    target: str | None = None
-    quiet = False
+class _Options:
+    """What the command line asks for."""
+
+    def __init__(self) -> None:
+        self.to: str | None = None
+        self.quiet = False
+        self.compile = False
+        self.jobs: str | None = None
+
+
+_FLAGS = {"--quiet": "quiet", "--compile": "compile"}
+_VALUES = {"--to": "to", "--jobs": "jobs", "-j": "jobs"}
+
+
+def _parse(argv: list[str]) -> _Options:
+    """The options; ValueError names what is wrong."""
+    options = _Options()
     args = list(argv)
     while args:
         arg = args.pop(0)
-        if arg == "--quiet":
-            quiet = True
-        elif arg == "--to" and args:
-            target = args.pop(0)
-        elif arg.startswith("--to="):
-            target = arg[len("--to=") :]
+        name, sep, value = arg.partition("=")
+        if arg in _FLAGS:
+            setattr(options, _FLAGS[arg], True)
+        elif name in _VALUES and (sep or args):
+            setattr(options, _VALUES[name], value if sep else args.pop(0))
+        elif name in _VALUES:
+            raise ValueError("--to needs a path" if name == "--to" else f"{name} needs a number")
         else:
-            msg = f"unexpected argument {arg!r}" if arg != "--to" else "--to needs a path"
+            msg = f"unexpected argument {arg!r}"
             raise ValueError(msg)
-    return target, quiet
+    if options.jobs is not None and not (options.jobs.isdigit() and int(options.jobs) > 0):
+        msg = "--jobs needs a number of cores (1 or more)"
+        raise ValueError(msg)
+    return options
 
 
 def _new_binary(path: str, regions: list[list[int]], old: bytes, new: bytes) -> bytes:
@@ -172,24 +204,101 @@ def _new_binary(path: str, regions: list[list[int]], old: bytes, new: bytes) -> 
 def compile_sources(root: str, sources: list[str], manifest: dict) -> None:  # type: ignore[type-arg]
     """Write the bytecode of each rewritten .py (`sources`, relative): the packed one is absent.
 
-    The packer's worker (.portenv/pyc_worker.py) does it with the env's python, in a process with
-    a fixed hash seed, so the same archive unpacked at the same place gives the same bytes. Best
-    effort: where that python cannot run (`portenv unpack` of another machine's env), the
-    sources are compiled when first imported, as without bytecode.
+    The packer's worker (.portenv/pyc_worker.py) does it with the env's python, in processes
+    with a fixed hash seed, so the same archive unpacked at the same place gives the same
+    bytes. Best effort: where that python cannot run (`portenv unpack` of another machine's
+    env), the sources are compiled when first imported, as without bytecode.
     """
-    worker = os.path.join(root, ".portenv", "pyc_worker.py")
-    if not sources or not os.path.isfile(worker):
-        return
-    import subprocess
+    if sources:
+        try:
+            _compile(_worker(root), root, sources, manifest, None)
+        except CompileError:
+            return
 
+
+def _worker(root: str) -> tuple[str, Any]:
+    """(path, module) of the bytecode worker: the one beside this file (the env's own, or
+    portenv's when portenv runs this module), else the env's (an update's engine has none
+    beside it). CompileError when neither is there or runs workers in parallel."""
+    import importlib.util
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    for folder in (here, os.path.join(root, _SKIPPED)):
+        path = os.path.join(folder, "pyc_worker.py")
+        spec = importlib.util.spec_from_file_location("portenv_pyc_worker", path)
+        if not os.path.isfile(path) or spec is None or spec.loader is None:
+            continue
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        if hasattr(module, "compile_in_parallel"):
+            return path, module
+    msg = f"{root} has no bytecode worker (.portenv/pyc_worker.py) this relocation can run"
+    raise CompileError(msg)
+
+
+def _compile(
+    worker: tuple[str, Any],
+    root: str,
+    sources: list[str],
+    manifest: dict,  # type: ignore[type-arg]
+    jobs: int | None,
+) -> dict:  # type: ignore[type-arg]
+    """Compile `sources` (relative to `root`) with the env's python (the manifest's `python`,
+    its `prefix_max` giving the placeholder), one worker per core; the counts of the
+    workers. CompileError when they do not run."""
+    path, module = worker
     python = os.path.join(root, manifest["python"])
-    argv = [python, "-B", "-s", "-S", worker, root, placeholder(int(manifest["prefix_max"]))]
-    env = {"PYTHONHASHSEED": "0", "LC_ALL": "C"}
-    names = "\0".join(sources).encode("utf-8", "surrogateescape")
+    argv = [python, "-B", "-s", "-S", path, root, placeholder(int(manifest["prefix_max"]))]
+    env = {"PYTHONHASHSEED": "0", "LC_ALL": "C"}  # frozensets iterate in one order
     try:
-        subprocess.run(argv, input=names, capture_output=True, env=env, check=False)
-    except OSError:
-        return
+        counts, problems = module.compile_in_parallel(
+            argv, root, sources, jobs or module.cores(), env
+        )
+    except OSError as exc:
+        msg = f"cannot start {python}: {exc.strerror or exc}"
+        raise CompileError(msg) from exc
+    if problems:
+        msg = f"{python} did not run the bytecode worker: {problems[0]}"
+        raise CompileError(msg)
+    return counts  # type: ignore[no-any-return]
+
+
+def _cache_tag(python: str) -> str:
+    """The tag of the env's python in bytecode names (``cpython-312``): this process's when it
+    is that python (the unpacker's case), else asked from it."""
+    if os.path.realpath(sys.executable) == os.path.realpath(python):
+        tag = sys.implementation.cache_tag
+    else:
+        import subprocess
+
+        query = [python, "-I", "-S", "-c", "import sys; print(sys.implementation.cache_tag)"]
+        try:
+            done = subprocess.run(query, capture_output=True, check=False, env={"LC_ALL": "C"})
+        except OSError as exc:
+            msg = f"cannot start {python}: {exc.strerror or exc}"
+            raise CompileError(msg) from exc
+        tag = done.stdout.decode("ascii", "replace").strip() if done.returncode == 0 else ""
+        if not tag:
+            lines = done.stderr.decode("utf-8", "replace").strip().splitlines()
+            msg = f"{python} does not run: {lines[-1] if lines else f'exit {done.returncode}'}"
+            raise CompileError(msg)
+    if not tag:
+        msg = f"{python} writes no bytecode (it has no cache tag)"
+        raise CompileError(msg)
+    return tag
+
+
+def compile_missing(root: str, jobs: int | None = None, python: str | None = None) -> dict:  # type: ignore[type-arg]
+    """--compile: write the checked-hash bytecode of every .py of the env at `root` that has
+    none, in parallel; the workers' counts (a source that does not compile is counted as
+    failed: Python reports it when it is imported). CompileError when the compiler does
+    not run. `python` (relative) is for an env without a relocation manifest (pixi-pack's).
+    """
+    manifest: dict = _load(root) if python is None else {"python": python, "prefix_max": 255}  # type: ignore[type-arg]
+    worker = _worker(root)
+    tag = _cache_tag(os.path.join(root, manifest["python"]))
+    sources = worker[1].missing_bytecode(root, tag, _SKIPPED)
+    return _compile(worker, root, sources, manifest, jobs) if sources else {}
 
 
 def placeholder(prefix_max: int) -> str:
@@ -280,31 +389,35 @@ def relocate(root: str, prefix: str, warn: list[str] | None = None) -> int:
     return len(manifest["files"])
 
 
-def _failed(exc: BaseException, hint: str) -> int:
+def _failed(exc: BaseException, hint: str, what: str = "relocation") -> int:
     """One error line and one hint line, as every portenv tool reports a failure."""
-    print(f"error: relocation failed: {exc}", file=sys.stderr)
+    print(f"error: {what} failed: {exc}", file=sys.stderr)
     print(f"  hint: {hint}", file=sys.stderr)
     return 1
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`relocate.py --to PREFIX`: relocate the env this file belongs to."""
+    """`relocate.py --to PREFIX [--compile]`: relocate the env this file belongs to."""
     args = sys.argv[1:] if argv is None else argv
     if "-h" in args or "--help" in args:
         print(f"{USAGE}\n\n{__doc__.splitlines()[0]}")
         return 0
     try:
-        to, quiet = _parse(args)
+        options = _parse(args)
     except ValueError as exc:
         print(f"{USAGE}\nerror: {exc}", file=sys.stderr)
         return 2
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    target = to or os.path.realpath(root)
+    target = options.to or os.path.realpath(root)
     binary: list[str] = []
     try:
         count = relocate(root, target, binary)
+        counts = compile_missing(root, int(options.jobs or 0)) if options.compile else {}
     except RelocationError as exc:
         return _failed(exc, "choose a shorter or plainer destination path")
+    except CompileError as exc:
+        hint = "leave out --compile: Python then compiles each module when it is first imported"
+        return _failed(exc, hint, "compiling the bytecode")
     except OSError as exc:
         return _failed(exc, "check the free space and permissions where the environment is")
     except (ValueError, KeyError) as exc:
@@ -315,8 +428,12 @@ def main(argv: list[str] | None = None) -> int:
             "file, which cannot be rewritten safely: reinstall it",
             file=sys.stderr,
         )
-    if not quiet:
+    if not options.quiet:
         print(f"portenv: relocated {count} files to {target}", file=sys.stderr)
+        if options.compile:
+            done = counts.get("compiled", 0) + counts.get("reused", 0)
+            failed = counts.get("failed", 0)
+            print(f"portenv: compiled {done} modules ({failed} did not compile)", file=sys.stderr)
     return 0
 
 

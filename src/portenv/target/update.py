@@ -7,7 +7,9 @@ from there (``.portenv-update/apply.py``); ``portenv unpack`` imports it. It
 1. checks that the environment is exactly the one the update was made from: every path, its
    kind (folder, file, executable, symlink) and content, compared in the payload's form (the
    files the relocation manifest lists are read back to the placeholder, so the check does not
-   depend on where the environment was unpacked or moved to);
+   depend on where the environment was unpacked or moved to); the bytecode written since for
+   the sources of that environment (by Python at import, or by an unpack with --compile) is
+   not part of it;
 2. builds the new tree beside it: unchanged files are hard links, the files that hold the
    prefix as text are written back in their payload form, new and changed files come from
    the update; then relocates what is in payload form with the new environment's own
@@ -28,12 +30,18 @@ import os
 import stat
 import sys
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs more to import than checking a small environment
+    from typing import Any
+
 __all__ = [
     "PLAN",
     "UpdateError",
     "apply",
     "canonical_manifest",
+    "carry_compiled",
     "check_old",
+    "drop_compiled",
     "identity",
     "members",
     "tree_listing",
@@ -189,23 +197,50 @@ def _differences(have: list[list[str]], want: list[list[str]]) -> list[str]:
     return sorted(out)
 
 
-def check_old(dest: str, plan: dict) -> list[list[str]]:  # type: ignore[type-arg]
-    """Refuse unless `dest` is exactly the environment the update was made from."""
+def drop_compiled(have: list[list[str]], tree: list[list[str]]) -> list[list[str]]:
+    """`have` without the bytecode written for a source of `tree` that `tree` does not hold
+    (``__pycache__/NAME.*.pyc`` beside ``NAME.py``), nor a ``__pycache__`` folder `tree` does
+    not hold that is left with nothing else: what Python writes when a module is imported,
+    or ``--compile`` when the environment is unpacked, derives from the sources alone."""
+    listed = {str(e[0]) for e in tree}
+
+    def compiled(path: str) -> bool:
+        folder, name = os.path.split(path)
+        if path in listed or not name.endswith(".pyc") or os.path.basename(folder) != "__pycache__":
+            return False
+        return os.path.join(os.path.dirname(folder), name.split(".")[0] + ".py") in listed
+
+    kept = [e for e in have if not compiled(e[0])]
+    used = {os.path.dirname(e[0]) for e in kept}
+
+    def emptied(entry: list[str]) -> bool:
+        path = entry[0]
+        cache = entry[1] == "d" and os.path.basename(path) == "__pycache__"
+        return cache and path not in listed and path not in used
+
+    return [e for e in kept if not emptied(e)]
+
+
+def check_old(dest: str, plan: dict) -> list[str]:  # type: ignore[type-arg]
+    """Refuse unless `dest` is exactly the environment the update was made from; the paths of
+    the bytecode written since for its own sources (left out of the comparison)."""
     if not os.path.isfile(os.path.join(dest, MANIFEST)):
         msg = f"{dest} is not a portenv environment (no {MANIFEST})"
         raise UpdateError(msg, "give -o and --env-name of the environment to update")
     try:
-        have = tree_listing(dest)
+        listing = tree_listing(dest)
     except (OSError, ValueError, KeyError, TypeError) as exc:
         msg = f"cannot read the environment {dest}: {exc}"
         raise UpdateError(msg, "check its permissions; unpack the old archive again") from exc
+    have = drop_compiled(listing, plan["old"])
     prefix = _load_manifest(dest)["prefix"]
     if identity(have) == plan["from"] and prefix != dest:
         msg = f"{dest} was moved from {prefix} and not relocated"
         raise UpdateError(msg, f"run {dest}/bin/portenv-relocate first, then the update")
     if identity(have) == plan["from"]:
-        return have
-    if identity(have) == plan["to"]:
+        kept = {e[0] for e in have}
+        return [e[0] for e in listing if e[0] not in kept and e[1] != "d"]
+    if identity(drop_compiled(listing, plan["new"])) == plan["to"]:
         msg = f"{dest} is already updated (to {plan['to'][:12]}): nothing to do"
         raise UpdateError(msg, "this update was applied before; nothing was changed")
     diff = _differences(have, plan["old"])
@@ -271,6 +306,21 @@ def build(dest: str, update: str, work: str, plan: dict) -> list[str]:  # type: 
     return shipped
 
 
+def carry_compiled(dest: str, work: str, plan: dict, compiled: list[str]) -> None:  # type: ignore[type-arg]
+    """Keep the bytecode written in `dest` for its own sources (`compiled`: by --compile, or
+    by Python at import) where the new tree keeps the source as it is: still valid, and
+    users who cannot write into the env would otherwise compile those modules again at
+    every start."""
+    kept = {e[0] for e in plan["new"] if e[3] == "old" and e[0].endswith(".py")}
+    for path in compiled:
+        folder, name = os.path.split(path)
+        source = os.path.join(os.path.dirname(folder), name.split(".")[0] + ".py")
+        target = os.path.join(work, path)
+        if source in kept and not os.path.lexists(target):
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            _link(os.path.join(dest, path), target, 0o644 & ~_umask())
+
+
 def _link(source: str, target: str, mode: int) -> None:
     """A hard link of an unchanged file, else a copy (a file system without them)."""
     try:
@@ -279,9 +329,9 @@ def _link(source: str, target: str, mode: int) -> None:
         _write(target, _read(source), mode)
 
 
-def relocate_new(work: str, dest: str, shipped: list[str], engine_path: str) -> None:
+def relocate_new(work: str, dest: str, shipped: list[str], engine_path: str) -> Any:
     """Relocate what is in payload form with the new environment's engine, then write the
-    new manifest as an unpack of the new archive leaves it."""
+    new manifest as an unpack of the new archive leaves it; the engine (a module)."""
     spec = importlib.util.spec_from_file_location("portenv_update_relocate", engine_path)
     assert spec is not None and spec.loader is not None
     engine = importlib.util.module_from_spec(spec)
@@ -298,6 +348,25 @@ def relocate_new(work: str, dest: str, shipped: list[str], engine_path: str) -> 
     full["prefix"] = dest
     os.unlink(manifest)
     _write(manifest, (json.dumps(full, indent=1, sort_keys=True) + "\n").encode(), 0o644)
+    return engine
+
+
+def compile_new(engine: Any, work: str, dest: str, jobs: int | None) -> None:
+    """--compile: the new tree's sources without bytecode get it, as an unpack with --compile
+    gives them (the new environment's engine and worker do it)."""
+    compile_missing = getattr(engine, "compile_missing", None)
+    try:
+        if compile_missing is None:
+            msg = "this update's relocation engine cannot compile bytecode (an older portenv's)"
+            raise RuntimeError(msg)
+        compile_missing(work, jobs)
+    except Exception as exc:  # the engine's own CompileError, or what it hit
+        msg = f"compiling the bytecode failed: {exc}"
+        hint = (
+            f"{dest} was left as it was; leave out --compile: Python then compiles each"
+            " module when it is first imported"
+        )
+        raise UpdateError(msg, hint, 8) from exc
 
 
 def _exchange(a: str, b: str) -> bool:
@@ -321,32 +390,46 @@ def switch(work: str, dest: str, aside: str) -> None:
     os.rename(work, dest)
 
 
-def apply(dest: str, update: str, aside: str) -> int:
-    """Check, build in ``UPDATE/new``, relocate and switch; the number of paths now in `dest`."""
+def apply(dest: str, update: str, aside: str, compile_jobs: int | None = None) -> int:
+    """Check, build in ``UPDATE/new``, relocate (with `compile_jobs`, also compile: 0 is one
+    worker per core) and switch; the number of paths now in `dest`."""
     plan = json.loads(_read(os.path.join(update, PLAN)).decode("utf-8"))
-    check_old(dest, plan)
+    compiled = check_old(dest, plan)
     work = os.path.join(update, "new")
     shipped = build(dest, update, work, plan)
+    carry_compiled(dest, work, plan, compiled)
+    engine_path = os.path.join(update, ".portenv-update", "relocate.py")
     try:
-        relocate_new(work, dest, shipped, os.path.join(update, ".portenv-update", "relocate.py"))
+        engine = relocate_new(work, dest, shipped, engine_path)
     except Exception as exc:  # the new engine's own RelocationError, or what it hit
         msg = f"relocating the new files to {dest} failed: {exc}"
         raise UpdateError(
             msg, f"{dest} was left as it was; choose a shorter or plainer path", 8
         ) from exc
+    if compile_jobs is not None:
+        compile_new(engine, work, dest, compile_jobs or None)
     switch(work, dest, aside)
     return len(plan["new"])
 
 
+def _compile_jobs(options: list[str]) -> int | None:
+    """``--compile [--jobs=N]`` (what the unpacker passes on): N, 0 for every core, or None."""
+    if "--compile" not in options:
+        return None
+    jobs = [o.split("=", 1)[1] for o in options if o.startswith("--jobs=")]
+    return int(jobs[0]) if jobs and jobs[0].isdigit() else 0
+
+
 def main(argv: list[str]) -> int:
-    """``apply.py DEST UPDATE ASIDE [--check]``: one ``error:``/``hint:`` pair on failure."""
+    """``apply.py DEST UPDATE ASIDE [--check | --compile [--jobs=N]]``: one
+    ``error:``/``hint:`` pair on failure."""
     dest, update, aside = argv[:3]
     try:
         if argv[3:] == ["--check"]:  # UPDATE "-": the plan comes on stdin
             plan = sys.stdin.buffer.read() if update == "-" else _read(os.path.join(update, PLAN))
             check_old(dest, json.loads(plan.decode("utf-8")))
         else:
-            apply(dest, update, aside)
+            apply(dest, update, aside, _compile_jobs(argv[3:]))
     except UpdateError as exc:
         print(f"error: {exc}\n  hint: {exc.hint}", file=sys.stderr)
         return exc.code

@@ -20,6 +20,9 @@ class UnpackRequest:
     (``env_name`` of a portenv meta block) or ``env``. `platform_check=False` skips the checks
     that the archive was built for this machine (architecture, C library, glibc version,
     pixi-pack platform): the files are laid out and relocated all the same.
+    `compile_bytecode` also writes, before the environment is put in place, the bytecode of
+    every module that has none, with the environment's python (one worker per core): for an
+    environment installed once for users who cannot write into it.
     """
 
     archive: Path
@@ -27,6 +30,7 @@ class UnpackRequest:
     env_name: str | None = None
     force: bool = False
     platform_check: bool = True
+    compile_bytecode: bool = False
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from portenv.unpack._place import (
     resolve_destination,
     write_failed,
 )
+from portenv.unpack._portenv import compile_bytecode
 
 __all__ = ["ACTIVATE_SCRIPT", "activation_script", "check_platform", "unpack_pixi_pack"]
 
@@ -139,6 +140,8 @@ def _build(request: UnpackRequest, dest: Destination, work: Path) -> tuple[Path,
     check_path(dest, prefix_capacity(pack.conda))
     prefix = work / "env"
     _install(pack, prefix, dest.path, work / "cache")
+    if request.compile_bytecode and any(f.package.name == "python" for f in pack.conda):
+        compile_bytecode(prefix, dest, _python(pack, prefix))
     script = work / ACTIVATE_SCRIPT
     script.write_text(activation_script(prefix, dest.path), encoding="utf-8")
     script.chmod(0o644)

@@ -56,6 +56,7 @@ from portenv.write.container import payload_name, unzstd_offset
 __all__ = [
     "PortenvArchive",
     "check_payload",
+    "compile_bytecode",
     "embedded_offset",
     "packages_text",
     "payload_tar",
@@ -340,6 +341,21 @@ def _relocate(work: Path, dest: Destination) -> None:
         ) from exc
 
 
+def compile_bytecode(work: Path, dest: Destination, python: str | None = None) -> None:
+    """``--compile``: the bytecode of every module of the env in `work` that has none, by its
+    own python (`python`, relative; default: the relocation manifest's), as ``sh env.sh
+    --compile`` writes it."""
+    try:
+        engine.compile_missing(str(work), python=python)
+    except engine.CompileError as exc:
+        msg = f"compiling the bytecode failed: {exc}"
+        hint = (
+            f"{dest.path} was left as it was; leave out --compile: Python then compiles each"
+            " module when it is first imported"
+        )
+        raise RelocationError(msg, hint=hint) from exc
+
+
 def _checked(request: UnpackRequest, archive: PortenvArchive) -> Destination:
     """Checks 1 to 7, in the order of portenv-unpack.sh; returns the destination."""
     if request.platform_check:
@@ -367,6 +383,8 @@ def unpack_portenv(
             _check_manifest(work, archive)
             files = sum(len(d) + len(f) for _, d, f in os.walk(work))  # what the archive held
             _relocate(work, dest)  # may add bytecode for the sources it rewrites
+            if request.compile_bytecode:
+                compile_bytecode(work, dest)
         except OSError as exc:
             raise write_failed(dest, exc) from exc
         placement.commit(work)

@@ -66,7 +66,8 @@ def apply_update(
         try:
             with payload_tar(archive) as payload:
                 payload.extractall(work, filter="data")
-            count = engine.apply(str(dest.path), str(work), str(aside))
+            jobs = 0 if request.compile_bytecode else None  # 0: one worker per core
+            count = engine.apply(str(dest.path), str(work), str(aside), jobs)
         except engine.UpdateError as exc:
             # the sh unpacker's codes: 5, the env is not the one the update is for; else 8
             error = OutputError if exc.code == 5 else ExtractionError
