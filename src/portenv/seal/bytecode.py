@@ -24,6 +24,7 @@ from portenv.errors import SealError
 from portenv.model import StagedPrefix
 from portenv.platforms import host_subdir
 from portenv.seal.files import target_file
+from portenv.target.pyc_worker import compile_in_parallel
 
 __all__ = [
     "BYTECODE_SCOPES",
@@ -50,8 +51,6 @@ _QUERY = (
 )
 _SKIPPED = (".portenv",)
 """Folders whose .py files are never imported (relocate.py runs as a script, with -B)."""
-_PER_WORKER = 64
-"""Sources per worker at least: a worker's start costs about one file's compilation."""
 
 
 @dataclass(frozen=True)
@@ -191,19 +190,6 @@ def _inside(link: str, root: Path) -> bool:
     return os.path.isfile(target) and Path(target).is_relative_to(root.resolve())
 
 
-def _groups(root: Path, sources: list[str], jobs: int) -> list[list[str]]:
-    """``sources`` split into ``jobs`` lists of about the same number of bytes."""
-    count = max(1, min(jobs, len(sources) // _PER_WORKER))
-    groups: list[list[str]] = [[] for _ in range(count)]
-    loads = [0] * count
-    sized = sorted(((os.path.getsize(root / s), s) for s in sources), reverse=True)
-    for size, source in sized:
-        lightest = loads.index(min(loads))
-        groups[lightest].append(source)
-        loads[lightest] += size
-    return [g for g in groups if g]
-
-
 def cache_folder(cache: Path, bytecode: Bytecode, worker: str) -> Path:
     """Where .pyc files compiled by this compiler with this worker are kept between packs."""
     identity = f"{bytecode.identity}\0{worker}".encode()
@@ -233,30 +219,12 @@ def compile_prefix(
     if bytecode.cache is not None:
         argv.append(str(cache_folder(bytecode.cache, bytecode, worker)))
     env = {"PYTHONHASHSEED": "0", "LC_ALL": "C"}  # frozensets iterate in one order
-    running = [
-        (
-            subprocess.Popen(
-                argv,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                env=env,
-            ),
-            "\0".join(group).encode("utf-8", "surrogateescape"),
+    try:
+        totals, problems = compile_in_parallel(
+            argv, str(root), sources, jobs or os.cpu_count() or 1, env
         )
-        for group in _groups(root, sources, jobs or os.cpu_count() or 1)
-    ]
-    totals = {"compiled": 0, "reused": 0, "held": 0, "failed": 0}
-    problems: list[str] = []
-    for process, names in running:
-        out, err = process.communicate(names)
-        words = out.decode("ascii", "replace").split()
-        if process.returncode != 0 or len(words) != 2 * len(totals):
-            lines = err.decode("utf-8", "replace").strip().splitlines() or ["no output"]
-            problems.append(lines[-1])
-            continue
-        for key, value in zip(words[::2], words[1::2], strict=True):
-            totals[key] += int(value)
+    except OSError as exc:
+        problems = [f"cannot start it: {exc.strerror or exc}"]
     if problems:
         msg = f"compiling the bytecode with {bytecode.python} failed: {problems[0]}"
         raise SealError(msg, hint="pass --no-bytecode to pack without bytecode")
