@@ -173,8 +173,8 @@ def plan_cmd(
     help="Which .py files ship with their .pyc [default: all]: 'all' (no start on the "
     "target compiles anything, whoever runs it); 'stdlib', the interpreter's own library only "
     "(about 20% smaller archives: site-packages compiles at its first import, as after "
-    "pixi-unpack, and at every start of a user who cannot write into the environment); "
-    "'none'.",
+    "pixi-unpack, and at every start of a user who cannot write into the environment unless "
+    "it is unpacked with --compile); 'none'.",
 )
 @click.option(
     "--no-bytecode",
