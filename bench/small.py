@@ -179,9 +179,11 @@ def small_section(piece: dict[str, Any]) -> list[str]:
     for name, prefix in (("Debian 13 minbase", ""), ("glibc + busybox", "bb_")):
         tar, envsh = _median_ms(piece, prefix + "tar_xzf6"), _median_ms(piece, prefix + "envsh")
         fixed, ratio = envsh - tar, envsh / tar
+        own = envsh - _median_ms(piece, prefix + "unzstd")
         met = "met" if fixed <= FIXED_MS and ratio <= RATIO else "missed"
         verdicts.append(
             f"{name}: fixed cost {fixed:.1f} ms (target <= {FIXED_MS:.0f} ms), {ratio:.2f}x"
-            f" `tar -xzf` (target <= {RATIO}x): {met}"
+            f" `tar -xzf` (target <= {RATIO}x): {met} (beyond its own extraction, the unpack"
+            f" spends {own:.0f} ms: the steps above, partly beside the extraction)"
         )
     return [*lines, "", "Targets: " + "; ".join(verdicts) + ".", ""]
