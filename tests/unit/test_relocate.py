@@ -13,6 +13,7 @@ import pytest
 
 from portenv.seal.manifest import binary_regions
 from portenv.target import relocate as engine
+from portenv.target.pyc_worker import checked_hash_pyc
 
 OLD = "/portenv_placehold_portenv_placehold"
 
@@ -214,3 +215,62 @@ def test_engine_start_imports_only_what_it_needs() -> None:
     loaded = set(done.stdout.split())
     assert "json" in loaded  # the manifest's format: proves the engine was loaded
     assert not loaded & {"argparse", "tempfile", "shutil", "random", "gettext"}, loaded
+
+
+SET_FREE = b"PATHS = {'prefix': '/opt/app/env', 'lib': ['a', 'b']}\n"
+WITH_A_SET = b"def ok(x):\n    return x in {'alpha', 'beta', 'gamma', 'delta'}\n"
+
+
+def test_rewritten_sources_compile_in_the_relocating_python(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The unpacker's relocation runs under the env's python: the sources it rewrote are
+    compiled in that process (no second interpreter), except code whose bytecode depends on
+    the hash seed, which still goes to a worker with a fixed one."""
+    make_env(tmp_path, {"lib/conf.py": SET_FREE, "lib/check.py": WITH_A_SET})
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "python3").symlink_to(sys.executable)
+    sent: list[list[str]] = []
+    monkeypatch.setattr(engine, "_compile", lambda _w, _r, sources, _m, _j: sent.append(sources))
+    manifest = json.loads((tmp_path / ".portenv" / "manifest.json").read_text())
+    engine.compile_sources(str(tmp_path), ["lib/conf.py", "lib/check.py"], manifest)
+    assert sent == [["lib/check.py"]], "only the code holding a frozenset needs a worker"
+    pyc = tmp_path / "lib" / "__pycache__" / f"conf.{sys.implementation.cache_tag}.pyc"
+    assert pyc.read_bytes() == checked_hash_pyc(SET_FREE, "lib/conf.py")
+    assert not list((tmp_path / "lib" / "__pycache__").glob("check.*"))
+
+
+def test_another_python_leaves_every_source_to_the_workers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_env(tmp_path, {"lib/conf.py": SET_FREE})
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "python3").write_text("#!/bin/sh\n")
+    sent: list[list[str]] = []
+    monkeypatch.setattr(engine, "_compile", lambda _w, _r, sources, _m, _j: sent.append(sources))
+    manifest = json.loads((tmp_path / ".portenv" / "manifest.json").read_text())
+    engine.compile_sources(str(tmp_path), ["lib/conf.py"], manifest)
+    assert sent == [["lib/conf.py"]]
+
+
+@pytest.mark.parametrize("seed", ["1", "2", "random"])
+def test_seedless_bytecode_is_the_seeded_bytes_or_none(tmp_path: Path, seed: str) -> None:
+    """What the relocation writes in its own process is what a worker with the fixed seed
+    writes, whatever this process's seed; code holding a frozenset is not written here."""
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import pyc_worker as w;"
+        "sys.stdout.buffer.write(w.seedless_pyc(sys.stdin.buffer.read(), 'm.py') or b'NONE')"
+    )
+    folder = str(Path(engine.__file__).parent)
+    for source, expected in (
+        (SET_FREE, checked_hash_pyc(SET_FREE, "m.py")),
+        (WITH_A_SET, b"NONE"),
+    ):
+        done = subprocess.run(
+            [sys.executable, "-S", "-c", code, folder],
+            input=source,
+            capture_output=True,
+            check=True,
+            env={"PYTHONHASHSEED": seed, "LC_ALL": "C"},
+        )
+        assert done.stdout == expected

@@ -42,11 +42,13 @@ __all__ = [
     "Worker",
     "canonical_refs",
     "checked_hash_pyc",
+    "compile_here",
     "compile_in_parallel",
     "cores",
     "groups",
     "main",
     "missing_bytecode",
+    "seedless_pyc",
 ]
 
 COUNTS = ("compiled", "reused", "held", "failed")
@@ -180,9 +182,29 @@ def _header(source: bytes) -> bytes:
     return importlib.util.MAGIC_NUMBER + _CHECKED_HASH + importlib.util.source_hash(source)
 
 
+def _holds_a_set(value: object) -> bool:
+    """Whether a code object's constants hold a frozenset (``x in {'a', 'b'}``)."""
+    if isinstance(value, types.CodeType):
+        return any(_holds_a_set(c) for c in value.co_consts)
+    if type(value) is tuple:
+        return any(_holds_a_set(v) for v in value)
+    return type(value) is frozenset
+
+
 def checked_hash_pyc(source: bytes, name: str) -> bytes:
     """The checked-hash .pyc of ``source``, its code objects naming ``name`` as their file."""
+    return _pyc(compile(source, name, "exec", dont_inherit=True), source)
+
+
+def seedless_pyc(source: bytes, name: str) -> bytes | None:
+    """checked_hash_pyc in a process whose hash seed is not fixed: None for code that holds a
+    frozenset, which marshal writes in its iteration order, following the string hashes (its
+    bytes would differ from run to run)."""
     code = compile(source, name, "exec", dont_inherit=True)
+    return None if _holds_a_set(code) else _pyc(code, source)
+
+
+def _pyc(code: types.CodeType, source: bytes) -> bytes:
     body = canonical_refs(marshal.dumps(_merged(code, {})), sys.version_info[:2])
     return _header(source) + body
 
@@ -203,10 +225,13 @@ class Worker:
     the caller for one compiler and one version of this file.
     """
 
-    def __init__(self, root: str, placeholder: bytes, cache: str | None) -> None:
+    def __init__(
+        self, root: str, placeholder: bytes, cache: str | None, *, seed_fixed: bool = True
+    ) -> None:
         self.root = root
         self.placeholder = placeholder
         self.cache = cache
+        self.seed_fixed = seed_fixed
         self.counts = dict.fromkeys(COUNTS, 0)
 
     def _cached(self, relative: str, source: bytes) -> tuple[str, bytes | None]:
@@ -230,7 +255,8 @@ class Worker:
         os.replace(partial, path)
 
     def compile(self, relative: str) -> str:
-        """``compiled``, ``reused``, ``held`` (holds the placeholder) or ``failed``."""
+        """``compiled``, ``reused``, ``held`` (holds the placeholder) or ``failed``; in a
+        process whose hash seed is not fixed, ``deferred`` for what needs a fixed one."""
         path = os.path.join(self.root, relative)
         with open(path, "rb") as stream:
             source = stream.read()
@@ -240,13 +266,25 @@ class Worker:
         outcome = "reused" if data is not None else "compiled"
         if data is None:
             try:
-                data = checked_hash_pyc(source, relative)
+                data = (checked_hash_pyc if self.seed_fixed else seedless_pyc)(source, relative)
             except (SyntaxError, ValueError, OverflowError, RecursionError, MemoryError):
                 return "failed"
+            if data is None:
+                return "deferred"
             if cached:
                 self._keep(cached, data)
         _write(importlib.util.cache_from_source(path), data)
         return outcome
+
+
+def compile_here(root: str, placeholder: str, sources: list[str]) -> list[str]:
+    """Compile `sources` (relative to `root`) in this process, which must run the python the
+    bytecode is for: no second interpreter to start, for the few sources a relocation
+    rewrites. Returns those left for a worker with a fixed hash seed (see checked_hash_pyc)."""
+    worker = Worker(root, placeholder.encode(), None, seed_fixed=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # SyntaxWarnings of the packages' sources are theirs
+        return [s for s in sources if worker.compile(s) == "deferred"]
 
 
 def groups(root: str, sources: list[str], jobs: int) -> list[list[str]]:

@@ -204,16 +204,26 @@ def _new_binary(path: str, regions: list[list[int]], old: bytes, new: bytes) -> 
 def compile_sources(root: str, sources: list[str], manifest: dict) -> None:  # type: ignore[type-arg]
     """Write the bytecode of each rewritten .py (`sources`, relative): the packed one is absent.
 
-    The packer's worker (.portenv/pyc_worker.py) does it with the env's python, in processes
-    with a fixed hash seed, so the same archive unpacked at the same place gives the same
-    bytes. Best effort: where that python cannot run (`portenv unpack` of another machine's
-    env), the sources are compiled when first imported, as without bytecode.
+    The packer's worker (.portenv/pyc_worker.py) does it with the env's python: in this
+    process when it is that python (an interpreter's start saved), in processes with a fixed
+    hash seed for code whose bytes depend on it, so the same archive unpacked at the same
+    place gives the same bytes. Best effort: where that python cannot run (`portenv unpack`
+    of another machine's env), the sources are compiled when first imported, as without
+    bytecode.
     """
-    if sources:
-        try:
-            _compile(_worker(root), root, sources, manifest, None)
-        except CompileError:
-            return
+    if not sources:
+        return
+    try:
+        worker = _worker(root)
+        if os.path.realpath(sys.executable) == os.path.realpath(
+            os.path.join(root, manifest["python"])
+        ):  # the unpacker's case: this process is the env's python
+            holder = placeholder(int(manifest["prefix_max"]))
+            sources = worker[1].compile_here(root, holder, sources)
+        if sources:
+            _compile(worker, root, sources, manifest, None)
+    except CompileError:
+        return
 
 
 def _worker(root: str) -> tuple[str, Any]:
