@@ -165,3 +165,5 @@ def test_unpack_compile_spares_every_user_the_compiling(
     assert lines[0]["compiled"] == [], "modules compiled at start: --compile left them out"
     assert lines[0]["checked"] > 30 and lines[0]["stale"] == []
     assert f"{plain}/lib/python3.12/site-packages/idna/__init__.py" in lines[1]["compiled"]
+    outside = [p for p in lines[1]["compiled"] if "/site-packages/" not in p]
+    assert outside == [], "--bytecode stdlib ships the standard library's bytecode"
