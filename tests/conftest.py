@@ -112,6 +112,19 @@ def arm64_root() -> Path:
 
 
 @pytest.fixture(scope="session")
+def arm64_trixie_root() -> Path:
+    """Debian 13 minbase of arm64 (dash, GNU tar and gzip), run through qemu."""
+    return debian_rootfs("trixie", "aarch64")
+
+
+@pytest.fixture(params=["busybox", "trixie"])
+def arm64_target(request: pytest.FixtureRequest) -> Path:
+    """Each aarch64 target: glibc + busybox, and Debian 13 minbase."""
+    name = "arm64_root" if request.param == "busybox" else "arm64_trixie_root"
+    return Path(request.getfixturevalue(name))
+
+
+@pytest.fixture(scope="session")
 def busybox_root() -> Path:
     """glibc + busybox: the strictest target."""
     return busybox_rootfs()
@@ -129,7 +142,9 @@ def bullseye_root() -> Path:
     return debian_rootfs("bullseye")
 
 
-ROOTFS_FIXTURES = frozenset({"busybox_root", "trixie_root", "bullseye_root", "arm64_root"})
+ROOTFS_FIXTURES = frozenset(
+    {"busybox_root", "trixie_root", "bullseye_root", "arm64_root", "arm64_trixie_root"}
+)
 """Fixtures of the bare targets: a test that takes one runs in namespaces, as root."""
 
 

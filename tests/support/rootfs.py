@@ -9,6 +9,9 @@ Kinds of target
   debian_rootfs("trixie")   debootstrap --variant=minbase, glibc 2.41, ~215 MB. Has libssl,
                             libsqlite3, libz... so it HIDES missing-library bugs.
   debian_rootfs("bullseye") same, glibc 2.31: the "glibc too old" target.
+  debian_rootfs("trixie", "aarch64")  Debian 13 minbase of arm64 (dash, GNU tar and gzip, no
+                            zstd): debootstrap --foreign, then its second stage in a chroot
+                            whose programs run through qemu-user (~3 min once a month).
 
 Cache (outside the repo), under ``$PORTENV_TEST_CACHE`` or ``~/.cache/portenv-tests``:
   rootfs-<kind>-<key>.tar   the built tree (plain tar, numeric owners, device nodes); copy this
@@ -193,12 +196,20 @@ def busybox_rootfs(machine: str | None = None) -> Path:
     return _cached_rootfs("busybox", key, functools.partial(_build_busybox, libc, busybox))
 
 
-def debian_rootfs(suite: str = "trixie") -> Path:
-    """Path of the cached ``debootstrap --variant=minbase SUITE`` tree, rebuilt monthly."""
+def debian_rootfs(suite: str = "trixie", machine: str | None = None) -> Path:
+    """Path of the cached ``debootstrap --variant=minbase SUITE`` tree, rebuilt monthly.
+
+    ``machine`` (``aarch64``) other than this machine's: the tree of that architecture, its
+    programs run through qemu (registered here), as busybox_rootfs's."""
     if not re.fullmatch(r"[a-z]+", suite):
         msg = f"not a Debian suite name: {suite!r}"
         raise ValueError(msg)
     key = f"{time.strftime('%Y%m', time.gmtime())}-r{RECIPE}"
+    if machine is not None and machine != platform.machine():
+        debarch.register_qemu(machine)
+        arch = debarch.DEBIAN_ARCH[machine]
+        build = functools.partial(_build_debian, suite, arch=arch)
+        return _cached_rootfs(f"debian-{suite}-{arch}", key, build)
     return _cached_rootfs(f"debian-{suite}", key, functools.partial(_build_debian, suite))
 
 
@@ -357,28 +368,24 @@ def _build_busybox_from(debs: Sequence[Path], dest: Path) -> None:
     _ensure_dev(dest)
 
 
-def _build_debian(suite: str, dest: Path) -> None:
+def _build_debian(suite: str, dest: Path, arch: str | None = None) -> None:
+    """debootstrap minbase of `suite` into `dest`; for a foreign `arch` (Debian's name), its
+    first stage here, then the second inside the tree, run through qemu-user."""
     mirror = os.environ.get("PORTENV_TEST_DEBIAN_MIRROR") or host_debian_mirror()
     if shutil.which("debootstrap", path=HOST_ENV["PATH"]) is None:
         msg = "debootstrap not found (run scripts/install-system-deps.sh --tests)"
         raise RootfsBuildError(msg)
     # Own mount namespace: debootstrap mounts /proc and /sys in the target; if it dies half-way
     # they vanish with the namespace instead of staying mounted under the cache dir.
+    private = ["unshare", "--mount", "--propagation", "private"]
+    first = [*private, "debootstrap", "--variant=minbase"]
+    if arch is not None:
+        first += [f"--arch={arch}", "--foreign"]
     try:
-        _run(
-            [
-                "unshare",
-                "--mount",
-                "--propagation",
-                "private",
-                "debootstrap",
-                "--variant=minbase",
-                suite,
-                str(dest),
-                mirror,
-            ],
-            what=f"debootstrap {suite}",
-        )
+        _run([*first, suite, str(dest), mirror], what=f"debootstrap {suite}")
+        if arch is not None:
+            second = [*private, "chroot", str(dest), "/debootstrap/debootstrap", "--second-stage"]
+            _run(second, what=f"debootstrap {suite} {arch} (second stage, through qemu)")
     except RootfsBuildError as exc:
         log = dest / "debootstrap" / "debootstrap.log"
         if log.is_file():
