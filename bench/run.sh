@@ -3,7 +3,8 @@
 #
 #   sh bench/run.sh [--envs S,M,L] [--reps-scale 1.0]
 #
-#   sh bench/run.sh --only onefile  # one piece: prints its section of BENCHMARKS.md
+#   sh bench/run.sh --only onefile  # one piece (onefile, delta, small): prints its section
+#                                   # of BENCHMARKS.md; the next full run shows it too
 #
 # Needs root (the unpack side runs in a bare rootfs, as the end-to-end tests do), gcc (a
 # static timer for the rootfs), and the project venv: $PORTENV_BENCH_PYTHON, else
