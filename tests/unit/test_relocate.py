@@ -274,3 +274,23 @@ def test_seedless_bytecode_is_the_seeded_bytes_or_none(tmp_path: Path, seed: str
             env={"PYTHONHASHSEED": seed, "LC_ALL": "C"},
         )
         assert done.stdout == expected
+
+
+def test_portenv_relocate_leaves_no_bytecode_of_its_own(tmp_path: Path) -> None:
+    """bin/portenv-relocate runs the engine without -B: loading the worker must not leave a
+    .portenv/__pycache__ behind (an update compares the tree with the one it was made for)."""
+    make_env(tmp_path, {"lib/conf.py": f"PREFIX = {OLD!r}\n".encode()})
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "python3").symlink_to(sys.executable)
+    folder = Path(engine.__file__).parent
+    for name in ("relocate.py", "pyc_worker.py"):
+        (tmp_path / ".portenv" / name).write_bytes((folder / name).read_bytes())
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    subprocess.run(
+        [sys.executable, str(tmp_path / ".portenv" / "relocate.py"), "--to", "/opt/e"],
+        check=True,
+        capture_output=True,
+        env=env,
+    )
+    assert (tmp_path / "lib" / "__pycache__").is_dir(), "the rewritten source was compiled"
+    assert not (tmp_path / ".portenv" / "__pycache__").exists()

@@ -239,7 +239,11 @@ def _worker(root: str) -> tuple[str, Any]:
         if not os.path.isfile(path) or spec is None or spec.loader is None:
             continue
         module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
+        writes, sys.dont_write_bytecode = sys.dont_write_bytecode, True
+        try:  # no .portenv/__pycache__: portenv-relocate runs without -B
+            spec.loader.exec_module(module)
+        finally:
+            sys.dont_write_bytecode = writes
         if hasattr(module, "compile_in_parallel"):
             return path, module
     msg = f"{root} has no bytecode worker (.portenv/pyc_worker.py) this relocation can run"
