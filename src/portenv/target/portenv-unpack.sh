@@ -315,7 +315,7 @@ take_lock() { # [WAIT]: take DIR/.portenv-lock.NAME; a live owner is exit 5, or 
     # is waited for. A lock whose owner is dead, or that stays without a pid for a second (its
     # owner died before writing it), is broken by one process at a time (.break), which reads
     # the pid again under it: a lock taken meanwhile by a live unpack is never removed.
-    seen= gone=0
+    seen='' gone=0
     while ! mkdir "$LOCK" 2>/dev/null; do
         if [ ! -d "$LOCK" ]; then # released meanwhile (again and again when first runs that
             # find the entry made hold it for an instant each), or never creatable
