@@ -215,9 +215,7 @@ def compile_sources(root: str, sources: list[str], manifest: dict) -> None:  # t
         return
     try:
         worker = _worker(root)
-        if os.path.realpath(sys.executable) == os.path.realpath(
-            os.path.join(root, manifest["python"])
-        ):  # the unpacker's case: this process is the env's python
+        if _runs_here(os.path.join(root, manifest["python"])):  # the unpacker's case
             holder = placeholder(int(manifest["prefix_max"]))
             sources = worker[1].compile_here(root, holder, sources)
         if sources:
@@ -277,10 +275,15 @@ def _compile(
     return counts  # type: ignore[no-any-return]
 
 
+def _runs_here(python: str) -> bool:
+    """Whether this process is `python` (the env's, when the unpacker runs this file)."""
+    return os.path.realpath(sys.executable) == os.path.realpath(python)
+
+
 def _cache_tag(python: str) -> str:
     """The tag of the env's python in bytecode names (``cpython-312``): this process's when it
     is that python (the unpacker's case), else asked from it."""
-    if os.path.realpath(sys.executable) == os.path.realpath(python):
+    if _runs_here(python):
         tag = sys.implementation.cache_tag
     else:
         import subprocess

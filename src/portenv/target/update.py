@@ -208,7 +208,7 @@ def drop_compiled(have: list[list[str]], tree: list[list[str]]) -> list[list[str
         folder, name = os.path.split(path)
         if path in listed or not name.endswith(".pyc") or os.path.basename(folder) != "__pycache__":
             return False
-        return os.path.join(os.path.dirname(folder), name.split(".")[0] + ".py") in listed
+        return _source_of(path) in listed
 
     kept = [e for e in have if not compiled(e[0])]
     used = {os.path.dirname(e[0]) for e in kept}
@@ -306,6 +306,12 @@ def build(dest: str, update: str, work: str, plan: dict) -> list[str]:  # type: 
     return shipped
 
 
+def _source_of(pyc: str) -> str:
+    """The source a ``DIR/__pycache__/NAME.TAG.pyc`` was compiled from: ``DIR/NAME.py``."""
+    folder, name = os.path.split(pyc)
+    return os.path.join(os.path.dirname(folder), name.split(".")[0] + ".py")
+
+
 def carry_compiled(dest: str, work: str, plan: dict, compiled: list[str]) -> None:  # type: ignore[type-arg]
     """Keep the bytecode written in `dest` for its own sources (`compiled`: by --compile, or
     by Python at import) where the new tree keeps the source as it is: still valid, and
@@ -313,8 +319,7 @@ def carry_compiled(dest: str, work: str, plan: dict, compiled: list[str]) -> Non
     every start."""
     kept = {e[0] for e in plan["new"] if e[3] == "old" and e[0].endswith(".py")}
     for path in compiled:
-        folder, name = os.path.split(path)
-        source = os.path.join(os.path.dirname(folder), name.split(".")[0] + ".py")
+        source = _source_of(path)
         target = os.path.join(work, path)
         if source in kept and not os.path.lexists(target):
             os.makedirs(os.path.dirname(target), exist_ok=True)
